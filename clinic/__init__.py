@@ -1,0 +1,120 @@
+"""clinic: case management for outpatient opioid-addiction treatment programs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import config_for
+
+
+def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the application: settings, extensions, blueprints; nothing else."""
+    settings = config_for(env_name)
+    settings.validate()
+    app = Flask(__name__, static_folder=None, instance_relative_config=False)
+    app.config.from_object(settings)
+    if overrides:
+        app.config.update(overrides)
+    if app.config["TRUSTED_PROXIES"]:
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
+
+    from clinic.core.celery import celery_init_app
+    from clinic.core.errors import register_error_handlers
+    from clinic.core.http import init_request_cycle
+    from clinic.extensions import api, db, limiter, migrate
+
+    import_models()
+    db.init_app(app)
+    with app.app_context():
+        _configure_engine(db.engine)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    limiter.init_app(app)
+
+    from clinic.auth.sessions import init_login
+
+    init_login(app)
+    api.init_app(app)
+    _document_security(api)
+    register_error_handlers(app)
+    init_request_cycle(app)
+    celery_init_app(app)
+    _register_blueprints(app, api)
+    _register_cli(app)
+    return app
+
+
+def import_models() -> None:
+    """Import every domain's models so the metadata (and Alembic) sees all tables."""
+    import clinic.audit.models
+    import clinic.auth.models
+    import clinic.system.models  # noqa: F401
+
+
+def _migrations_dir() -> Any:
+    from config import BASE_DIR
+
+    return BASE_DIR / "migrations"
+
+
+def _register_blueprints(app: Flask, api: Any) -> None:
+    from clinic.audit.api import blp as audit_blp
+    from clinic.auth.api import blp as auth_blp
+    from clinic.auth.permissions import public
+    from clinic.system.api import blp as system_blp
+
+    for blueprint in (system_blp, auth_blp, audit_blp):
+        api.register_blueprint(blueprint)
+    # The spec and its documentation page are public.
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint.startswith("api-docs."):
+            app.view_functions[endpoint] = public(_plain_function(view))
+
+
+def _plain_function(view: Any) -> Any:
+    """Wrap a bound method so it can carry a permission declaration."""
+    from functools import wraps
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _register_cli(app: Flask) -> None:
+    from clinic.audit.cli import audit_cli
+    from clinic.auth.cli import users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(audit_cli)
+
+
+def _document_security(api: Any) -> None:
+    from clinic.core.schemas import ProblemSchema
+
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    api.spec.components.security_scheme("cookieAuth", {"type": "apiKey", "in": "cookie", "name": "clinic_session"})
+    del ProblemSchema
+
+
+def _configure_engine(engine: Any) -> None:
+    """SQLite: real transactions (savepoints work), foreign keys on, wait on locks."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")

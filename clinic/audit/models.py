@@ -1,0 +1,47 @@
+"""The append-only, hash-chained audit log (HIPAA 164.312(b) and (c))."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clinic.core.models import Base, UTCDateTime, enum_column
+
+
+class Outcome(enum.StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+
+
+class AuditEvent(Base):
+    """One audited action. Rows are never updated or deleted (database triggers refuse it)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_client_id_id", "client_id", "id"),
+        Index("ix_audit_events_user_id_id", "user_id", "id"),
+        Index("ix_audit_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    #: Dotted verb, e.g. "auth.login", "client.read", "plan.update".
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    #: Kind of record touched, e.g. "user", "client", "plan".
+    resource: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    #: The client whose data was read or written, when there is one.
+    client_id: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[Outcome] = enum_column(Outcome, name="outcome", length=16)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Hash of the previous row ("" for the first row).
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    #: SHA-256 over ``prev_hash`` and this row's content.
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,212 @@
+"""Recording audit events and verifying the chain.
+
+Events are queued during a unit of work and written, chained, right before it commits, under a
+lock, so the chain never forks and the lock is held only for the commit. Failures and denials
+survive a rolled-back request: they are written in a transaction of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import g, has_request_context, request
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
+
+from clinic.audit.models import AuditEvent, Outcome
+from clinic.core.pagination import Page, keyset_page
+from clinic.core.time import utcnow
+from clinic.extensions import db
+
+#: Key of the PostgreSQL advisory lock that serialises writers of the chain.
+_CHAIN_LOCK_KEY = 7_306_001
+_QUEUE_KEY = "clinic.audit_queue"
+
+
+@dataclass
+class PendingEvent:
+    action: str
+    resource: str
+    resource_id: str | None
+    client_id: int | None
+    outcome: Outcome
+    user_id: int | None
+    ip: str | None
+    details: dict[str, Any] | None
+    at: datetime = field(default_factory=utcnow)
+
+    @property
+    def survives_rollback(self) -> bool:
+        return self.outcome is not Outcome.SUCCESS
+
+
+def record(
+    action: str,
+    *,
+    resource: str,
+    resource_id: object | None = None,
+    client_id: int | None = None,
+    outcome: Outcome = Outcome.SUCCESS,
+    user_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Queue an audit event for the current unit of work; it is written when that commits.
+
+    ``user_id`` defaults to the signed-in user; the address is taken from the request.
+    """
+    if user_id is None and has_request_context():
+        user = g.get("_login_user")
+        if user is not None and getattr(user, "is_authenticated", False):
+            user_id = user.id
+    pending = PendingEvent(
+        action=action,
+        resource=resource,
+        resource_id=None if resource_id is None else str(resource_id),
+        client_id=client_id,
+        outcome=outcome,
+        user_id=user_id,
+        ip=request.remote_addr if has_request_context() else None,
+        details=details,
+    )
+    _queue(db.session()).append(pending)
+
+
+def _queue(session: Session) -> list[PendingEvent]:
+    return session.info.setdefault(_QUEUE_KEY, [])  # type: ignore[no-any-return]
+
+
+def content_hash(row: AuditEvent | PendingEvent, prev_hash: str) -> str:
+    """SHA-256 over the previous hash and a canonical form of the row's content."""
+    payload = {
+        "at": row.at.isoformat(timespec="microseconds"),
+        "user_id": row.user_id,
+        "action": row.action,
+        "resource": row.resource,
+        "resource_id": row.resource_id,
+        "client_id": row.client_id,
+        "outcome": Outcome(row.outcome).value,
+        "ip": row.ip,
+        "details": row.details,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256((prev_hash + "\n" + canonical).encode()).hexdigest()
+
+
+def _write_chained(session: Session, events: list[PendingEvent]) -> None:
+    if not events:
+        return
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
+    prev = session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).scalar()
+    prev_hash = prev or ""
+    for pending in events:
+        # Stored instants lose sub-microsecond precision nowhere, but keep the hash input exact.
+        row = AuditEvent(
+            at=pending.at,
+            user_id=pending.user_id,
+            action=pending.action,
+            resource=pending.resource,
+            resource_id=pending.resource_id,
+            client_id=pending.client_id,
+            outcome=pending.outcome,
+            ip=pending.ip,
+            details=pending.details,
+            prev_hash=prev_hash,
+        )
+        row.hash = content_hash(row, prev_hash)
+        session.add(row)
+        prev_hash = row.hash
+    session.flush()
+
+
+@event.listens_for(Session, "before_commit")
+def _flush_queue_before_commit(session: Session) -> None:
+    events = session.info.pop(_QUEUE_KEY, None)
+    if events:
+        _write_chained(session, events)
+
+
+def rollback_keeping_failures() -> None:
+    """Roll back the unit of work, then commit the failure and denial events it had queued."""
+    session = db.session()
+    kept = [e for e in session.info.pop(_QUEUE_KEY, []) if e.survives_rollback]
+    session.rollback()
+    if kept:
+        _queue(session).extend(kept)
+        session.commit()
+
+
+def discard_queue() -> None:
+    db.session().info.pop(_QUEUE_KEY, None)
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    id: int
+    reason: str
+
+
+def iter_events(batch: int = 2000) -> Iterator[AuditEvent]:
+    last_id = 0
+    while True:
+        rows = list(
+            db.session.scalars(
+                select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch)
+            )
+        )
+        if not rows:
+            return
+        yield from rows
+        last_id = rows[-1].id
+        db.session.expunge_all()
+
+
+def verify_chain() -> tuple[int, ChainBreak | None]:
+    """Walk the log in order; return how many rows were checked and the first bad one."""
+    prev_hash = ""
+    checked = 0
+    for row in iter_events():
+        checked += 1
+        if row.prev_hash != prev_hash:
+            return checked, ChainBreak(row.id, "its link to the previous entry is broken (a row was removed or reordered)")
+        if content_hash(row, prev_hash) != row.hash:
+            return checked, ChainBreak(row.id, "its content does not match its hash (the row was altered)")
+        prev_hash = row.hash
+    return checked, None
+
+
+def search_events(
+    *,
+    limit: int,
+    cursor: str | None,
+    user_id: int | None = None,
+    client_id: int | None = None,
+    action: str | None = None,
+    outcome: Outcome | None = None,
+    from_: datetime | None = None,
+    to: datetime | None = None,
+) -> Page[AuditEvent]:
+    """Audit events, newest first; reading the trail is itself audited."""
+    stmt = select(AuditEvent)
+    if user_id is not None:
+        stmt = stmt.where(AuditEvent.user_id == user_id)
+    if client_id is not None:
+        stmt = stmt.where(AuditEvent.client_id == client_id)
+    if action is not None:
+        stmt = stmt.where(AuditEvent.action == action)
+    if outcome is not None:
+        stmt = stmt.where(AuditEvent.outcome == outcome)
+    if from_ is not None:
+        stmt = stmt.where(AuditEvent.at >= from_)
+    if to is not None:
+        stmt = stmt.where(AuditEvent.at <= to)
+    page = keyset_page(stmt, keys=[AuditEvent.id], limit=limit, cursor=cursor, descending=True)
+    filters = {k: v for k, v in {"user_id": user_id, "client_id": client_id, "action": action}.items() if v is not None}
+    record("audit.read", resource="audit_event", details=filters or None)
+    return page

@@ -1,0 +1,1 @@
+"""Users, sites, sessions, API tokens, roles and permissions."""

@@ -1,0 +1,161 @@
+"""Roles, permissions and site scoping: access control lives here and nowhere else.
+
+Every view declares its permission with :func:`requires` (or :func:`public`); a test walks the
+URL map and fails on a view that declares none. Client data is loaded only through
+:func:`scoped_select` / :func:`get_scoped_or_404`, so a forgotten check yields a 404, not a leak.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import g, request
+from flask_login import current_user
+from sqlalchemy import Select, select
+
+from clinic.auth.models import Role, User
+from clinic.core.errors import abort_problem
+from clinic.extensions import db
+
+F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M")
+
+PERMISSION_ATTR = "__clinic_permissions__"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Permission(enum.StrEnum):
+    #: Any signed-in user: their own account, sessions, tokens and notifications.
+    SELF = "self"
+    SITES_MANAGE = "sites:manage"
+    USERS_MANAGE = "users:manage"
+    AUDIT_READ = "audit:read"
+    REPORTS_READ = "reports:read"
+    INTAKE_READ = "intake:read"
+    INTAKE_WRITE = "intake:write"
+    #: Client demographics and communication consents (no clinical data).
+    CLIENTS_READ = "clients:read"
+    CLIENTS_WRITE = "clients:write"
+    APPOINTMENTS_READ = "appointments:read"
+    APPOINTMENTS_WRITE = "appointments:write"
+    #: Episodes, assessments, plans, medications, drug screens, disclosures.
+    CLINICAL_READ = "clinical:read"
+    CLINICAL_WRITE = "clinical:write"
+
+
+_FRONT_DESK = {
+    Permission.SELF,
+    Permission.INTAKE_READ,
+    Permission.INTAKE_WRITE,
+    Permission.CLIENTS_READ,
+    Permission.CLIENTS_WRITE,
+    Permission.APPOINTMENTS_READ,
+    Permission.APPOINTMENTS_WRITE,
+}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(
+        {
+            Permission.SELF,
+            Permission.SITES_MANAGE,
+            Permission.USERS_MANAGE,
+            Permission.AUDIT_READ,
+            Permission.REPORTS_READ,
+        }
+    ),
+    Role.CLINICIAN: frozenset(
+        _FRONT_DESK | {Permission.CLINICAL_READ, Permission.CLINICAL_WRITE, Permission.REPORTS_READ}
+    ),
+    Role.INTAKE: frozenset(_FRONT_DESK),
+}
+
+#: Roles that see individual client records; admins see clients only as report aggregates.
+CLIENT_DATA_ROLES = frozenset({Role.CLINICIAN, Role.INTAKE})
+
+
+def has_permission(user: User, permission: Permission) -> bool:
+    return user.is_active and permission in ROLE_PERMISSIONS.get(user.role, frozenset())
+
+
+_SECURITY_DOC = [{"bearerAuth": []}, {"cookieAuth": []}]
+
+
+def requires(*permissions: Permission) -> Callable[[F], F]:
+    """Declare and enforce the permissions a view needs: 401 when signed out, 403 without them.
+
+    Cookie-authenticated unsafe requests must also carry the session's ``X-CSRF-Token``.
+    """
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = authenticated_user()
+            check_csrf()
+            missing = [p for p in permissions if not has_permission(user, p)]
+            if missing:
+                abort_problem(403, "Your role does not allow this.")
+            return view(*args, **kwargs)
+
+        setattr(wrapper, PERMISSION_ATTR, frozenset(permissions))
+        apidoc = cast(dict[str, Any], wrapper.__dict__.setdefault("_apidoc", {}))
+        manual = apidoc.setdefault("manual_doc", {})
+        manual["security"] = _SECURITY_DOC
+        return cast(F, wrapper)
+
+    return decorator
+
+
+def public(view: F) -> F:
+    """Declare that a view needs no sign-in (health checks, login, the API spec)."""
+    setattr(view, PERMISSION_ATTR, frozenset())
+    return view
+
+
+def authenticated_user() -> User:
+    """The signed-in user, or a 401."""
+    if not current_user.is_authenticated:
+        abort_problem(401, "Sign in, or send a valid bearer token.", headers={"WWW-Authenticate": "Bearer"})
+    return cast(User, current_user._get_current_object())
+
+
+def check_csrf() -> None:
+    """A cookie-authenticated unsafe request must echo the session's CSRF token."""
+    if request.method in SAFE_METHODS or g.get("auth_kind") != "session":
+        return
+    expected = g.user_session.csrf_token
+    sent = request.headers.get("X-CSRF-Token", "")
+    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+        abort_problem(403, "Missing or wrong X-CSRF-Token header.", problem="csrf")
+
+
+def site_scope(user: User) -> frozenset[int]:
+    """Sites whose client records ``user`` may see (none for admins)."""
+    if user.role not in CLIENT_DATA_ROLES or not user.is_active:
+        return frozenset()
+    return frozenset(user.site_ids)
+
+
+def scoped_select(model: type[M], user: User, *, site_column: Any = None) -> Select[tuple[M]]:
+    """``select(model)`` limited to the sites ``user`` may see; every client-data query starts here."""
+    column = site_column if site_column is not None else getattr(model, "site_id")
+    return select(model).where(column.in_(sorted(site_scope(user))))
+
+
+def get_scoped_or_404(model: type[M], ident: Any, user: User, *, site_column: Any = None) -> M:
+    """Load one row of ``model`` by primary key within ``user``'s sites; anything else is a 404."""
+    id_column = getattr(model, "id")
+    stmt = scoped_select(model, user, site_column=site_column).where(id_column == ident)
+    obj = db.session.scalars(stmt).first()
+    if obj is None:
+        abort_problem(404, "Not found.")
+    return obj
+
+
+def require_site_in_scope(site_id: int, user: User, *, field: str = "site_id") -> None:
+    """A site named in a request body must be one of the caller's: otherwise a 422 on the field."""
+    if site_id not in site_scope(user):
+        abort_problem(422, "Unknown site.", errors={field: ["Not one of your sites."]})

@@ -1,0 +1,1 @@
+"""What two or more domains share: model base, errors, pagination, time helpers."""

@@ -1,0 +1,80 @@
+"""Celery bound to the Flask app, after the Flask documentation's pattern."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+from clinic.extensions import db
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the Celery app whose tasks each run inside a Flask app context."""
+
+    class FlaskTask(Task):  # type: ignore[misc]  # celery's Task is untyped
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                try:
+                    result = self.run(*args, **kwargs)
+                    db.session.commit()
+                    return result
+                except BaseException:
+                    db.session.rollback()
+                    raise
+                finally:
+                    db.session.remove()
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(_celery_settings(app), namespace=None)
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def _celery_settings(app: Flask) -> dict[str, Any]:
+    broker_url = app.config["CELERY_BROKER_URL"]
+    settings: dict[str, Any] = {
+        "broker_url": broker_url,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "broker_connection_retry_on_startup": True,
+        "task_always_eager": app.config.get("CELERY_TASK_ALWAYS_EAGER", False),
+        "imports": ["clinic.system.tasks"],
+        "beat_schedule": beat_schedule(app),
+    }
+    if broker_url.startswith("filesystem://"):
+        data_dir = Path(app.config["CELERY_DATA_DIR"])
+        for sub in ("queue", "processed"):
+            (data_dir / sub).mkdir(parents=True, exist_ok=True)
+        settings["broker_transport_options"] = {
+            "data_folder_in": str(data_dir / "queue"),
+            "data_folder_out": str(data_dir / "queue"),
+            "processed_folder": str(data_dir / "processed"),
+            "store_processed": False,
+        }
+    elif broker_url.startswith("redis"):
+        # Tasks are short; a lost worker's task comes back after this many seconds.
+        settings["broker_transport_options"] = {"visibility_timeout": 3600}
+    return settings
+
+
+def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
+    """The one beat schedule of clinic: every periodic job is listed here."""
+    return {
+        "system.heartbeat": {
+            "task": "clinic.system.tasks.heartbeat",
+            "schedule": float(app.config["HEARTBEAT_INTERVAL_SECONDS"]),
+            "options": {"expires": float(app.config["HEARTBEAT_INTERVAL_SECONDS"])},
+        },
+    }

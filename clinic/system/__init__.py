@@ -1,0 +1,1 @@
+"""Liveness, readiness and the worker heartbeat."""

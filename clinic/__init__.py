@@ -14,11 +14,11 @@ from config import config_for
 def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
     """Build the application: settings, extensions, blueprints; nothing else."""
     settings = config_for(env_name)
-    settings.validate()
     app = Flask(__name__, static_folder=None, instance_relative_config=False)
     app.config.from_object(settings)
     if overrides:
         app.config.update(overrides)
+    settings.validate(app.config)
     if app.config["TRUSTED_PROXIES"]:
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
@@ -38,6 +38,9 @@ def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = N
     from clinic.auth.sessions import init_login
 
     init_login(app)
+    from clinic.auth.permissions import enforce_before_request
+
+    app.before_request(enforce_before_request)
     api.init_app(app)
     _document_security(api)
     register_error_handlers(app)

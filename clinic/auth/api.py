@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, jsonify, make_response
+from flask_login import current_user
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 
@@ -48,7 +49,8 @@ def _session_info(user: User) -> dict[str, Any]:
 @public
 def login(body: dict[str, Any]) -> ResponseReturnValue:
     """Sign in with email and password; sets the session cookie."""
-    result = ops.login(body["email"], body["password"], previous=g.get("user_session"))
+    authenticated_before = current_user.is_authenticated  # loads any session the cookie names
+    result = ops.login(body["email"], body["password"], previous=g.get("user_session") if authenticated_before else None)
     if result is None:
         # Identical for a wrong password, an unknown email, a locked or a disabled account.
         return problem_response(401, detail="Wrong email or password.", problem="login-failed",

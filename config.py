@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import ClassVar
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -57,7 +58,7 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", "")
 
     SQLALCHEMY_DATABASE_URI = _database_url()
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL", "")
 
     # Sessions (HIPAA 164.312(a)(2)(iii) automatic logoff).
@@ -69,7 +70,7 @@ class Config:
     API_TOKEN_DEFAULT_DAYS = _env_int("API_TOKEN_DEFAULT_DAYS", 90)
     API_TOKEN_MAX_DAYS = 365
 
-    PASSWORD_HASH_PROFILE = "rfc9106_low_memory"
+    PASSWORD_HASH_PROFILE = "rfc9106_low_memory"  # noqa: S105 - a parameter set name
 
     # Brute-force protection.
     LOGIN_LOCKOUT_THRESHOLD = 10
@@ -92,10 +93,8 @@ class Config:
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "api/v1/openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "api/docs"
-    OPENAPI_SWAGGER_UI_URL = os.environ.get(
-        "OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
-    )
-    API_SPEC_OPTIONS = {
+    OPENAPI_SWAGGER_UI_URL = os.environ.get("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/")
+    API_SPEC_OPTIONS: ClassVar[dict[str, object]] = {
         "info": {
             "description": "Case management for outpatient opioid-addiction treatment programs.",
         },
@@ -128,7 +127,7 @@ class TestingConfig(Config):
     SESSION_COOKIE_SECURE = False
     RATELIMIT_STORAGE_URI = "memory://"
     CELERY_BROKER_URL = "memory://"
-    PASSWORD_HASH_PROFILE = "cheapest"
+    PASSWORD_HASH_PROFILE = "cheapest"  # noqa: S105 - a parameter set name
     #: Tests sign in hundreds of times from one address; the limit itself is tested on its own.
     LOGIN_RATE_LIMIT = "100000 per minute"
 

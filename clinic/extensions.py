@@ -17,16 +17,39 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from clinic.core.errors import PROBLEM_MIMETYPE
 from clinic.core.models import Base
 from clinic.core.schemas import ProblemSchema
 
+#: The largest id a row can have (PostgreSQL ``integer``); the id fields of request bodies share it.
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a row id, 1..MAX_ID unless the rule says otherwise.
+
+    A path id outside that range cannot name a row, so the route does not match (404) instead
+    of reaching the database with a number it cannot bind (SQLite's limit is 2**63 - 1).
+    The bounds are documented in the spec as the parameter's minimum and maximum.
+    """
+
+    def __init__(
+        self, map: Any, fixed_digits: int = 0, min: int | None = 1, max: int | None = MAX_ID, signed: bool = False
+    ) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
 
 class ProblemApi(Api):  # type: ignore[misc]  # flask-smorest ships no type information
-    """flask-smorest's Api, with errors served and documented as problem+json."""
+    """flask-smorest's Api, with errors served and documented as problem+json, and ids bounded."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def init_app(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        # Before any route is added: rules bind their converters when they are registered.
+        app.url_map.converters["int"] = IdConverter
+        super().init_app(app, *args, **kwargs)
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:

@@ -102,8 +102,10 @@ def _backend_params() -> list[Any]:
         pytest.param(
             "postgresql",
             id="postgresql",
-            marks=pytest.mark.skipif(postgres_base_url() is None,
-                                     reason="PostgreSQL tests need TEST_DATABASE_URL or CLINIC_REQUIRE_SERVICES=1"),
+            marks=pytest.mark.skipif(
+                postgres_base_url() is None,
+                reason="PostgreSQL tests need TEST_DATABASE_URL or CLINIC_REQUIRE_SERVICES=1",
+            ),
         )
     )
     return params

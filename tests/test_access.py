@@ -34,7 +34,8 @@ def test_every_route_declares_its_permission():
 def test_only_a_few_routes_are_public():
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": "sqlite://"})
     public = sorted(
-        rule.rule for rule in app.url_map.iter_rules()
+        rule.rule
+        for rule in app.url_map.iter_rules()
         if getattr(app.view_functions[rule.endpoint], PERMISSION_ATTR) == frozenset()
     )
     assert public == ["/api/docs", "/api/v1/auth/login", "/api/v1/openapi.json", "/healthz", "/readyz"]
@@ -88,10 +89,12 @@ def probe_rows(app, make_site):
     home, other = make_site(), make_site()
     with app.app_context():
         _ProbeBase.metadata.create_all(db.session.connection())
-        db.session.add_all([
-            ClientRecordProbe(id=1, site_id=home.id, note="home"),
-            ClientRecordProbe(id=2, site_id=other.id, note="other"),
-        ])
+        db.session.add_all(
+            [
+                ClientRecordProbe(id=1, site_id=home.id, note="home"),
+                ClientRecordProbe(id=2, site_id=other.id, note="other"),
+            ]
+        )
         db.session.commit()
     return home, other
 

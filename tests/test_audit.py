@@ -23,12 +23,21 @@ def _events(app, **filters):
 
 def test_sign_in_events_are_recorded_with_outcome_and_address(app, client, make_user):
     user = make_user("admin")
-    client.post("/api/v1/auth/login", json={"email": user.email, "password": "wrong-wrong-wrong"},
-                environ_base={"REMOTE_ADDR": "192.0.2.7"})
-    client.post("/api/v1/auth/login", json={"email": "ghost@example.org", "password": "wrong-wrong-wrong"},
-                environ_base={"REMOTE_ADDR": "192.0.2.8"})
-    response = client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD},
-                           environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    client.post(
+        "/api/v1/auth/login",
+        json={"email": user.email, "password": "wrong-wrong-wrong"},
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+    client.post(
+        "/api/v1/auth/login",
+        json={"email": "ghost@example.org", "password": "wrong-wrong-wrong"},
+        environ_base={"REMOTE_ADDR": "192.0.2.8"},
+    )
+    response = client.post(
+        "/api/v1/auth/login",
+        json={"email": user.email, "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "192.0.2.9"},
+    )
     csrf = response.get_json()["csrf_token"]
     client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}, environ_base={"REMOTE_ADDR": "192.0.2.9"})
     events = _events(app)
@@ -55,9 +64,17 @@ def test_user_role_and_token_changes_are_recorded(app, client, bearer, make_user
     site = make_site()
     admin = make_user("admin")
     headers = bearer(admin)
-    created = client.post("/api/v1/users", headers=headers, json={
-        "email": "nurse@example.org", "name": "Nurse", "role": "intake", "site_ids": [site.id],
-        "password": "long enough and rare"}).get_json()
+    created = client.post(
+        "/api/v1/users",
+        headers=headers,
+        json={
+            "email": "nurse@example.org",
+            "name": "Nurse",
+            "role": "intake",
+            "site_ids": [site.id],
+            "password": "long enough and rare",
+        },
+    ).get_json()
     client.patch(f"/api/v1/users/{created['id']}", headers=headers, json={"role": "clinician"})
     token = client.post("/api/v1/auth/tokens", headers=headers, json={"name": "sync"}).get_json()
     client.delete(f"/api/v1/auth/tokens/{token['id']}", headers=headers)
@@ -74,8 +91,9 @@ def test_user_role_and_token_changes_are_recorded(app, client, bearer, make_user
 def test_a_failed_request_keeps_its_failure_events_but_not_its_writes(app, login, make_user):
     user = make_user("admin")
     session = login(user)
-    response = session.post("/api/v1/auth/password",
-                            json={"current_password": "not the password", "new_password": "another long phrase"})
+    response = session.post(
+        "/api/v1/auth/password", json={"current_password": "not the password", "new_password": "another long phrase"}
+    )
     assert response.status_code == 422
     assert ("auth.password_change", "failure") in [(a, o) for a, o, *_ in _events(app, user_id=user.id)]
 
@@ -99,8 +117,10 @@ def test_audit_events_api_filters_and_pages_newest_first(app, client, bearer, ma
     assert len(page["items"]) == 2
     assert page["items"][0]["id"] > page["items"][1]["id"]
     assert set(page["items"][0]) >= {"at", "user_id", "action", "resource", "resource_id", "client_id", "outcome", "ip"}
-    rest = client.get(f"/api/v1/audit-events?user_id={other.id}&action=auth.login&limit=2&cursor={page['next_cursor']}",
-                      headers=headers).get_json()
+    rest = client.get(
+        f"/api/v1/audit-events?user_id={other.id}&action=auth.login&limit=2&cursor={page['next_cursor']}",
+        headers=headers,
+    ).get_json()
     assert len(rest["items"]) == 1
     assert rest["next_cursor"] is None
     bad = client.get("/api/v1/audit-events?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", headers=headers)
@@ -134,7 +154,9 @@ def test_altering_an_entry_is_detected_and_named(app, client, make_user, backend
     for _ in range(4):
         client.post("/api/v1/auth/login", json={"email": user.email, "password": "wrong-wrong-wrong"})
     with app.app_context():
-        ids = db.session.scalars(select(AuditEvent.id).where(AuditEvent.user_id == user.id).order_by(AuditEvent.id)).all()
+        ids = db.session.scalars(
+            select(AuditEvent.id).where(AuditEvent.user_id == user.id).order_by(AuditEvent.id)
+        ).all()
         target = ids[1]
         _disable_guard(backend)
         db.session.execute(text("UPDATE audit_events SET outcome = 'success' WHERE id = :id"), {"id": target})
@@ -150,7 +172,9 @@ def test_deleting_an_entry_is_detected(app, client, make_user, backend):
     for _ in range(4):
         client.post("/api/v1/auth/login", json={"email": user.email, "password": "wrong-wrong-wrong"})
     with app.app_context():
-        ids = db.session.scalars(select(AuditEvent.id).where(AuditEvent.user_id == user.id).order_by(AuditEvent.id)).all()
+        ids = db.session.scalars(
+            select(AuditEvent.id).where(AuditEvent.user_id == user.id).order_by(AuditEvent.id)
+        ).all()
         _disable_guard(backend)
         db.session.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": ids[1]})
         db.session.commit()
@@ -164,7 +188,9 @@ def test_the_database_refuses_to_change_audit_rows(app, client, make_user):
     client.post("/api/v1/auth/login", json={"email": user.email, "password": "wrong-wrong-wrong"})
     with app.app_context():
         row_id = db.session.scalars(select(AuditEvent.id).order_by(AuditEvent.id.desc())).first()
-        for statement in ("UPDATE audit_events SET action = 'x' WHERE id = :id", "DELETE FROM audit_events WHERE id = :id"):
-            with pytest.raises(DBAPIError):
-                with db.session.begin_nested():
-                    db.session.execute(text(statement), {"id": row_id})
+        for statement in (
+            "UPDATE audit_events SET action = 'x' WHERE id = :id",
+            "DELETE FROM audit_events WHERE id = :id",
+        ):
+            with pytest.raises(DBAPIError), db.session.begin_nested():
+                db.session.execute(text(statement), {"id": row_id})

@@ -65,7 +65,9 @@ def test_failed_logins_are_indistinguishable(app, client, make_user):
     locked = make_user("admin")
     with app.app_context():
         db.session.execute(update(User).where(User.id == disabled.id).values(is_active=False))
-        db.session.execute(update(User).where(User.id == locked.id).values(locked_until=utcnow() + timedelta(minutes=5)))
+        db.session.execute(
+            update(User).where(User.id == locked.id).values(locked_until=utcnow() + timedelta(minutes=5))
+        )
         db.session.commit()
     bodies = [
         _login(client, admin.email, "wrong-password-entirely"),
@@ -101,7 +103,9 @@ def test_failures_spread_beyond_the_window_do_not_lock(app, client, make_user):
         _login(client, user.email, "not-the-password-at-all")
     with app.app_context():
         db.session.execute(
-            update(User).where(User.id == user.id).values(failed_login_window_started_at=utcnow() - timedelta(minutes=16))
+            update(User)
+            .where(User.id == user.id)
+            .values(failed_login_window_started_at=utcnow() - timedelta(minutes=16))
         )
         db.session.commit()
     _login(client, user.email, "not-the-password-at-all")  # starts a new window
@@ -140,8 +144,11 @@ def test_idle_timeout_ends_the_session(app, login, make_user):
     user = make_user("admin")
     session = login(user)
     with app.app_context():
-        db.session.execute(update(UserSession).where(UserSession.user_id == user.id)
-                           .values(last_seen_at=utcnow() - timedelta(minutes=15, seconds=1)))
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.user_id == user.id)
+            .values(last_seen_at=utcnow() - timedelta(minutes=15, seconds=1))
+        )
         db.session.commit()
     assert session.get(ME).status_code == 401
 
@@ -150,16 +157,20 @@ def test_activity_keeps_the_session_alive_until_the_absolute_limit(app, login, m
     user = make_user("admin")
     session = login(user)
     with app.app_context():
-        db.session.execute(update(UserSession).where(UserSession.user_id == user.id)
-                           .values(last_seen_at=utcnow() - timedelta(minutes=14)))
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.user_id == user.id)
+            .values(last_seen_at=utcnow() - timedelta(minutes=14))
+        )
         db.session.commit()
     assert session.get(ME).status_code == 200
     with app.app_context():
         row = db.session.scalars(select(UserSession).where(UserSession.user_id == user.id)).one()
         assert utcnow() - row.last_seen_at < timedelta(minutes=1)
         assert timedelta(hours=11, minutes=59) < row.expires_at - row.created_at <= timedelta(hours=12)
-        db.session.execute(update(UserSession).where(UserSession.id == row.id)
-                           .values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.execute(
+            update(UserSession).where(UserSession.id == row.id).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
         db.session.commit()
     assert session.get(ME).status_code == 401
 
@@ -169,8 +180,9 @@ def test_cookie_requests_that_change_things_need_the_csrf_header(login, make_use
     session = login(admin)
     no_header = session.client.post("/api/v1/sites", json={"name": "North", "timezone": "America/Chicago"})
     assert no_header.status_code == 403
-    wrong = session.client.post("/api/v1/sites", json={"name": "North", "timezone": "America/Chicago"},
-                                headers={"X-CSRF-Token": "guess"})
+    wrong = session.client.post(
+        "/api/v1/sites", json={"name": "North", "timezone": "America/Chicago"}, headers={"X-CSRF-Token": "guess"}
+    )
     assert wrong.status_code == 403
     assert session.post("/api/v1/sites", json={"name": "North", "timezone": "America/Chicago"}).status_code == 201
 
@@ -214,8 +226,9 @@ def test_expired_and_unknown_tokens_are_refused(app, client, bearer, make_user):
     user = make_user("admin")
     headers = bearer(user)
     with app.app_context():
-        db.session.execute(update(ApiToken).where(ApiToken.user_id == user.id)
-                           .values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.execute(
+            update(ApiToken).where(ApiToken.user_id == user.id).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
         db.session.commit()
     assert client.get(ME, headers=headers).status_code == 401
     assert client.get(ME, headers={"Authorization": "Bearer clinic_made-up"}).status_code == 401
@@ -250,8 +263,9 @@ def test_password_change_ends_every_session_and_token(client, login, bearer, mak
     session = login(user)
     other_session = login(user)
     token = bearer(user)
-    response = session.post("/api/v1/auth/password",
-                            json={"current_password": PASSWORD, "new_password": "a brand new passphrase"})
+    response = session.post(
+        "/api/v1/auth/password", json={"current_password": PASSWORD, "new_password": "a brand new passphrase"}
+    )
     assert response.status_code == 204
     assert session.get(ME).status_code == 401
     assert other_session.get(ME).status_code == 401
@@ -262,8 +276,9 @@ def test_password_change_ends_every_session_and_token(client, login, bearer, mak
 
 def test_password_change_needs_the_current_password(login, make_user):
     session = login(make_user("admin"))
-    response = session.post("/api/v1/auth/password",
-                            json={"current_password": "not it at all", "new_password": "a brand new passphrase"})
+    response = session.post(
+        "/api/v1/auth/password", json={"current_password": "not it at all", "new_password": "a brand new passphrase"}
+    )
     assert response.status_code == 422
     assert "current_password" in response.get_json()["errors"]
     assert session.get(ME).status_code == 200
@@ -272,8 +287,9 @@ def test_password_change_needs_the_current_password(login, make_user):
 def test_admin_password_reset_ends_the_users_sessions(client, login, bearer, make_user):
     admin, user = make_user("admin"), make_user("admin")
     session = login(user)
-    response = client.patch(f"/api/v1/users/{user.id}", json={"password": "reset by the administrator"},
-                            headers=bearer(admin))
+    response = client.patch(
+        f"/api/v1/users/{user.id}", json={"password": "reset by the administrator"}, headers=bearer(admin)
+    )
     assert response.status_code == 200
     assert session.get(ME).status_code == 401
 
@@ -323,12 +339,16 @@ def strict_login_limit(app):
 def test_login_is_rate_limited_per_address(client, strict_login_limit):
     address = {"REMOTE_ADDR": "10.1.2.3"}
     statuses = [
-        client.post(LOGIN, json={"email": "nobody@example.org", "password": "whatever-it-is"},
-                    environ_base=address).status_code
+        client.post(
+            LOGIN, json={"email": "nobody@example.org", "password": "whatever-it-is"}, environ_base=address
+        ).status_code
         for _ in range(4)
     ]
-    other_address = client.post(LOGIN, json={"email": "nobody@example.org", "password": "whatever-it-is"},
-                                environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    other_address = client.post(
+        LOGIN,
+        json={"email": "nobody@example.org", "password": "whatever-it-is"},
+        environ_base={"REMOTE_ADDR": "10.9.8.7"},
+    )
     assert statuses == [401, 401, 401, 429]
     assert other_address.status_code == 401
 

@@ -156,9 +156,7 @@ def iter_events(batch: int = 2000) -> Iterator[AuditEvent]:
     last_id = 0
     while True:
         rows = list(
-            db.session.scalars(
-                select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch)
-            )
+            db.session.scalars(select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch))
         )
         if not rows:
             return
@@ -174,7 +172,9 @@ def verify_chain() -> tuple[int, ChainBreak | None]:
     for row in iter_events():
         checked += 1
         if row.prev_hash != prev_hash:
-            return checked, ChainBreak(row.id, "its link to the previous entry is broken (a row was removed or reordered)")
+            return checked, ChainBreak(
+                row.id, "its link to the previous entry is broken (a row was removed or reordered)"
+            )
         if content_hash(row, prev_hash) != row.hash:
             return checked, ChainBreak(row.id, "its content does not match its hash (the row was altered)")
         prev_hash = row.hash

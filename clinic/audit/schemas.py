@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields, validate, validates_schema
 from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from clinic.audit.models import Outcome
 from clinic.core.pagination import PageArgsSchema, page_schema

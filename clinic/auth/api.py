@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, jsonify, make_response
-from flask_login import current_user
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from flask_smorest import Blueprint
 
 from clinic.auth import operations as ops
@@ -41,32 +41,35 @@ def _session_info(user: User) -> dict[str, Any]:
     return {"user": user, "csrf_token": session_row.csrf_token if session_row is not None else None}
 
 
+def _login_limit() -> str:
+    from flask import current_app
+
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
 @blp.route("/auth/login", methods=["POST"])
 @blp.arguments(LoginSchema)
 @blp.response(200, SessionInfoSchema)
 @blp.alt_response(401, description="Wrong credentials (the same body whatever the reason)")
-@limiter.limit(lambda: _login_limit())
+@limiter.limit(_login_limit)
 @public
 def login(body: dict[str, Any]) -> ResponseReturnValue:
     """Sign in with email and password; sets the session cookie."""
     authenticated_before = current_user.is_authenticated  # loads any session the cookie names
-    result = ops.login(body["email"], body["password"], previous=g.get("user_session") if authenticated_before else None)
+    result = ops.login(
+        body["email"], body["password"], previous=g.get("user_session") if authenticated_before else None
+    )
     if result is None:
         # Identical for a wrong password, an unknown email, a locked or a disabled account.
-        return problem_response(401, detail="Wrong email or password.", problem="login-failed",
-                                headers={"WWW-Authenticate": "Bearer"})
+        return problem_response(
+            401, detail="Wrong email or password.", problem="login-failed", headers={"WWW-Authenticate": "Bearer"}
+        )
     user, session_row, token = result
     g.user_session = session_row
     response = make_response(jsonify(SessionInfoSchema().dump(_session_info(user))), 200)
     set_session_cookie(response, token, session_row.expires_at)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _login_limit() -> str:
-    from flask import current_app
-
-    return str(current_app.config["LOGIN_RATE_LIMIT"])
 
 
 @blp.route("/auth/logout", methods=["POST"])
@@ -94,8 +97,9 @@ def me() -> dict[str, Any]:
 @requires(Permission.SELF)
 def change_password(body: dict[str, Any]) -> ResponseReturnValue:
     """Change one's own password; every session and token of the account ends."""
-    ops.change_password(authenticated_user(), current_password=body["current_password"],
-                        new_password=body["new_password"])
+    ops.change_password(
+        authenticated_user(), current_password=body["current_password"], new_password=body["new_password"]
+    )
     response = make_response("", 204)
     clear_session_cookie(response)
     return response

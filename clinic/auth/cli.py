@@ -23,15 +23,22 @@ users_cli = AppGroup("users", help="Manage staff accounts.")
 @click.option("--site-id", "site_ids", type=int, multiple=True, help="Site membership (repeatable).")
 @click.option("--supervisor", is_flag=True, help="Mark the user as a clinical supervisor.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def create(email: str, name: str, role: str, site_ids: tuple[int, ...], supervisor: bool, password_stdin: bool) -> None:
+def create(  # noqa: PLR0917 - click passes options positionally
+    email: str, name: str, role: str, site_ids: tuple[int, ...], supervisor: bool, password_stdin: bool) -> None:
     """Create a user. Without --password-stdin the password is asked for twice."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = ops.create_user(email=email, name=name, role=Role(role), site_ids=list(site_ids),
-                               password=password, is_supervisor=supervisor)
+        user = ops.create_user(
+            email=email,
+            name=name,
+            role=Role(role),
+            site_ids=list(site_ids),
+            password=password,
+            is_supervisor=supervisor,
+        )
         db.session.commit()
     except HTTPException as exc:
         db.session.rollback()

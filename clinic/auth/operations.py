@@ -38,7 +38,12 @@ def authenticate(email: str, password: str) -> User | None:
     user = db.session.scalars(select(User).where(User.email == email_norm)).first()
     password_ok = verify_password(user.password_hash if user else None, password)
     if user is None:
-        record("auth.login", resource="user", outcome=Outcome.FAILURE, details={"email": email_norm[:254], "reason": "unknown_email"})
+        record(
+            "auth.login",
+            resource="user",
+            outcome=Outcome.FAILURE,
+            details={"email": email_norm[:254], "reason": "unknown_email"},
+        )
         return None
     if not user.is_active:
         _login_failed(user, "disabled", count=False)
@@ -53,8 +58,14 @@ def authenticate(email: str, password: str) -> User | None:
             user.locked_until = now + config["LOGIN_LOCKOUT_DURATION"]
             user.failed_login_count = 0
             user.failed_login_window_started_at = None
-            record("auth.lockout", resource="user", resource_id=user.id, user_id=user.id, outcome=Outcome.FAILURE,
-                   details={"window_minutes": int(window.total_seconds() // 60)})
+            record(
+                "auth.lockout",
+                resource="user",
+                resource_id=user.id,
+                user_id=user.id,
+                outcome=Outcome.FAILURE,
+                details={"window_minutes": int(window.total_seconds() // 60)},
+            )
         return None
     user.failed_login_count = 0
     user.failed_login_window_started_at = None
@@ -75,8 +86,14 @@ def _login_failed(user: User, reason: str, *, count: bool) -> None:
             user.failed_login_count = 1
         else:
             user.failed_login_count += 1
-    record("auth.login", resource="user", resource_id=user.id, user_id=user.id, outcome=Outcome.FAILURE,
-           details={"reason": reason})
+    record(
+        "auth.login",
+        resource="user",
+        resource_id=user.id,
+        user_id=user.id,
+        outcome=Outcome.FAILURE,
+        details={"reason": reason},
+    )
 
 
 def login(email: str, password: str, *, previous: UserSession | None = None) -> tuple[User, UserSession, str] | None:
@@ -163,8 +180,14 @@ def _site_name_taken(name: str, *, exclude_id: int | None = None) -> bool:
     return bool(db.session.scalar(stmt))
 
 
-def create_site(*, name: str, timezone: str, display_name: str | None = None, is_otp: bool = False,
-                requires_supervisor_signature: bool = False) -> Site:
+def create_site(
+    *,
+    name: str,
+    timezone: str,
+    display_name: str | None = None,
+    is_otp: bool = False,
+    requires_supervisor_signature: bool = False,
+) -> Site:
     if _site_name_taken(name):
         abort_problem(409, "A site with this name exists.", errors={"name": ["Already taken."]})
     site = Site(
@@ -222,12 +245,23 @@ def _email_taken(email: str, *, exclude_id: int | None = None) -> bool:
 
 def _check_role_sites(role: Role, sites: list[Site]) -> None:
     if role is not Role.ADMIN and not sites:
-        abort_problem(422, "Clinicians and intake coordinators work at a site.",
-                      errors={"site_ids": ["At least one site is required for this role."]})
+        abort_problem(
+            422,
+            "Clinicians and intake coordinators work at a site.",
+            errors={"site_ids": ["At least one site is required for this role."]},
+        )
 
 
-def create_user(*, email: str, name: str, role: Role, site_ids: Sequence[int], password: str,
-                is_supervisor: bool = False, audit: bool = True) -> User:
+def create_user(
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    site_ids: Sequence[int],
+    password: str,
+    is_supervisor: bool = False,
+    audit: bool = True,
+) -> User:
     email_norm = normalise_email(email)
     if _email_taken(email_norm):
         abort_problem(409, "A user with this email exists.", errors={"email": ["Already taken."]})
@@ -248,8 +282,12 @@ def create_user(*, email: str, name: str, role: Role, site_ids: Sequence[int], p
     db.session.add(user)
     db.session.flush()
     if audit:
-        record("user.create", resource="user", resource_id=user.id,
-               details={"role": role.value, "site_ids": user.site_ids, "is_supervisor": is_supervisor})
+        record(
+            "user.create",
+            resource="user",
+            resource_id=user.id,
+            details={"role": role.value, "site_ids": user.site_ids, "is_supervisor": is_supervisor},
+        )
     return user
 
 

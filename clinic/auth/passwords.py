@@ -26,7 +26,11 @@ _dummy_hashes: dict[str, str] = {}
 
 
 def _hasher() -> PasswordHasher:
-    name = current_app.config.get("PASSWORD_HASH_PROFILE", "rfc9106_low_memory") if has_app_context() else "rfc9106_low_memory"
+    name = (
+        current_app.config.get("PASSWORD_HASH_PROFILE", "rfc9106_low_memory")
+        if has_app_context()
+        else "rfc9106_low_memory"
+    )
     return _HASHERS[name]
 
 

@@ -81,7 +81,7 @@ def has_permission(user: User, permission: Permission) -> bool:
     return user.is_active and permission in ROLE_PERMISSIONS.get(user.role, frozenset())
 
 
-_SECURITY_DOC = [{"bearerAuth": []}, {"cookieAuth": []}]
+_SECURITY_DOC: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
 
 
 def requires(*permissions: Permission) -> Callable[[F], F]:
@@ -161,20 +161,20 @@ def site_scope(user: User) -> frozenset[int]:
     return frozenset(user.site_ids)
 
 
-def scoped_select(model: type[M], user: User, *, site_column: Any = None) -> Select[tuple[M]]:
+def scoped_select(model: type[M], user: User, *, site_column: Any = None) -> Select[Any]:
     """``select(model)`` limited to the sites ``user`` may see; every client-data query starts here."""
-    column = site_column if site_column is not None else getattr(model, "site_id")
+    column = site_column if site_column is not None else getattr(model, "site_id")  # noqa: B009 - generic model
     return select(model).where(column.in_(sorted(site_scope(user))))
 
 
 def get_scoped_or_404(model: type[M], ident: Any, user: User, *, site_column: Any = None) -> M:
     """Load one row of ``model`` by primary key within ``user``'s sites; anything else is a 404."""
-    id_column = getattr(model, "id")
+    id_column = getattr(model, "id")  # noqa: B009 - generic model
     stmt = scoped_select(model, user, site_column=site_column).where(id_column == ident)
     obj = db.session.scalars(stmt).first()
     if obj is None:
         abort_problem(404, "Not found.")
-    return obj
+    return cast(M, obj)
 
 
 def require_site_in_scope(site_id: int, user: User, *, field: str = "site_id") -> None:

@@ -9,7 +9,10 @@ from clinic.auth.passwords import MAX_LENGTH
 from clinic.core.pagination import PageArgsSchema, page_schema
 from clinic.core.schemas import StrictSchema, text, timezone_field
 
-_password = {"validate": validate.Length(min=1, max=MAX_LENGTH * 4), "load_only": True}
+
+def password_field(*, required: bool = True) -> fields.String:
+    """A password in a request; never echoed. Its policy is checked by the operation."""
+    return fields.String(required=required, load_only=True, validate=validate.Length(min=1, max=MAX_LENGTH * 4))
 
 
 class UserSchema(StrictSchema):
@@ -29,18 +32,23 @@ UserPageSchema = page_schema(UserSchema, "UserPage")
 
 class LoginSchema(StrictSchema):
     email = fields.String(required=True, validate=validate.Length(min=1, max=254))
-    password = fields.String(required=True, **_password)
+    password = password_field()
 
 
 class SessionInfoSchema(StrictSchema):
     user = fields.Nested(UserSchema, required=True)
-    csrf_token = fields.String(allow_none=True, required=True,
-                               metadata={"description": "Send as X-CSRF-Token on unsafe cookie-authenticated requests; null with a bearer token."})
+    csrf_token = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "Send as X-CSRF-Token on unsafe cookie-authenticated requests; null with a bearer token."
+        },
+    )
 
 
 class PasswordChangeSchema(StrictSchema):
-    current_password = fields.String(required=True, **_password)
-    new_password = fields.String(required=True, **_password)
+    current_password = password_field()
+    new_password = password_field()
 
 
 class TokenCreateSchema(StrictSchema):
@@ -93,9 +101,12 @@ class UserCreateSchema(StrictSchema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     name = text()
     role = fields.Enum(Role, by_value=True, required=True)
-    site_ids = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1)),
-                           load_default=list, validate=validate.Length(max=100))
-    password = fields.String(required=True, **_password)
+    site_ids = fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1)),
+        load_default=list,
+        validate=validate.Length(max=100),
+    )
+    password = password_field()
     is_supervisor = fields.Boolean(load_default=False)
 
 
@@ -103,9 +114,10 @@ class UserPatchSchema(StrictSchema):
     email = fields.Email(validate=validate.Length(max=254))
     name = text(required=False)
     role = fields.Enum(Role, by_value=True)
-    site_ids = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1)),
-                           validate=validate.Length(max=100))
-    password = fields.String(**_password)
+    site_ids = fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1)), validate=validate.Length(max=100)
+    )
+    password = password_field(required=False)
     is_supervisor = fields.Boolean()
     is_active = fields.Boolean()
 

@@ -13,7 +13,7 @@ from clinic.auth.models import ApiToken, User, UserSession
 from clinic.core.time import utcnow
 from clinic.extensions import db, login_manager
 
-TOKEN_PREFIX = "clinic_"
+TOKEN_PREFIX = "clinic_"  # noqa: S105 - a label, not a secret
 #: A session's last-seen time is written at most this often, to spare a write per request.
 _TOUCH_EVERY = timedelta(seconds=30)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -32,14 +33,13 @@ def text(*, required: bool = True, max_length: int = 200, min_length: int = 1, *
     )
 
 
-_ZONES: frozenset[str] | None = None
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 def validate_timezone(value: str) -> None:
-    global _ZONES
-    if _ZONES is None:
-        _ZONES = frozenset(available_timezones())
-    if value not in _ZONES:
+    if value not in _zones():
         raise ValidationError("Not an IANA time zone, e.g. America/New_York.")
     try:
         ZoneInfo(value)

@@ -69,8 +69,11 @@ def readiness() -> tuple[bool, dict[str, Any]]:
         if row is not None:
             age = (utcnow() - row.beat_at).total_seconds()
             stale_after = 3 * current_app.config["HEARTBEAT_INTERVAL_SECONDS"]
-            heartbeat = {"last_beat_at": row.beat_at, "age_seconds": round(age, 1),
-                         "status": "ok" if age <= stale_after else "stale"}
+            heartbeat = {
+                "last_beat_at": row.beat_at,
+                "age_seconds": round(age, 1),
+                "status": "ok" if age <= stale_after else "stale",
+            }
     ready = all(reason is None for reason in failures.values())
     checks = {name: ("ok" if reason is None else f"failed: {reason}") for name, reason in failures.items()}
     return ready, {"status": "ok" if ready else "unavailable", "checks": checks, "worker_heartbeat": heartbeat}

@@ -55,6 +55,8 @@ def import_models() -> None:
     """Import every domain's models so the metadata (and Alembic) sees all tables."""
     import clinic.audit.models
     import clinic.auth.models
+    import clinic.clients.models
+    import clinic.intake.models
     import clinic.system.models  # noqa: F401
 
 
@@ -68,9 +70,11 @@ def _register_blueprints(app: Flask, api: Any) -> None:
     from clinic.audit.api import blp as audit_blp
     from clinic.auth.api import blp as auth_blp
     from clinic.auth.permissions import public
+    from clinic.clients.api import blp as clients_blp
+    from clinic.intake.api import blp as intake_blp
     from clinic.system.api import blp as system_blp
 
-    for blueprint in (system_blp, auth_blp, audit_blp):
+    for blueprint in (system_blp, auth_blp, intake_blp, clients_blp, audit_blp):
         api.register_blueprint(blueprint)
     # The spec and its documentation page are public.
     for endpoint, view in list(app.view_functions.items()):

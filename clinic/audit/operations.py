@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import g, has_request_context, request
-from sqlalchemy import event, select, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.orm import Session
 
 from clinic.audit.models import AuditEvent, Outcome
@@ -105,24 +105,27 @@ def _write_chained(session: Session, events: list[PendingEvent]) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
     prev = session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).scalar()
     prev_hash = prev or ""
+    rows: list[dict[str, Any]] = []
     for pending in events:
-        # Stored instants lose sub-microsecond precision nowhere, but keep the hash input exact.
-        row = AuditEvent(
-            at=pending.at,
-            user_id=pending.user_id,
-            action=pending.action,
-            resource=pending.resource,
-            resource_id=pending.resource_id,
-            client_id=pending.client_id,
-            outcome=pending.outcome,
-            ip=pending.ip,
-            details=pending.details,
-            prev_hash=prev_hash,
+        row_hash = content_hash(pending, prev_hash)
+        rows.append(
+            {
+                "at": pending.at,
+                "user_id": pending.user_id,
+                "action": pending.action,
+                "resource": pending.resource,
+                "resource_id": pending.resource_id,
+                "client_id": pending.client_id,
+                "outcome": pending.outcome,
+                "ip": pending.ip,
+                "details": pending.details,
+                "prev_hash": prev_hash,
+                "hash": row_hash,
+            }
         )
-        row.hash = content_hash(row, prev_hash)
-        session.add(row)
-        prev_hash = row.hash
-    session.flush()
+        prev_hash = row_hash
+    # One multi-row INSERT in list order: ids ascend in chain order.
+    session.execute(insert(AuditEvent), rows)
 
 
 @event.listens_for(Session, "before_commit")

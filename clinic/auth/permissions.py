@@ -173,8 +173,34 @@ def get_scoped_or_404(model: type[M], ident: Any, user: User, *, site_column: An
     stmt = scoped_select(model, user, site_column=site_column).where(id_column == ident)
     obj = db.session.scalars(stmt).first()
     if obj is None:
+        _record_denial_if_it_exists(model, ident, user)
         abort_problem(404, "Not found.")
     return cast(M, obj)
+
+
+def _record_denial_if_it_exists(model: type[Any], ident: Any, user: User) -> None:
+    """An attempt on a record outside the caller's sites is answered 404 but audited as denied."""
+    from clinic.audit.models import Outcome
+    from clinic.audit.operations import record
+
+    try:
+        existing = db.session.get(model, ident)
+    except (TypeError, ValueError):
+        return
+    if existing is None:
+        return
+    client_id = getattr(existing, "client_id", None)
+    if client_id is None and model.__tablename__ == "clients":
+        client_id = existing.id
+    record(
+        "access.denied",
+        resource=model.__tablename__,
+        resource_id=ident,
+        client_id=client_id,
+        outcome=Outcome.DENIED,
+        user_id=user.id,
+        details={"reason": "outside the user's sites or role"},
+    )
 
 
 def require_site_in_scope(site_id: int, user: User, *, field: str = "site_id") -> None:

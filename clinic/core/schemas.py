@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -51,8 +52,52 @@ def timezone_field(*, required: bool = True) -> fields.String:
     return fields.String(required=required, validate=validate_timezone, metadata={"example": "America/New_York"})
 
 
+class Instant(fields.AwareDateTime):
+    """An RFC 3339 date-time with an offset, loaded as the same instant in UTC.
+
+    Every instant is stored and compared in UTC (``UTCDateTime``); one that UTC cannot
+    represent (``0001-01-01T00:00:00+14:00``, ``9999-12-31T23:59:59-14:00``) is a validation
+    error here rather than an overflow when it reaches the database.
+    """
+
+    default_error_messages = {"out_of_range": "Out of range: not representable in UTC."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return loaded.astimezone(UTC)
+        except OverflowError as exc:
+            raise self.make_error("out_of_range") from exc
+
+
 class StrictSchema(Schema):
     """Unknown keys are refused (marshmallow's default, made explicit)."""
 
     class Meta:
         unknown = "raise"
+
+
+def _not_future(value: date) -> None:
+    if value > datetime.now(UTC).date() + timedelta(days=1):
+        raise ValidationError("Must not be in the future.")
+
+
+def past_date(*, required: bool = True, earliest: date = date(1900, 1, 1), **kwargs: Any) -> fields.Date:
+    """A calendar date no later than today (one day of leeway for time zones ahead of UTC)."""
+    return fields.Date(required=required, validate=[validate.Range(min=earliest), _not_future], **kwargs)
+
+
+def instant(*, required: bool = True, **kwargs: Any) -> Instant:
+    """An RFC 3339 timestamp with its offset, loaded in UTC; a naive timestamp is refused."""
+    return Instant(required=required, **kwargs)
+
+
+#: BCP 47 language tags such as "en", "es", "pt-BR", "zh-Hant".
+language_tag = validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$", error="Not a language tag such as en or es.")
+
+
+def id_field(*, required: bool = True, allow_none: bool = False, strict: bool = True, **kwargs: Any) -> fields.Integer:
+    """A database id: a positive 32-bit integer (``strict=False`` for query strings, which are text)."""
+    return fields.Integer(
+        required=required, allow_none=allow_none, strict=strict, validate=validate.Range(min=1, max=2**31 - 1), **kwargs
+    )

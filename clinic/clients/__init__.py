@@ -1,0 +1,1 @@
+"""Clients, episodes of care, consents and the client timeline."""

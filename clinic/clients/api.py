@@ -1,0 +1,149 @@
+"""HTTP endpoints: clients, episodes of care, consents and the client timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from flask import g
+from flask_smorest import Blueprint
+
+from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, require_site_in_scope, requires
+from clinic.clients import operations as ops
+from clinic.clients.models import Client, Consent, ConsentKind, Episode
+from clinic.clients.schemas import (
+    ClientCreateSchema,
+    ClientPageSchema,
+    ClientPatchSchema,
+    ClientQuerySchema,
+    ClientSchema,
+    ConsentCreateSchema,
+    ConsentListSchema,
+    ConsentSchema,
+    DischargeSchema,
+    DuplicateArgsSchema,
+    EpisodeCreateSchema,
+    EpisodeListSchema,
+    EpisodeSchema,
+    TimelineSchema,
+)
+
+blp = Blueprint("clients", __name__, url_prefix="/api/v1", description="Clients, episodes of care and consents")
+
+
+def load_client(client_id: int) -> Client:
+    """The client, if it is in one of the caller's sites; 404 otherwise."""
+    g._client_data = True
+    return get_scoped_or_404(Client, client_id, authenticated_user())
+
+
+@blp.route("/clients", methods=["POST"])
+@requires(Permission.CLIENTS_WRITE)
+@blp.arguments(ClientCreateSchema)
+@blp.arguments(DuplicateArgsSchema, location="query")
+@blp.response(201, ClientSchema)
+@blp.alt_response(409, description="A likely duplicate; `candidates` lists `{id, mrn}` of the matches")
+def create_client(body: dict[str, Any], args: dict[str, Any]) -> Client:
+    """Register a prospective client; the MRN is assigned by clinic."""
+    user = authenticated_user()
+    require_site_in_scope(body["site_id"], user)
+    g._client_data = True
+    return ops.register_client(actor=user, allow_duplicate=args["allow_duplicate"], **body)
+
+
+@blp.route("/clients", methods=["GET"])
+@requires(Permission.CLIENTS_READ)
+@blp.arguments(ClientQuerySchema, location="query")
+@blp.response(200, ClientPageSchema)
+def list_clients(args: dict[str, Any]) -> dict[str, Any]:
+    """Search clients by name prefix, MRN or phone, alphabetically."""
+    g._client_data = True
+    return ops.search_clients(authenticated_user(), **args).as_dict()
+
+
+@blp.route("/clients/<int:client_id>", methods=["GET"])
+@requires(Permission.CLIENTS_READ)
+@blp.response(200, ClientSchema)
+def get_client(client_id: int) -> Client:
+    """One client's registration record."""
+    return ops.read_client(load_client(client_id))
+
+
+@blp.route("/clients/<int:client_id>", methods=["PATCH"])
+@requires(Permission.CLIENTS_WRITE)
+@blp.arguments(ClientPatchSchema)
+@blp.arguments(DuplicateArgsSchema, location="query")
+@blp.response(200, ClientSchema)
+def update_client(body: dict[str, Any], args: dict[str, Any], client_id: int) -> Client:
+    """Change demographics. The MRN, site and record-keeping fields cannot be changed."""
+    return ops.update_client(load_client(client_id), body, allow_duplicate=args["allow_duplicate"])
+
+
+@blp.route("/clients/<int:client_id>/episodes", methods=["POST"])
+@requires(Permission.CLINICAL_WRITE)
+@blp.arguments(EpisodeCreateSchema)
+@blp.response(201, EpisodeSchema)
+def admit(body: dict[str, Any], client_id: int) -> Episode:
+    """Admit the client to an episode of care (one open episode at a time)."""
+    return ops.admit(load_client(client_id), actor=authenticated_user(), **body)
+
+
+@blp.route("/clients/<int:client_id>/episodes", methods=["GET"])
+@requires(Permission.CLINICAL_READ)
+@blp.response(200, EpisodeListSchema)
+def list_episodes(client_id: int) -> dict[str, Sequence[Episode]]:
+    """The client's episodes of care, newest first."""
+    return {"items": ops.list_episodes(load_client(client_id))}
+
+
+@blp.route("/episodes/<int:episode_id>/discharge", methods=["POST"])
+@requires(Permission.CLINICAL_WRITE)
+@blp.arguments(DischargeSchema)
+@blp.response(200, EpisodeSchema)
+def discharge(body: dict[str, Any], episode_id: int) -> Episode:
+    """Discharge the client from the episode with a TEDS reason."""
+    g._client_data = True
+    episode = get_scoped_or_404(Episode, episode_id, authenticated_user())
+    return ops.discharge(
+        episode,
+        actor=authenticated_user(),
+        discharged_on=body["discharged_on"],
+        reason_code=body["reason_code"],
+        note=body.get("note"),
+    )
+
+
+@blp.route("/clients/<int:client_id>/consents", methods=["POST"])
+@requires(Permission.CLIENTS_WRITE)
+@blp.arguments(ConsentCreateSchema)
+@blp.response(201, ConsentSchema)
+def create_consent(body: dict[str, Any], client_id: int) -> Consent:
+    """Record a communication consent or a 42 CFR 2.31 disclosure consent (clinicians)."""
+    kind: ConsentKind = body.pop("kind")
+    return ops.record_consent(load_client(client_id), actor=authenticated_user(), kind=kind, fields=body)
+
+
+@blp.route("/clients/<int:client_id>/consents", methods=["GET"])
+@requires(Permission.CLIENTS_READ)
+@blp.response(200, ConsentListSchema)
+def list_consents(client_id: int) -> dict[str, Sequence[Consent]]:
+    """The client's consents (intake coordinators see communication consents only)."""
+    return {"items": ops.visible_consents(load_client(client_id), authenticated_user())}
+
+
+@blp.route("/consents/<int:consent_id>/revoke", methods=["POST"])
+@requires(Permission.CLIENTS_WRITE)
+@blp.response(200, ConsentSchema)
+def revoke_consent(consent_id: int) -> Consent:
+    """Revoke a consent; it no longer applies from the next request."""
+    g._client_data = True
+    user = authenticated_user()
+    return ops.revoke_consent(ops.get_consent_or_404(consent_id, user), actor=user)
+
+
+@blp.route("/clients/<int:client_id>/timeline", methods=["GET"])
+@requires(Permission.CLIENTS_READ)
+@blp.response(200, TimelineSchema)
+def timeline(client_id: int) -> dict[str, Any]:
+    """Everything that happened to the client, in time order (clinical entries for clinicians only)."""
+    return {"items": ops.client_timeline(load_client(client_id), authenticated_user())}

@@ -1,0 +1,1 @@
+"""Intake calls: the first contact, the follow-up queue and conversion to a client."""

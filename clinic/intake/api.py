@@ -1,0 +1,78 @@
+"""HTTP endpoints: the intake call log and conversion of callers to clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask_smorest import Blueprint
+
+from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
+from clinic.clients.models import Client
+from clinic.clients.schemas import ClientSchema, DuplicateArgsSchema
+from clinic.intake import operations as ops
+from clinic.intake.models import IntakeCall
+from clinic.intake.schemas import (
+    ConvertSchema,
+    IntakeCallCreateSchema,
+    IntakeCallPageSchema,
+    IntakeCallPatchSchema,
+    IntakeCallQuerySchema,
+    IntakeCallSchema,
+)
+
+blp = Blueprint("intake", __name__, url_prefix="/api/v1", description="Intake calls")
+
+
+def load_call(call_id: int) -> IntakeCall:
+    g._client_data = True
+    return get_scoped_or_404(IntakeCall, call_id, authenticated_user())
+
+
+@blp.route("/intake-calls", methods=["POST"])
+@requires(Permission.INTAKE_WRITE)
+@blp.arguments(IntakeCallCreateSchema)
+@blp.response(201, IntakeCallSchema)
+def create_call(body: dict[str, Any]) -> IntakeCall:
+    """Log an inquiry call."""
+    g._client_data = True
+    return ops.log_call(actor=authenticated_user(), **body)
+
+
+@blp.route("/intake-calls", methods=["GET"])
+@requires(Permission.INTAKE_READ)
+@blp.arguments(IntakeCallQuerySchema, location="query")
+@blp.response(200, IntakeCallPageSchema)
+def list_calls(args: dict[str, Any]) -> dict[str, Any]:
+    """The call log: calls with risk flags first, then newest first. `follow_up_due=true` is the follow-up queue."""
+    g._client_data = True
+    return ops.search_calls(authenticated_user(), **args).as_dict()
+
+
+@blp.route("/intake-calls/<int:call_id>", methods=["GET"])
+@requires(Permission.INTAKE_READ)
+@blp.response(200, IntakeCallSchema)
+def get_call(call_id: int) -> IntakeCall:
+    """One call."""
+    return ops.read_call(load_call(call_id))
+
+
+@blp.route("/intake-calls/<int:call_id>", methods=["PATCH"])
+@requires(Permission.INTAKE_WRITE)
+@blp.arguments(IntakeCallPatchSchema)
+@blp.response(200, IntakeCallSchema)
+def update_call(body: dict[str, Any], call_id: int) -> IntakeCall:
+    """Correct or complete a call."""
+    return ops.update_call(load_call(call_id), body)
+
+
+@blp.route("/intake-calls/<int:call_id>/convert", methods=["POST"])
+@requires(Permission.INTAKE_WRITE, Permission.CLIENTS_WRITE)
+@blp.arguments(ConvertSchema)
+@blp.arguments(DuplicateArgsSchema, location="query")
+@blp.response(201, ClientSchema)
+def convert_call(body: dict[str, Any], args: dict[str, Any], call_id: int) -> Client:
+    """Register the caller as a prospective client linked to the call (once; 409 after)."""
+    return ops.convert_call(
+        load_call(call_id), actor=authenticated_user(), allow_duplicate=args["allow_duplicate"], client_fields=body
+    )

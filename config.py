@@ -106,6 +106,8 @@ class Config:
     HEARTBEAT_INTERVAL_SECONDS = _env_int("HEARTBEAT_INTERVAL_SECONDS", 60)
 
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+    #: Region for phone numbers written without a country code (ISO 3166 alpha-2).
+    DEFAULT_PHONE_REGION = os.environ.get("DEFAULT_PHONE_REGION", "US")
 
     @classmethod
     def validate(cls, settings: dict[str, object]) -> None:

@@ -16,8 +16,8 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from flask_sqlalchemy import SQLAlchemy
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from clinic.core.errors import PROBLEM_MIMETYPE
 from clinic.core.models import Base
@@ -30,15 +30,24 @@ MAX_ID = 2**31 - 1
 class IdConverter(IntegerConverter):
     """``<int:...>`` in every route: a row id, 1..MAX_ID unless the rule says otherwise.
 
-    A path id outside that range cannot name a row, so the route does not match (404) instead
-    of reaching the database with a number it cannot bind (SQLite's limit is 2**63 - 1).
-    The bounds are documented in the spec as the parameter's minimum and maximum.
+    A path id outside that range cannot name a row: it is a 404 instead of reaching the
+    database with a number it cannot bind (SQLite's limit is 2**63 - 1, PostgreSQL's
+    ``integer`` 2**31 - 1). The bounds are documented in the spec as the parameter's minimum
+    and maximum.
     """
 
     def __init__(
         self, map: Any, fixed_digits: int = 0, min: int | None = 1, max: int | None = MAX_ID, signed: bool = False
     ) -> None:
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+    def to_python(self, value: str) -> Any:
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            # Werkzeug would report "no match" as a 405 when a sibling rule of the same path
+            # has other methods (PATCH /users/0 -> "Allow: GET"); the resource does not exist.
+            raise NotFound() from None
 
 
 class ProblemApi(Api):  # type: ignore[misc]  # flask-smorest ships no type information

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 from flask import Flask, Response, g, request
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -50,6 +53,82 @@ def _finish_unit_of_work(response: Response) -> Response:
     return response
 
 
+_NUL = "\x00"
+
+
+def _text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (on PostgreSQL, and so on neither backend), if it cannot."""
+    if _NUL in value:
+        return "Must not contain the NUL character (U+0000)."
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Must be valid Unicode text (no lone surrogates)."
+    return None
+
+
+def _unstorable_text(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """``(field path, message)`` for every string in a JSON document that cannot be stored."""
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        if problem:
+            yield path or "_schema", problem
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            sub_path = f"{path}.{key}" if path else str(key)
+            problem = _text_problem(str(key))
+            if problem:
+                yield _printable(sub_path), problem
+            else:
+                yield from _unstorable_text(item, sub_path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unstorable_text(item, f"{path}.{index}" if path else str(index))
+
+
+def _printable(path: str) -> str:
+    return path.encode("utf-8", "backslashreplace").decode("utf-8").replace(_NUL, "\\u0000")
+
+
+def _json_body() -> Any:
+    """The JSON body parsed as strictly as webargs parses it; None when absent or malformed (its 400)."""
+    if not request.is_json:
+        return None
+    try:
+        return json.loads(request.get_data(cache=True).decode("utf-8"))
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+
+
+def refuse_unstorable_text() -> Response | None:
+    """422 for a query parameter or JSON string holding U+0000 or a lone surrogate.
+
+    PostgreSQL text cannot hold either (and no field of clinic needs them); checked once here,
+    for every endpoint, so the database never sees them and both backends answer alike.
+    """
+    if request.routing_exception is not None:
+        return None  # 404/405 come first
+    errors: dict[str, list[str]] = {}
+    for name, values in request.args.lists():
+        for value in (name, *values):
+            problem = _text_problem(value)
+            if problem:
+                errors.setdefault(_printable(name), []).append(problem)
+                break
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, str) and (problem := _text_problem(value)):
+            errors.setdefault(name, []).append(problem)
+    for path, problem in _unstorable_text(_json_body(), ""):
+        errors.setdefault(path, []).append(problem)
+    if not errors:
+        return None
+    mark_request_failed()
+    return problem_response(
+        422, detail="The request has invalid fields: " + ", ".join(sorted(errors)) + ".", errors=errors
+    )
+
+
 def _security_headers(response: Response, *, hsts: bool) -> Response:
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -69,6 +148,8 @@ def _security_headers(response: Response, *, hsts: bool) -> Response:
 
 def init_request_cycle(app: Flask) -> None:
     hsts = bool(app.config.get("HSTS_ENABLED"))
+    # After the permission check (registered earlier): authorization precedes validation.
+    app.before_request(refuse_unstorable_text)
 
     @app.after_request
     def after(response: Response) -> Response:

@@ -106,6 +106,18 @@ class Config:
     HEARTBEAT_INTERVAL_SECONDS = _env_int("HEARTBEAT_INTERVAL_SECONDS", 60)
 
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+
+    # Email (SMTP). Without MAIL_SERVER messages are logged instead of sent.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = _env_int("MAIL_PORT", 25)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_USE_TLS = _env_bool("MAIL_USE_TLS", False)
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "clinic <no-reply@clinic.invalid>")
+    MAIL_TIMEOUT_SECONDS = _env_int("MAIL_TIMEOUT_SECONDS", 10)
+    STAFF_EMAIL_MAX_ATTEMPTS = _env_int("STAFF_EMAIL_MAX_ATTEMPTS", 8)
+    #: A staff email claimed this long ago and not finished was lost with its worker: resend.
+    STAFF_EMAIL_STUCK_AFTER_SECONDS = 600
     #: Region for phone numbers written without a country code (ISO 3166 alpha-2).
     DEFAULT_PHONE_REGION = os.environ.get("DEFAULT_PHONE_REGION", "US")
 

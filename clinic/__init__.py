@@ -53,10 +53,12 @@ def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = N
 
 def import_models() -> None:
     """Import every domain's models so the metadata (and Alembic) sees all tables."""
+    import clinic.assessments.models
     import clinic.audit.models
     import clinic.auth.models
     import clinic.clients.models
     import clinic.intake.models
+    import clinic.notify.models
     import clinic.system.models  # noqa: F401
 
 
@@ -67,14 +69,16 @@ def _migrations_dir() -> Any:
 
 
 def _register_blueprints(app: Flask, api: Any) -> None:
+    from clinic.assessments.api import blp as assessments_blp
     from clinic.audit.api import blp as audit_blp
     from clinic.auth.api import blp as auth_blp
     from clinic.auth.permissions import public
     from clinic.clients.api import blp as clients_blp
     from clinic.intake.api import blp as intake_blp
+    from clinic.notify.api import blp as notify_blp
     from clinic.system.api import blp as system_blp
 
-    for blueprint in (system_blp, auth_blp, intake_blp, clients_blp, audit_blp):
+    for blueprint in (system_blp, auth_blp, intake_blp, clients_blp, assessments_blp, notify_blp, audit_blp):
         api.register_blueprint(blueprint)
     # The spec and its documentation page are public.
     for endpoint, view in list(app.view_functions.items()):

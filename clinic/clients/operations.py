@@ -268,12 +268,34 @@ def admit(
     *,
     actor: User,
     admitted_on: date,
-    level_of_care: str,
-    asam_edition: str = "3",
+    level_of_care: str | None = None,
+    asam_edition: str | None = None,
     referral_source: str | None = None,
     assessment_id: int | None = None,
 ) -> Episode:
-    """Open an episode of care; one open episode at a time. The client becomes active."""
+    """Open an episode of care; one open episode at a time. The client becomes active.
+
+    With ``assessment_id`` the level of care and edition come from that signed ASAM assessment.
+    """
+    if assessment_id is not None:
+        from clinic.assessments.operations import signed_asam_for_admission
+
+        asam = signed_asam_for_admission(client, assessment_id)
+        chosen, edition = asam.answers["level_of_care"], str(asam.answers["edition"])
+        if level_of_care is not None and level_of_care != chosen:
+            abort_problem(
+                422,
+                "The level of care differs from the ASAM assessment's.",
+                errors={"level_of_care": [f"The assessment chose {chosen}; leave this out or match it."]},
+            )
+        level_of_care, asam_edition = chosen, edition
+    asam_edition = asam_edition or "3"
+    if level_of_care is None:
+        abort_problem(
+            422,
+            "Give the level of care, or a signed ASAM assessment that chose it.",
+            errors={"level_of_care": ["Missing data for required field."]},
+        )
     if level_of_care not in ASAM_LEVELS[asam_edition]:
         abort_problem(
             422,

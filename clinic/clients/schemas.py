@@ -79,11 +79,14 @@ class CandidateSchema(StrictSchema):
 class EpisodeCreateSchema(StrictSchema):
     admitted_on = past_date(earliest=date(1970, 1, 1))
     level_of_care = fields.String(
-        required=True,
         validate=validate.Length(min=1, max=16),
         metadata={"description": 'ASAM level code, e.g. "1", "1-OTP", "2.1", "3.7-WM".'},
     )
-    asam_edition = fields.String(load_default="3", validate=validate.OneOf(["3", "4"]))
+    asam_edition = fields.String(validate=validate.OneOf(["3", "4"]), metadata={"description": "Default 3."})
+    assessment_id = id_field(
+        required=False,
+        metadata={"description": "A signed ASAM assessment whose level of care (and edition) the episode takes."},
+    )
     referral_source = text(required=False, allow_none=True)
 
 
@@ -108,6 +111,7 @@ class EpisodeSchema(StrictSchema):
     admitted_on = fields.Date(required=True)
     level_of_care = fields.String(required=True)
     asam_edition = fields.String(required=True)
+    assessment_id = fields.Integer(allow_none=True)
     referral_source = fields.String(allow_none=True)
     discharged_on = fields.Date(allow_none=True)
     reason_code = fields.Integer(attribute="discharge_reason_code", allow_none=True)

@@ -50,7 +50,7 @@ def _celery_settings(app: Flask) -> dict[str, Any]:
         "enable_utc": True,
         "broker_connection_retry_on_startup": True,
         "task_always_eager": app.config.get("CELERY_TASK_ALWAYS_EAGER", False),
-        "imports": ["clinic.system.tasks"],
+        "imports": ["clinic.system.tasks", "clinic.notify.tasks"],
         "beat_schedule": beat_schedule(app),
     }
     if broker_url.startswith("filesystem://"):
@@ -76,5 +76,10 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
             "task": "clinic.system.tasks.heartbeat",
             "schedule": float(app.config["HEARTBEAT_INTERVAL_SECONDS"]),
             "options": {"expires": float(app.config["HEARTBEAT_INTERVAL_SECONDS"])},
+        },
+        "notify.sweep_staff_emails": {
+            "task": "clinic.notify.tasks.sweep_staff_emails",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
         },
     }

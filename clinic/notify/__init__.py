@@ -1,0 +1,1 @@
+"""Notifications: staff alerts, client reminders, and the channels that deliver them."""

@@ -1,0 +1,133 @@
+"""Staff notifications: alerts a user lists in clinic and receives by email through the worker.
+
+The row is written in the same transaction as the event that causes it (an outbox); the email
+is sent by a task after commit, and a periodic sweep resends whatever a lost task left behind.
+Emails carry no client data: they say that something needs attention and link to clinic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from clinic.auth.models import User
+from clinic.core.errors import abort_problem
+from clinic.core.pagination import Page, keyset_page
+from clinic.core.time import utcnow
+from clinic.extensions import db
+from clinic.notify.models import EmailStatus, StaffNotification, StaffNotificationKind
+
+log = logging.getLogger(__name__)
+_AFTER_COMMIT_KEY = "clinic.staff_emails_to_send"
+
+
+def notify_staff(
+    user_id: int,
+    *,
+    kind: StaffNotificationKind,
+    title: str,
+    body: str,
+    client_id: int | None = None,
+    resource: str | None = None,
+    resource_id: object | None = None,
+    dedupe_key: str | None = None,
+) -> StaffNotification | None:
+    """Create a notification (once per ``dedupe_key``); its email is queued after commit."""
+    if dedupe_key is not None:
+        existing = db.session.scalars(
+            select(StaffNotification).where(StaffNotification.dedupe_key == dedupe_key)
+        ).first()
+        if existing is not None:
+            return None
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    row = StaffNotification(
+        user_id=user_id,
+        kind=kind,
+        title=title,
+        body=body,
+        client_id=client_id,
+        resource=resource,
+        resource_id=None if resource_id is None else str(resource_id),
+        dedupe_key=dedupe_key,
+        email_status=EmailStatus.PENDING if user.email else EmailStatus.SKIPPED,
+    )
+    db.session.add(row)
+    db.session.flush()
+    if row.email_status is EmailStatus.PENDING:
+        db.session().info.setdefault(_AFTER_COMMIT_KEY, []).append(row.id)
+    return row
+
+
+@event.listens_for(Session, "after_commit")
+def _queue_emails_after_commit(session: Session) -> None:
+    ids = session.info.pop(_AFTER_COMMIT_KEY, None)
+    if not ids:
+        return
+    from clinic.notify.tasks import send_staff_email
+
+    for notification_id in ids:
+        try:
+            send_staff_email.delay(notification_id)
+        except Exception:  # noqa: BLE001 - the broker is down: the periodic sweep sends it later
+            log.warning("could not queue staff email %s; the sweep will send it", notification_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_emails_after_rollback(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT_KEY, None)
+
+
+def list_own(user: User, *, limit: int, cursor: str | None, unread: bool | None = None) -> Page[StaffNotification]:
+    stmt = select(StaffNotification).where(StaffNotification.user_id == user.id)
+    if unread is True:
+        stmt = stmt.where(StaffNotification.read_at.is_(None))
+    elif unread is False:
+        stmt = stmt.where(StaffNotification.read_at.is_not(None))
+    return keyset_page(stmt, keys=[StaffNotification.id], limit=limit, cursor=cursor, descending=True)
+
+
+def mark_read(user: User, notification_id: int) -> StaffNotification:
+    row = db.session.scalars(
+        select(StaffNotification).where(StaffNotification.id == notification_id, StaffNotification.user_id == user.id)
+    ).first()
+    if row is None:
+        abort_problem(404, "Not found.")
+    if row.read_at is None:
+        row.read_at = utcnow()
+        db.session.flush()
+    return row
+
+
+def claim_for_email(notification_id: int) -> StaffNotification | None:
+    """Move a pending notification to ``sending`` (one claimant wins); None if nothing to send."""
+    result = db.session.execute(
+        update(StaffNotification)
+        .where(StaffNotification.id == notification_id, StaffNotification.email_status == EmailStatus.PENDING)
+        .values(email_status=EmailStatus.SENDING, email_attempts=StaffNotification.email_attempts + 1)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return db.session.get(StaffNotification, notification_id)
+
+
+def due_for_sweep() -> Sequence[int]:
+    """Pending emails, and emails stuck in ``sending`` by a worker that died, to (re)send."""
+    stale = utcnow() - timedelta(seconds=current_app.config["STAFF_EMAIL_STUCK_AFTER_SECONDS"])
+    db.session.execute(
+        update(StaffNotification)
+        .where(StaffNotification.email_status == EmailStatus.SENDING, StaffNotification.created_at < stale)
+        .values(email_status=EmailStatus.PENDING)
+    )
+    return db.session.scalars(
+        select(StaffNotification.id)
+        .where(StaffNotification.email_status == EmailStatus.PENDING)
+        .order_by(StaffNotification.id)
+        .limit(500)
+    ).all()

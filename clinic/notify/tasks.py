@@ -1,0 +1,70 @@
+"""Background delivery of staff notification emails."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from flask import current_app
+
+from clinic.core.time import utcnow
+from clinic.extensions import db
+from clinic.notify.email import PermanentEmailError, TransientEmailError, build_message, send_email
+from clinic.notify.models import EmailStatus, StaffNotification
+from clinic.notify.staff import claim_for_email, due_for_sweep
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="clinic.notify.tasks.send_staff_email", bind=True, ignore_result=True, max_retries=None)
+def send_staff_email(self: object, notification_id: int) -> str:
+    """Email one staff notification. Safe to run twice: only a pending row is claimed.
+
+    Two short transactions: the claim is committed before the SMTP conversation, so a second
+    worker cannot send the same message; the outcome is committed after it.
+    """
+    row = claim_for_email(notification_id)
+    if row is None:
+        return "not pending"
+    user = row.user_id
+    db.session.commit()
+    from clinic.auth.models import User
+
+    recipient = db.session.get(User, user)
+    link = f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/api/v1/staff-notifications?unread=true"
+    message = build_message(
+        to=recipient.email if recipient else "",
+        subject=f"clinic: {row.title}",
+        text=f"{row.title}\n\nSign in to clinic to see the details:\n{link}\n",
+        message_id=f"<staff-notification-{row.id}@clinic.local>",
+    )
+    row = db.session.get_one(StaffNotification, notification_id)
+    try:
+        send_email(message)
+    except TransientEmailError as exc:
+        max_attempts = int(current_app.config["STAFF_EMAIL_MAX_ATTEMPTS"])
+        row.email_last_error = str(exc)[:500]
+        if row.email_attempts >= max_attempts:
+            row.email_status = EmailStatus.FAILED
+            return "failed"
+        row.email_status = EmailStatus.PENDING
+        db.session.commit()
+        countdown = min(300, 15 * 2 ** (row.email_attempts - 1))
+        raise self.retry(countdown=countdown, exc=exc)  # type: ignore[attr-defined]  # noqa: B904
+    except PermanentEmailError as exc:
+        row.email_status = EmailStatus.FAILED
+        row.email_last_error = str(exc)[:500]
+        return "failed"
+    row.email_status = EmailStatus.SENT
+    row.email_sent_at = utcnow()
+    return "sent"
+
+
+@shared_task(name="clinic.notify.tasks.sweep_staff_emails", ignore_result=True)
+def sweep_staff_emails() -> int:
+    """Queue every pending staff email (those whose task was lost or never queued)."""
+    ids = list(due_for_sweep())
+    db.session.commit()
+    for notification_id in ids:
+        send_staff_email.delay(notification_id)
+    return len(ids)

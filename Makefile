@@ -1,0 +1,70 @@
+# Development tasks for clinic. Needs only python3 (>= 3.11); everything else comes from
+# requirements.lock into .venv.
+
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+# Stamp of the last install: redone whenever requirements.lock changes.
+INSTALLED := $(VENV)/.installed
+FLASK := $(BIN)/flask --app wsgi
+
+.DEFAULT_GOAL := help
+.PHONY: help install venv lock run test lint typecheck clean
+
+help:
+	@echo "make install    create $(VENV) and install requirements.lock (hash-checked)"
+	@echo "make run        migrate the database, then start web, worker and beat (PORT=$(PORT))"
+	@echo "make test       run the test suite (PYTEST_ARGS=... to pass options)"
+	@echo "make lint       ruff check"
+	@echo "make typecheck  mypy"
+	@echo "make lock       regenerate requirements.lock from pyproject.toml"
+	@echo "make clean      remove $(VENV) and caches (keeps instance/, which holds the database)"
+
+install venv: $(INSTALLED)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "clinic needs Python >= 3.11; set PYTHON=python3.x" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(INSTALLED): requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install --require-hashes --no-deps -r requirements.lock
+	@touch $@
+
+lock: | $(BIN)/python
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+
+run: $(INSTALLED)
+	@mkdir -p instance
+	$(FLASK) db upgrade
+	@# Demo data once, as soon as the project has a `flask demo` command.
+	@if [ ! -e instance/.demo-seeded ] && $(FLASK) demo --help >/dev/null 2>&1; then \
+		$(FLASK) demo seed --clients 50 --seed 1 && touch instance/.demo-seeded; \
+	fi
+	@echo
+	@echo "  clinic:      http://127.0.0.1:$(PORT)"
+	@echo "  API docs:    http://127.0.0.1:$(PORT)/api/docs"
+	@echo "  health:      http://127.0.0.1:$(PORT)/healthz  (readiness: /readyz)"
+	@if [ -n "$${REDIS_URL:-}" ]; then echo "  broker:      Redis (REDIS_URL)"; \
+	else echo "  broker:      file system (instance/broker); set REDIS_URL to use Redis"; fi
+	@echo "  first admin: $(FLASK) users create --email you@example.org --name \"Your Name\" --role admin --password-stdin"
+	@echo
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --no-colour -f Procfile.dev start --port $(PORT)
+
+test: $(INSTALLED)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy clinic config.py wsgi.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

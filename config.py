@@ -118,6 +118,8 @@ class Config:
     STAFF_EMAIL_MAX_ATTEMPTS = _env_int("STAFF_EMAIL_MAX_ATTEMPTS", 8)
     #: A staff email claimed this long ago and not finished was lost with its worker: resend.
     STAFF_EMAIL_STUCK_AFTER_SECONDS = 600
+    #: Hour (UTC) of the daily job that alerts clinicians of overdue plan reviews.
+    PLAN_REVIEW_ALERT_HOUR_UTC = _env_int("PLAN_REVIEW_ALERT_HOUR_UTC", 12)
     #: Region for phone numbers written without a country code (ISO 3166 alpha-2).
     DEFAULT_PHONE_REGION = os.environ.get("DEFAULT_PHONE_REGION", "US")
 

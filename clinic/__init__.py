@@ -59,6 +59,7 @@ def import_models() -> None:
     import clinic.clients.models
     import clinic.intake.models
     import clinic.notify.models
+    import clinic.plans.models
     import clinic.system.models  # noqa: F401
 
 
@@ -76,9 +77,12 @@ def _register_blueprints(app: Flask, api: Any) -> None:
     from clinic.clients.api import blp as clients_blp
     from clinic.intake.api import blp as intake_blp
     from clinic.notify.api import blp as notify_blp
+    from clinic.plans.api import blp as plans_blp
     from clinic.system.api import blp as system_blp
 
-    for blueprint in (system_blp, auth_blp, intake_blp, clients_blp, assessments_blp, notify_blp, audit_blp):
+    for blueprint in (
+        system_blp, auth_blp, intake_blp, clients_blp, assessments_blp, plans_blp, notify_blp, audit_blp,
+    ):
         api.register_blueprint(blueprint)
     # The spec and its documentation page are public.
     for endpoint, view in list(app.view_functions.items()):

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from flask import Flask
 
 from clinic.extensions import db
@@ -50,7 +51,7 @@ def _celery_settings(app: Flask) -> dict[str, Any]:
         "enable_utc": True,
         "broker_connection_retry_on_startup": True,
         "task_always_eager": app.config.get("CELERY_TASK_ALWAYS_EAGER", False),
-        "imports": ["clinic.system.tasks", "clinic.notify.tasks"],
+        "imports": ["clinic.system.tasks", "clinic.notify.tasks", "clinic.plans.tasks"],
         "beat_schedule": beat_schedule(app),
     }
     if broker_url.startswith("filesystem://"):
@@ -81,5 +82,10 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
             "task": "clinic.notify.tasks.sweep_staff_emails",
             "schedule": 60.0,
             "options": {"expires": 60.0},
+        },
+        "plans.notify_overdue_plan_reviews": {
+            "task": "clinic.plans.tasks.notify_overdue_plan_reviews",
+            "schedule": crontab(minute=0, hour=int(app.config["PLAN_REVIEW_ALERT_HOUR_UTC"])),
+            "options": {"expires": 3600.0},
         },
     }

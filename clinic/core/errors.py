@@ -169,7 +169,17 @@ def _mark_failed() -> None:
     mark_request_failed()
 
 
+def handle_stale_data(_error: Exception) -> Response:
+    """A versioned row changed under a concurrent write: the later writer's precondition failed."""
+    _mark_failed()
+    return problem_response(412, detail="The record changed since you read it; read it again and reapply your change.",
+                            problem="stale")
+
+
 def register_error_handlers(app: Flask) -> None:
     """Route every error the app can raise to problem+json."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    app.register_error_handler(StaleDataError, handle_stale_data)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

@@ -60,7 +60,7 @@ class Instant(fields.AwareDateTime):
     error here rather than an overflow when it reaches the database.
     """
 
-    default_error_messages = {"out_of_range": "Out of range: not representable in UTC."}
+    default_error_messages = {"out_of_range": "Out of range: not representable in UTC."}  # noqa: RUF012 - marshmallow API
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         loaded = super()._deserialize(value, attr, data, **kwargs)

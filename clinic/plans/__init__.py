@@ -1,0 +1,1 @@
+"""Treatment plans and their revisions, reviews, medications, drug screens and contingency management."""

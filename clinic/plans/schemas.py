@@ -1,0 +1,384 @@
+"""Schemas of plans, reviews, medications, drug screens and contingency management."""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from clinic.core.schemas import StrictSchema, id_field, instant, past_date, text
+from clinic.plans.models import (
+    CMSchedule,
+    MedicationName,
+    MedicationPhase,
+    PlanStatus,
+    ReviewOutcome,
+    ScreenResult,
+    SignerRole,
+)
+
+
+class InterventionKind(enum.StrEnum):
+    MAT = "mat"
+    CBT = "cbt"
+    CONTINGENCY_MANAGEMENT = "contingency_management"
+    PEER_SUPPORT = "peer_support"
+    SUPPORT_GROUP = "support_group"
+    OTHER = "other"
+
+
+class ObjectiveStatus(enum.StrEnum):
+    NOT_STARTED = "not_started"
+    IN_PROGRESS = "in_progress"
+    ACHIEVED = "achieved"
+    NOT_ACHIEVED = "not_achieved"
+    DISCONTINUED = "discontinued"
+
+
+_node_id = fields.String(
+    validate=validate.Length(min=2, max=16),
+    metadata={"description": "Keep an entry's id when editing; leave it out for a new entry."},
+)
+
+
+class PlanInterventionSchema(StrictSchema):
+    id = fields.String(validate=validate.Length(min=2, max=16))
+    kind = fields.Enum(InterventionKind, by_value=True, required=True)
+    description = text(max_length=1000)
+    frequency = fields.String(allow_none=True, validate=validate.Length(max=100))
+    responsible_user_id = id_field(required=False, allow_none=True)
+
+
+class PlanObjectiveSchema(StrictSchema):
+    id = fields.String(validate=validate.Length(min=2, max=16))
+    description = text(max_length=1000)
+    target_date = fields.Date(allow_none=True)
+    status = fields.Enum(ObjectiveStatus, by_value=True, load_default=ObjectiveStatus.NOT_STARTED)
+    interventions = fields.List(
+        fields.Nested(PlanInterventionSchema), load_default=list, validate=validate.Length(max=50)
+    )
+
+
+class PlanGoalSchema(StrictSchema):
+    id = fields.String(validate=validate.Length(min=2, max=16))
+    description = text(max_length=1000)
+    client_words = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=2000),
+        metadata={"description": "The goal in the client's own words."},
+    )
+    objectives = fields.List(fields.Nested(PlanObjectiveSchema), load_default=list, validate=validate.Length(max=50))
+
+
+class PlanProblemSchema(StrictSchema):
+    id = fields.String(validate=validate.Length(min=2, max=16))
+    description = text(max_length=1000)
+    source_assessment_id = fields.Integer(
+        allow_none=True, metadata={"description": "Set when suggested by an assessment."}
+    )
+    goals = fields.List(fields.Nested(PlanGoalSchema), load_default=list, validate=validate.Length(max=50))
+
+
+class PlanCreateSchema(StrictSchema):
+    episode_id = id_field(required=False, allow_none=True)
+    review_interval_days = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=7, max=365))
+    problems = fields.List(fields.Nested(PlanProblemSchema), load_default=list, validate=validate.Length(max=50))
+    from_assessments = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Start from problems suggested by the client's latest signed assessments."},
+    )
+
+
+class PlanPatchSchema(StrictSchema):
+    episode_id = id_field(required=False, allow_none=True)
+    review_interval_days = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=7, max=365))
+    problems = fields.List(fields.Nested(PlanProblemSchema), validate=validate.Length(max=50))
+
+
+class SignatureSchema(StrictSchema):
+    role = fields.Enum(SignerRole, by_value=True, required=True)
+    user_id = fields.Integer(allow_none=True)
+    signer_name = fields.String(required=True)
+    signed_at = fields.DateTime(required=True)
+    revision = fields.Integer(required=True)
+
+
+class PlanSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    client_id = fields.Integer(required=True)
+    site_id = fields.Integer(required=True)
+    episode_id = fields.Integer(allow_none=True)
+    status = fields.Enum(PlanStatus, by_value=True, required=True)
+    revision = fields.Integer(required=True)
+    active_revision = fields.Integer(allow_none=True, metadata={"description": "The last fully signed revision."})
+    problems = fields.List(fields.Dict(), attribute="content", required=True)
+    review_interval_days = fields.Integer(allow_none=True)
+    next_review_on = fields.Date(allow_none=True)
+    last_reviewed_on = fields.Date(allow_none=True)
+    signatures = fields.List(fields.Nested(SignatureSchema), required=True)
+    required_signatures = fields.List(fields.String(), required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class PlanListSchema(StrictSchema):
+    items = fields.List(fields.Nested(PlanSchema), required=True)
+
+
+class SignSchema(StrictSchema):
+    as_ = fields.Enum(SignerRole, by_value=True, required=True, data_key="as")
+    signer_name = fields.String(allow_none=True, validate=validate.Length(max=200))
+
+
+class RevisionSchema(StrictSchema):
+    number = fields.Integer(required=True)
+    status = fields.Enum(PlanStatus, by_value=True, required=True)
+    problems = fields.List(fields.Dict(), attribute="content", required=True)
+    review_interval_days = fields.Integer(allow_none=True)
+    episode_id = fields.Integer(allow_none=True)
+    created_by_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    reason = fields.String(required=True)
+
+
+class RevisionListSchema(StrictSchema):
+    items = fields.List(fields.Nested(RevisionSchema), required=True)
+
+
+class DiffQuerySchema(StrictSchema):
+    from_ = fields.Integer(required=True, data_key="from", validate=validate.Range(min=1, max=2**31 - 1))
+    to = fields.Integer(required=True, validate=validate.Range(min=1, max=2**31 - 1))
+
+
+class ChangeSchema(StrictSchema):
+    change = fields.String(required=True, metadata={"enum": ["added", "removed", "changed"]})
+    level = fields.String(required=True)
+    node_id = fields.String(required=True)
+    path = fields.String(required=True)
+    field = fields.String(allow_none=True)
+    before = fields.Raw(allow_none=True)
+    after = fields.Raw(allow_none=True)
+    description = fields.String(required=True)
+
+
+class DiffSchema(StrictSchema):
+    from_ = fields.Integer(required=True, data_key="from")
+    to = fields.Integer(required=True)
+    changes = fields.List(fields.Nested(ChangeSchema), required=True)
+
+
+class ReviewCreateSchema(StrictSchema):
+    note = text(max_length=5000)
+    outcome = fields.Enum(ReviewOutcome, by_value=True, required=True)
+
+
+class ReviewSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    plan_id = fields.Integer(required=True)
+    reviewed_on = fields.Date(required=True)
+    note = fields.String(required=True)
+    outcome = fields.Enum(ReviewOutcome, by_value=True, required=True)
+    due_on = fields.Date(allow_none=True)
+    was_overdue = fields.Boolean(required=True)
+    reviewer_id = fields.Integer(allow_none=True)
+    next_review_on = fields.Date(allow_none=True)
+
+
+class DueQuerySchema(StrictSchema):
+    site_id = id_field(required=False, strict=False)
+    before = fields.Date(metadata={"description": "Reviews due on or before this date (default today)."})
+
+
+class DuePlanSchema(StrictSchema):
+    plan_id = fields.Integer(attribute="id", required=True)
+    client_id = fields.Integer(required=True)
+    site_id = fields.Integer(required=True)
+    status = fields.Enum(PlanStatus, by_value=True, required=True)
+    next_review_on = fields.Date(required=True)
+    last_reviewed_on = fields.Date(allow_none=True)
+
+
+class DueListSchema(StrictSchema):
+    items = fields.List(fields.Nested(DuePlanSchema), required=True)
+
+
+_UNITS = ["mg", "mcg", "mL"]
+
+
+class MedicationCreateSchema(StrictSchema):
+    medication = fields.Enum(MedicationName, by_value=True, required=True)
+    dose = fields.Decimal(
+        required=True,
+        places=3,
+        as_string=False,
+        allow_nan=False,
+        validate=validate.Range(min=0, min_inclusive=False, max=10000),
+    )
+    unit = fields.String(required=True, validate=validate.OneOf(_UNITS))
+    frequency = text(max_length=64)
+    phase = fields.Enum(MedicationPhase, by_value=True, required=True)
+    prescriber_id = id_field()
+    start_on = fields.Date(required=True)
+    end_on = fields.Date(allow_none=True)
+    override_reason = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=2000),
+        metadata={"description": "Required to start naltrexone within 7 days of opioid exposure."},
+    )
+
+
+class MedicationPatchSchema(StrictSchema):
+    dose = fields.Decimal(
+        places=3, as_string=False, allow_nan=False, validate=validate.Range(min=0, min_inclusive=False, max=10000)
+    )
+    unit = fields.String(validate=validate.OneOf(_UNITS))
+    frequency = text(required=False, max_length=64)
+    phase = fields.Enum(MedicationPhase, by_value=True)
+    end_on = fields.Date(allow_none=True)
+    effective_on = fields.Date(metadata={"description": "When the change takes effect (default today)."})
+    reason = fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+
+class DoseChangeSchema(StrictSchema):
+    effective_on = fields.Date(required=True)
+    dose = fields.Float(required=True)
+    unit = fields.String(required=True)
+    frequency = fields.String(required=True)
+    phase = fields.Enum(MedicationPhase, by_value=True, required=True)
+    reason = fields.String(allow_none=True)
+    changed_by_id = fields.Integer(allow_none=True)
+    changed_at = fields.DateTime(required=True)
+
+
+class MedicationSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    plan_id = fields.Integer(required=True)
+    client_id = fields.Integer(required=True)
+    medication = fields.Enum(MedicationName, by_value=True, required=True)
+    dose = fields.Float(required=True)
+    unit = fields.String(required=True)
+    frequency = fields.String(required=True)
+    phase = fields.Enum(MedicationPhase, by_value=True, required=True)
+    prescriber_id = fields.Integer(required=True)
+    start_on = fields.Date(required=True)
+    end_on = fields.Date(allow_none=True)
+    override_reason = fields.String(allow_none=True)
+    history = fields.List(fields.Nested(DoseChangeSchema))
+
+
+class MedicationListSchema(StrictSchema):
+    items = fields.List(fields.Nested(MedicationSchema), required=True)
+
+
+_SUBSTANCE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+def _substance_key(value: str) -> None:
+    if not _SUBSTANCE.match(value):
+        raise ValidationError("Substance names are lower-case letters, digits, - and _, e.g. fentanyl.")
+
+
+class DrugScreenCreateSchema(StrictSchema):
+    collected_at = instant()
+    observed = fields.Boolean(load_default=False)
+    missed = fields.Boolean(load_default=False)
+    results = fields.Dict(
+        keys=fields.String(validate=_substance_key),
+        values=fields.Enum(ScreenResult, by_value=True),
+        load_default=dict,
+        validate=validate.Length(max=40),
+    )
+
+
+class DrugScreenPatchSchema(StrictSchema):
+    collected_at = instant(required=False)
+    observed = fields.Boolean()
+    missed = fields.Boolean()
+    results = fields.Dict(
+        keys=fields.String(validate=_substance_key),
+        values=fields.Enum(ScreenResult, by_value=True),
+        validate=validate.Length(max=40),
+    )
+
+
+class DrugScreenSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    client_id = fields.Integer(required=True)
+    collected_at = fields.DateTime(required=True)
+    observed = fields.Boolean(required=True)
+    missed = fields.Boolean(required=True)
+    results = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    recorded_by_id = fields.Integer(allow_none=True)
+
+
+class DrugScreenListSchema(StrictSchema):
+    items = fields.List(fields.Nested(DrugScreenSchema), required=True)
+
+
+class CMParamsSchema(StrictSchema):
+    start_cents = fields.Integer(strict=True, validate=validate.Range(min=0, max=100_000))
+    increment_cents = fields.Integer(strict=True, validate=validate.Range(min=0, max=100_000))
+    bonus_cents = fields.Integer(strict=True, validate=validate.Range(min=0, max=100_000))
+    bonus_every = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
+    max_draws = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
+
+
+class CMProgramCreateSchema(StrictSchema):
+    target_substances = fields.List(
+        fields.String(validate=_substance_key), required=True, validate=validate.Length(min=1, max=20)
+    )
+    schedule = fields.Enum(CMSchedule, by_value=True, required=True)
+    params = fields.Nested(CMParamsSchema)
+    annual_cap_cents = fields.Integer(strict=True, validate=validate.Range(min=0, max=10_000_000))
+    starts_on = fields.Date()
+    ends_on = fields.Date(allow_none=True)
+
+    @validates_schema
+    def _dates(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("starts_on") and data.get("ends_on") and data["ends_on"] < data["starts_on"]:
+            raise ValidationError("Must not be before starts_on.", field_name="ends_on")
+
+
+class CMProgramSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    plan_id = fields.Integer(required=True)
+    client_id = fields.Integer(required=True)
+    target_substances = fields.List(fields.String(), required=True)
+    schedule = fields.Enum(CMSchedule, by_value=True, required=True)
+    params = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    annual_cap_cents = fields.Integer(required=True)
+    starts_on = fields.Date(required=True)
+    ends_on = fields.Date(allow_none=True)
+
+
+class PrizeCreateSchema(StrictSchema):
+    prize_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=100_000))
+
+
+class PrizeSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    program_id = fields.Integer(required=True)
+    prize_cents = fields.Integer(required=True)
+    drawn_at = fields.DateTime(required=True)
+
+
+class LedgerEntrySchema(StrictSchema):
+    at = fields.DateTime(required=True)
+    kind = fields.String(required=True, metadata={"enum": ["voucher", "draws", "prize"]})
+    amount_cents = fields.Integer(required=True)
+    draws = fields.Integer(allow_none=True)
+    drug_screen_id = fields.Integer(allow_none=True)
+    capped = fields.Boolean(required=True, metadata={"description": "Cut by the annual cap"})
+    earned_before_cap_cents = fields.Integer(required=True)
+
+
+class LedgerSchema(StrictSchema):
+    program_id = fields.Integer(required=True)
+    entries = fields.List(fields.Nested(LedgerEntrySchema), required=True)
+    total_cents = fields.Integer(required=True)
+    cap_remaining_cents = fields.Integer(required=True)
+
+
+del _node_id, past_date

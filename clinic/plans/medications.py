@@ -57,6 +57,11 @@ OPIOID_SUBSTANCES = frozenset(
 NALTREXONE_WASHOUT_DAYS = 7
 
 
+def _milligrams(value: float | Decimal) -> Decimal:
+    """Doses are kept exactly, to three decimals (the column's scale)."""
+    return Decimal(str(value)).quantize(Decimal("0.001"))
+
+
 def _check_prescriber(prescriber_id: int, site_id: int) -> None:
     prescriber = db.session.get(User, prescriber_id)
     if (
@@ -110,7 +115,7 @@ def add_medication(
     *,
     actor: User,
     medication: MedicationName,
-    dose: Decimal,
+    dose: float | Decimal,
     unit: str,
     frequency: str,
     phase: Any,
@@ -120,6 +125,7 @@ def add_medication(
     override_reason: str | None = None,
 ) -> Medication:
     """Order a MAT medication under a plan, enforcing the OTP and naltrexone rules."""
+    dose = _milligrams(dose)
     if plan.status is PlanStatus.CLOSED:
         abort_problem(409, "This plan is closed and read-only.", problem="plan-closed")
     site = db.session.get_one(Site, plan.site_id)
@@ -194,6 +200,8 @@ def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) 
                 422, "The end cannot come before the start.", errors={"end_on": ["Must not be before start_on."]}
             )
         med.end_on = changes["end_on"]
+    if "dose" in changes:
+        changes["dose"] = _milligrams(changes["dose"])
     dosing = {k: v for k, v in changes.items() if k in {"dose", "unit", "frequency", "phase"}}
     if any(getattr(med, k) != v for k, v in dosing.items()):
         for key, value in dosing.items():

@@ -209,13 +209,7 @@ _UNITS = ["mg", "mcg", "mL"]
 
 class MedicationCreateSchema(StrictSchema):
     medication = fields.Enum(MedicationName, by_value=True, required=True)
-    dose = fields.Decimal(
-        required=True,
-        places=3,
-        as_string=False,
-        allow_nan=False,
-        validate=validate.Range(min=0, min_inclusive=False, max=10000),
-    )
+    dose = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False, max=10000))
     unit = fields.String(required=True, validate=validate.OneOf(_UNITS))
     frequency = text(max_length=64)
     phase = fields.Enum(MedicationPhase, by_value=True, required=True)
@@ -230,9 +224,7 @@ class MedicationCreateSchema(StrictSchema):
 
 
 class MedicationPatchSchema(StrictSchema):
-    dose = fields.Decimal(
-        places=3, as_string=False, allow_nan=False, validate=validate.Range(min=0, min_inclusive=False, max=10000)
-    )
+    dose = fields.Float(validate=validate.Range(min=0, min_inclusive=False, max=10000))
     unit = fields.String(validate=validate.OneOf(_UNITS))
     frequency = text(required=False, max_length=64)
     phase = fields.Enum(MedicationPhase, by_value=True)

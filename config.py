@@ -6,6 +6,7 @@ Every setting is documented in README.md (section Configuration).
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -33,6 +34,35 @@ def _env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
+
+
+def _env_int_list(name: str, default: list[int]) -> list[int]:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return list(default)
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be integers separated by commas, got {value!r}") from exc
+
+
+SMS_BACKENDS = ("console", "file", "twilio")
+
+
+def _validate_messaging(settings: dict[str, object]) -> None:
+    backend = settings.get("SMS_BACKEND")
+    if backend not in SMS_BACKENDS:
+        raise ConfigError(f"SMS_BACKEND must be one of {', '.join(SMS_BACKENDS)}, got {backend!r}")
+    if backend == "twilio":
+        missing = [name for name in ("SMS_ACCOUNT_SID", "SMS_AUTH_TOKEN", "SMS_FROM") if not settings.get(name)]
+        if missing:
+            raise ConfigError(f"SMS_BACKEND=twilio needs {', '.join(missing)}")
+    quiet = str(settings.get("REMINDER_QUIET_HOURS", ""))
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", quiet):
+        raise ConfigError(f"REMINDER_QUIET_HOURS must look like 21:00-08:00, got {quiet!r}")
+    leads = settings.get("REMINDER_LEAD_TIMES_MINUTES")
+    if not isinstance(leads, list) or not all(isinstance(n, int) and 1 <= n <= 20160 for n in leads):
+        raise ConfigError("REMINDER_LEAD_TIMES_MINUTES must be minutes between 1 and 20160")
 
 
 def _database_url() -> str:
@@ -118,14 +148,43 @@ class Config:
     STAFF_EMAIL_MAX_ATTEMPTS = _env_int("STAFF_EMAIL_MAX_ATTEMPTS", 8)
     #: A staff email claimed this long ago and not finished was lost with its worker: resend.
     STAFF_EMAIL_STUCK_AFTER_SECONDS = 600
+    #: Days a report run's stored result is kept for download.
+    REPORT_RUN_RETENTION_DAYS = _env_int("REPORT_RUN_RETENTION_DAYS", 7)
     #: Hour (UTC) of the daily job that alerts clinicians of overdue plan reviews.
     PLAN_REVIEW_ALERT_HOUR_UTC = _env_int("PLAN_REVIEW_ALERT_HOUR_UTC", 12)
     #: Region for phone numbers written without a country code (ISO 3166 alpha-2).
     DEFAULT_PHONE_REGION = os.environ.get("DEFAULT_PHONE_REGION", "US")
 
+    # Text messages (docs/reminders.md): console (log), file (JSON lines) or twilio (its HTTP API).
+    SMS_BACKEND = os.environ.get("SMS_BACKEND", "console")
+    SMS_FILE_PATH = os.environ.get("SMS_FILE_PATH", str(INSTANCE_DIR / "sms.jsonl"))
+    #: Sender number (E.164) or, for Twilio, a Messaging Service SID ("MG...").
+    SMS_FROM = os.environ.get("SMS_FROM", "")
+    SMS_ACCOUNT_SID = os.environ.get("SMS_ACCOUNT_SID", "")
+    #: Authenticates requests to the provider and the signature of its webhooks to clinic.
+    SMS_AUTH_TOKEN = os.environ.get("SMS_AUTH_TOKEN", "")
+    #: Base URL of the Twilio-compatible REST API.
+    SMS_API_URL = os.environ.get("SMS_API_URL", "https://api.twilio.com")
+    SMS_TIMEOUT_SECONDS = _env_int("SMS_TIMEOUT_SECONDS", 10)
+
+    # Client reminders (docs/reminders.md).
+    REMINDER_LEAD_TIMES_MINUTES = _env_int_list("REMINDER_LEAD_TIMES_MINUTES", [2880, 120])
+    #: Default quiet hours "HH:MM-HH:MM" in the client's zone; a client's preferences override them.
+    REMINDER_QUIET_HOURS = os.environ.get("REMINDER_QUIET_HOURS", "21:00-08:00")
+    #: How often beat claims due reminders and hands them to send tasks.
+    REMINDER_DISPATCH_SECONDS = _env_int("REMINDER_DISPATCH_SECONDS", 60)
+    REMINDER_BATCH_SIZE = _env_int("REMINDER_BATCH_SIZE", 200)
+    REMINDER_MAX_ATTEMPTS = _env_int("REMINDER_MAX_ATTEMPTS", 6)
+    #: Backoff after a transient failure: base * 2**(attempt - 1) seconds, at most the maximum.
+    REMINDER_RETRY_BASE_SECONDS = _env_int("REMINDER_RETRY_BASE_SECONDS", 60)
+    REMINDER_RETRY_MAX_SECONDS = _env_int("REMINDER_RETRY_MAX_SECONDS", 1800)
+    #: A claimed reminder not finished after this long lost its task (worker killed, broker emptied).
+    REMINDER_STUCK_AFTER_SECONDS = _env_int("REMINDER_STUCK_AFTER_SECONDS", 600)
+
     @classmethod
     def validate(cls, settings: dict[str, object]) -> None:
         """Refuse to start with settings that are unsafe for this environment."""
+        _validate_messaging(settings)
 
 
 class DevelopmentConfig(Config):
@@ -146,6 +205,8 @@ class TestingConfig(Config):
     PASSWORD_HASH_PROFILE = "cheapest"  # noqa: S105 - a parameter set name
     #: Tests sign in hundreds of times from one address; the limit itself is tested on its own.
     LOGIN_RATE_LIMIT = "100000 per minute"
+    SMS_BACKEND = "console"
+    SMS_AUTH_TOKEN = "testing-sms-token"  # noqa: S105 - signs the tests' fake provider webhooks
 
 
 class ProductionConfig(Config):
@@ -153,6 +214,7 @@ class ProductionConfig(Config):
 
     @classmethod
     def validate(cls, settings: dict[str, object]) -> None:
+        super().validate(settings)
         secret = settings.get("SECRET_KEY")
         if not isinstance(secret, str) or len(secret) < 32:
             raise ConfigError("SECRET_KEY must be set to at least 32 random characters in production")

@@ -60,6 +60,7 @@ def import_models() -> None:
     import clinic.intake.models
     import clinic.notify.models
     import clinic.plans.models
+    import clinic.reports.models
     import clinic.system.models  # noqa: F401
 
 
@@ -78,10 +79,11 @@ def _register_blueprints(app: Flask, api: Any) -> None:
     from clinic.intake.api import blp as intake_blp
     from clinic.notify.api import blp as notify_blp
     from clinic.plans.api import blp as plans_blp
+    from clinic.reports.api import blp as reports_blp
     from clinic.system.api import blp as system_blp
 
     for blueprint in (
-        system_blp, auth_blp, intake_blp, clients_blp, assessments_blp, plans_blp, notify_blp, audit_blp,
+        system_blp, auth_blp, intake_blp, clients_blp, assessments_blp, plans_blp, reports_blp, notify_blp, audit_blp,
     ):
         api.register_blueprint(blueprint)
     # The spec and its documentation page are public.
@@ -114,6 +116,9 @@ def _document_security(api: Any) -> None:
 
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     api.spec.components.security_scheme("cookieAuth", {"type": "apiKey", "in": "cookie", "name": "clinic_session"})
+    from clinic.reports.schemas import ReportDocumentSchema
+
+    api.spec.components.schema("ReportDocument", schema=ReportDocumentSchema)
     del ProblemSchema
 
 

@@ -51,7 +51,7 @@ def _celery_settings(app: Flask) -> dict[str, Any]:
         "enable_utc": True,
         "broker_connection_retry_on_startup": True,
         "task_always_eager": app.config.get("CELERY_TASK_ALWAYS_EAGER", False),
-        "imports": ["clinic.system.tasks", "clinic.notify.tasks", "clinic.plans.tasks"],
+        "imports": ["clinic.system.tasks", "clinic.notify.tasks", "clinic.plans.tasks", "clinic.reports.tasks"],
         "beat_schedule": beat_schedule(app),
     }
     if broker_url.startswith("filesystem://"):
@@ -83,9 +83,49 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
             "schedule": 60.0,
             "options": {"expires": 60.0},
         },
+        "reports.sweep_report_runs": {
+            "task": "clinic.reports.tasks.sweep_report_runs",
+            "schedule": 300.0,
+            "options": {"expires": 300.0},
+        },
         "plans.notify_overdue_plan_reviews": {
             "task": "clinic.plans.tasks.notify_overdue_plan_reviews",
             "schedule": crontab(minute=0, hour=int(app.config["PLAN_REVIEW_ALERT_HOUR_UTC"])),
             "options": {"expires": 3600.0},
         },
     }
+
+
+_AFTER_COMMIT = "clinic.tasks_after_commit"
+
+
+def send_after_commit(task_name: str, *args: Any) -> None:
+    """Queue a task once the current transaction commits (never for work that is rolled back)."""
+    db.session().info.setdefault(_AFTER_COMMIT, []).append((task_name, args))
+
+
+def _install_after_commit_hooks() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    @event.listens_for(Session, "after_commit")
+    def _send(session: Session) -> None:
+        pending = session.info.pop(_AFTER_COMMIT, None)
+        if not pending:
+            return
+        from celery import current_app as current_celery
+
+        for task_name, args in pending:
+            try:
+                current_celery.send_task(task_name, args=list(args))
+            except Exception:  # noqa: BLE001 - the broker is down; periodic sweeps pick the work up
+                import logging
+
+                logging.getLogger(__name__).warning("could not queue %s%s; a sweep will", task_name, args)
+
+    @event.listens_for(Session, "after_rollback")
+    def _forget(session: Session) -> None:
+        session.info.pop(_AFTER_COMMIT, None)
+
+
+_install_after_commit_hooks()

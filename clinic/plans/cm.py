@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from clinic.audit.operations import record
-from clinic.auth.models import Site, User
+from clinic.auth.models import User
 from clinic.core.errors import abort_problem
 from clinic.core.time import utcnow
 from clinic.extensions import db
@@ -98,6 +98,7 @@ class Entry:
     earned_cents: int
     draws: int | None = None
     drug_screen_id: int | None = None
+    entry_id: int = 0
     amount_cents: int = 0
     capped: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -130,32 +131,38 @@ def _program_entries(program: CMProgram, zone: ZoneInfo) -> list[Entry]:
                 earned = params["start_cents"] + (streak - 1) * params["increment_cents"]
                 if params["bonus_every"] and streak % params["bonus_every"] == 0:
                     earned += params["bonus_cents"]
-            entries.append(Entry(screen.collected_at, "voucher", program.id, earned, drug_screen_id=screen.id))
+            entries.append(Entry(screen.collected_at, "voucher", program.id, earned, drug_screen_id=screen.id,
+                                 entry_id=screen.id))
         else:
             draws = min(streak, params["max_draws"]) if negative else 0
-            entries.append(Entry(screen.collected_at, "draws", program.id, 0, draws=draws, drug_screen_id=screen.id))
+            entries.append(Entry(screen.collected_at, "draws", program.id, 0, draws=draws, drug_screen_id=screen.id,
+                                 entry_id=screen.id))
     for prize in db.session.scalars(select(CMPrize).where(CMPrize.program_id == program.id)):
-        entries.append(Entry(prize.drawn_at, "prize", program.id, prize.prize_cents, extra={"prize_id": prize.id}))
+        entries.append(Entry(prize.drawn_at, "prize", program.id, prize.prize_cents, entry_id=prize.id,
+                             extra={"prize_id": prize.id}))
     return entries
 
 
 def _client_ledger(client_id: int) -> tuple[list[Entry], dict[int, int]]:
-    """Every CM entry of the client across programs, with the yearly cap applied in time order."""
+    """Every CM entry of the client across programs, with the yearly cap applied in time order.
+
+    The cap is per client: with several programs, the smallest of their caps applies. Program windows
+    and calendar years are UTC dates, as in the cm-incentives report, which computes the same in SQL.
+    """
     programs = db.session.scalars(select(CMProgram).where(CMProgram.client_id == client_id)).all()
     if not programs:
         return [], {}
-    site = db.session.get_one(Site, programs[0].site_id)
-    zone = ZoneInfo(site.timezone)
-    caps = {p.id: p.annual_cap_cents for p in programs}
+    zone = ZoneInfo("UTC")
+    cap = min(p.annual_cap_cents for p in programs)
     entries = sorted(
         (e for p in programs for e in _program_entries(p, zone)),
-        key=lambda e: (e.at, 0 if e.kind != "prize" else 1, e.program_id),
+        key=lambda e: (e.at, 0 if e.kind != "prize" else 1, e.program_id, e.entry_id),
     )
     earned_by_year: dict[int, int] = {}
     for entry in entries:
         year = _local_date(entry.at, zone).year
         so_far = earned_by_year.get(year, 0)
-        room = max(0, caps[entry.program_id] - so_far)
+        room = max(0, cap - so_far)
         entry.amount_cents = min(entry.earned_cents, room)
         entry.capped = entry.amount_cents < entry.earned_cents
         earned_by_year[year] = so_far + entry.amount_cents
@@ -165,8 +172,9 @@ def _client_ledger(client_id: int) -> tuple[list[Entry], dict[int, int]]:
 def ledger(program: CMProgram) -> dict[str, Any]:
     """The program's entries in time order, its total, and what the cap leaves this year."""
     entries, earned_by_year = _client_ledger(program.client_id)
-    site = db.session.get_one(Site, program.site_id)
-    this_year = _local_date(utcnow(), ZoneInfo(site.timezone)).year
+    this_year = utcnow().year
+    cap = min(p.annual_cap_cents for p in db.session.scalars(
+        select(CMProgram).where(CMProgram.client_id == program.client_id)))
     mine = [e for e in entries if e.program_id == program.id]
     record(
         "cm_program.read",
@@ -190,7 +198,7 @@ def ledger(program: CMProgram) -> dict[str, Any]:
             for e in mine
         ],
         "total_cents": sum(e.amount_cents for e in mine),
-        "cap_remaining_cents": max(0, program.annual_cap_cents - earned_by_year.get(this_year, 0)),
+        "cap_remaining_cents": max(0, cap - earned_by_year.get(this_year, 0)),
     }
 
 

@@ -1,0 +1,1 @@
+"""Reports administrators run the program on: one SQL definition each, three renderings."""

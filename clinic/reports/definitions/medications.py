@@ -1,0 +1,209 @@
+"""MAT continuity and initiation/engagement (IET): reports on medication and early care."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, literal, or_, select, union_all
+
+from clinic.clients.models import Client, Episode
+from clinic.extensions import db
+from clinic.plans.models import Medication, MedicationDoseChange
+from clinic.reports.completed_intake import completed_appointment_days
+from clinic.reports.registry import Chart, Column, Context, Result, report
+from clinic.reports.sql import add_days, as_int, days_between, rate
+
+#: Days without any MAT coverage before a start for it to count as a new start (HEDIS POD).
+NEW_START_CLEAN_DAYS = 60
+#: A gap of this many uncovered days or more breaks continuity.
+BREAKING_GAP_DAYS = 8
+CONTINUITY_DAYS = 180
+
+
+def _islands(ctx: Context) -> Any:
+    """Medication intervals with the coverage island each belongs to (gaps-and-islands in SQL)."""
+    end = func.coalesce(Medication.end_on, literal(ctx.today))
+    base = select(
+        Medication.id,
+        Medication.client_id,
+        Medication.site_id,
+        Medication.medication,
+        Medication.start_on,
+        end.label("end_on"),
+        func.max(end)
+        .over(partition_by=Medication.client_id, order_by=(Medication.start_on, Medication.id), rows=(None, -1))
+        .label("prev_end"),
+    ).subquery()
+    uncovered_before = days_between(base.c.prev_end, base.c.start_on) - 1
+    flagged = select(
+        base,
+        case((base.c.prev_end.is_(None), 1), (uncovered_before >= BREAKING_GAP_DAYS, 1), else_=0).label("new_island"),
+        case((base.c.prev_end.is_(None), 1), (uncovered_before >= NEW_START_CLEAN_DAYS, 1), else_=0).label("new_start"),
+    ).subquery()
+    numbered = select(
+        flagged,
+        func.sum(flagged.c.new_island)
+        .over(partition_by=flagged.c.client_id, order_by=(flagged.c.start_on, flagged.c.id), rows=(None, 0))
+        .label("island"),
+    ).subquery()
+    return select(
+        numbered,
+        func.max(numbered.c.end_on).over(partition_by=(numbered.c.client_id, numbered.c.island)).label("island_end"),
+    ).subquery()
+
+
+@report(
+    "mat-continuity",
+    title="MAT continuity",
+    description=(
+        "New MAT starts from `from` to `to` (a medication start with no MAT coverage in the 60 days before) and the "
+        "share of those at least 180 days old that stayed covered for 180 days. Coverage is the union of medication "
+        "intervals (no end date = ongoing); a gap of 8 or more uncovered days breaks it, 7 does not."
+    ),
+    columns=[
+        Column("medication", "Medication started"),
+        Column("new_starts", "New starts", "starts"),
+        Column("eligible", "Starts at least 180 days old", "starts"),
+        Column("continuous_180", "Covered for 180 days", "starts"),
+        Column("rate", "Continuity rate", "fraction 0..1"),
+    ],
+    chart=Chart("bar", "medication", ("new_starts", "continuous_180"), "Medication", "MAT starts"),
+    summary_units={"rate": "fraction"},
+)
+def mat_continuity(ctx: Context) -> Result:
+    islands = _islands(ctx)
+    eligible = days_between(islands.c.start_on, literal(ctx.today)) >= CONTINUITY_DAYS
+    continuous = days_between(islands.c.start_on, islands.c.island_end) + 1 >= CONTINUITY_DAYS
+    stmt = (
+        select(
+            islands.c.medication,
+            func.count().label("new_starts"),
+            func.sum(case((eligible, 1), else_=0)).label("eligible"),
+            func.sum(case((eligible & continuous, 1), else_=0)).label("continuous_180"),
+        )
+        .join(Client, Client.id == islands.c.client_id)
+        .where(
+            islands.c.new_start == 1,
+            islands.c.start_on >= ctx.start,
+            islands.c.start_on <= ctx.end,
+            ctx.scope.sites(islands.c.site_id),
+            ctx.scope.caseload(Client.primary_clinician_id),
+        )
+        .group_by(islands.c.medication)
+        .order_by(islands.c.medication)
+    )
+    rows = []
+    for medication, starts, elig, cont in db.session.execute(stmt):
+        rows.append(
+            {
+                "medication": getattr(medication, "value", medication),
+                "new_starts": as_int(starts),
+                "eligible": as_int(elig),
+                "continuous_180": as_int(cont),
+                "rate": rate(as_int(cont), as_int(elig)),
+            }
+        )
+    new_starts = sum(r["new_starts"] for r in rows)
+    eligible_total = sum(r["eligible"] for r in rows)
+    continuous_total = sum(r["continuous_180"] for r in rows)
+    return Result(
+        rows,
+        {
+            "new_starts": new_starts,
+            "eligible": eligible_total,
+            "continuous_180": continuous_total,
+            "rate": rate(continuous_total, eligible_total),
+        },
+    )
+
+
+INITIATION_DAYS = 14  # the admission day + 13
+ENGAGEMENT_DAYS = 34
+
+
+def _care_events() -> Any:
+    """Every dated treatment event: completed appointments, medication starts and dose changes."""
+    starts = select(Medication.client_id.label("client_id"), Medication.start_on.label("day"))
+    changes = (
+        select(Medication.client_id.label("client_id"), MedicationDoseChange.effective_on.label("day"))
+        .join(Medication, Medication.id == MedicationDoseChange.medication_id)
+        .where(or_(MedicationDoseChange.reason.is_(None), MedicationDoseChange.reason != "started"))
+    )
+    parts = [starts, changes, *completed_appointment_days()]
+    return union_all(*parts).subquery()
+
+
+@report(
+    "iet",
+    title="Initiation and engagement (IET)",
+    description=(
+        "Admissions from `from` to `to`: initiated = a completed appointment or a medication start within 14 days "
+        "(admission day + 13); engaged = at least 2 further completed appointments or medication events within 34 "
+        "days after initiation."
+    ),
+    columns=[
+        Column("measure", "Measure"),
+        Column("clients", "Admissions", "admissions"),
+        Column("rate", "Share of admissions", "fraction 0..1"),
+    ],
+    chart=Chart("bar", "measure", ("clients",), "Measure", "Admissions"),
+    summary_units={"initiation_rate": "fraction", "engagement_rate": "fraction"},
+)
+def iet(ctx: Context) -> Result:
+    events = _care_events()
+    initiation = (
+        select(func.min(events.c.day))
+        .where(
+            events.c.client_id == Episode.client_id,
+            events.c.day >= Episode.admitted_on,
+            events.c.day <= add_days(Episode.admitted_on, INITIATION_DAYS - 1),
+        )
+        .scalar_subquery()
+    )
+    admissions = (
+        select(Episode.id, Episode.client_id, initiation.label("initiated_on"))
+        .join(Client, Client.id == Episode.client_id)
+        .where(
+            Episode.admitted_on >= ctx.start,
+            Episode.admitted_on <= ctx.end,
+            ctx.scope.sites(Episode.site_id),
+            ctx.scope.caseload(Client.primary_clinician_id),
+        )
+        .subquery()
+    )
+    later = (
+        select(func.count())
+        .where(
+            events.c.client_id == admissions.c.client_id,
+            events.c.day > admissions.c.initiated_on,
+            events.c.day <= add_days(admissions.c.initiated_on, ENGAGEMENT_DAYS),
+        )
+        .scalar_subquery()
+    )
+    totals = (
+        db.session.execute(
+            select(
+                func.count().label("admissions"),
+                func.count(admissions.c.initiated_on).label("initiated"),
+                func.sum(case((admissions.c.initiated_on.is_not(None) & (later >= 2), 1), else_=0)).label("engaged"),
+            )
+        )
+        .one()
+        ._mapping
+    )
+    n, initiated, engaged = as_int(totals["admissions"]), as_int(totals["initiated"]), as_int(totals["engaged"])
+    rows = [
+        {"measure": "admissions", "clients": n, "rate": rate(n, n)},
+        {"measure": "initiated", "clients": initiated, "rate": rate(initiated, n)},
+        {"measure": "engaged", "clients": engaged, "rate": rate(engaged, n)},
+    ]
+    return Result(
+        rows,
+        {
+            "admissions": n,
+            "initiated": initiated,
+            "engaged": engaged,
+            "initiation_rate": rate(initiated, n),
+            "engagement_rate": rate(engaged, n),
+        },
+    )

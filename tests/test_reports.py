@@ -1,0 +1,548 @@
+"""Reports against hand-worked figures: each test builds a small dataset and states, worked out by
+hand in comments, the numbers a board member would read."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from clinic.extensions import db
+from clinic.plans.models import Plan
+
+TODAY = datetime.now(UTC).date()
+
+
+def days(n: int) -> str:
+    """The date n days from today (negative: in the past)."""
+    return (TODAY + timedelta(days=n)).isoformat()
+
+
+def at(day: date | str, hour: int = 12) -> str:
+    day = date.fromisoformat(day) if isinstance(day, str) else day
+    return datetime.combine(day, time(hour), tzinfo=UTC).isoformat()
+
+
+@pytest.fixture
+def program(make_site, make_user, bearer, client):
+    site, other = make_site(name="North Clinic"), make_site(name="South Clinic")
+    clinician = make_user("clinician", sites=[site], name="Dr. Ito")
+    colleague = make_user("clinician", sites=[site], name="Dr. Vega")
+    supervisor = make_user("clinician", sites=[site], is_supervisor=True, name="Sup")
+    south = make_user("clinician", sites=[other])
+    headers = bearer(clinician)
+
+    def person(first, *, site_id=None, primary=None, by=None):
+        body = {
+            "site_id": site_id or site.id,
+            "first_name": first,
+            "last_name": "Test",
+            "date_of_birth": "1980-01-01",
+            "primary_clinician_id": primary,
+        }
+        made = client.post("/api/v1/clients?allow_duplicate=true", headers=by or headers, json=body)
+        assert made.status_code == 201, made.get_json()
+        return made.get_json()["id"]
+
+    def episode(client_id, admitted, level="1", discharged=None, reason=1, by=None):
+        made = client.post(
+            f"/api/v1/clients/{client_id}/episodes",
+            headers=by or headers,
+            json={"admitted_on": admitted, "level_of_care": level},
+        )
+        assert made.status_code == 201, made.get_json()
+        if discharged:
+            out = client.post(
+                f"/api/v1/episodes/{made.get_json()['id']}/discharge",
+                headers=by or headers,
+                json={"discharged_on": discharged, "reason_code": reason},
+            )
+            assert out.status_code == 200, out.get_json()
+        return made.get_json()["id"]
+
+    def plan(client_id, by=None):
+        return client.post(f"/api/v1/clients/{client_id}/plans", headers=by or headers, json={}).get_json()["id"]
+
+    def medication(plan_id, start, end=None, name="buprenorphine", by=None):
+        made = client.post(
+            f"/api/v1/plans/{plan_id}/medications",
+            headers=by or headers,
+            json={
+                "medication": name,
+                "dose": 8,
+                "unit": "mg",
+                "frequency": "daily",
+                "phase": "induction",
+                "prescriber_id": clinician.id,
+                "start_on": start,
+                **({"end_on": end} if end else {}),
+            },
+        )
+        assert made.status_code == 201, made.get_json()
+        return made.get_json()["id"]
+
+    def report(name, by=None, **params):
+        response = client.get(f"/api/v1/reports/{name}", headers=by or admin_headers, query_string=params)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    admin_headers = bearer(make_user("admin"))
+    return {
+        "site": site,
+        "other": other,
+        "clinician": clinician,
+        "colleague": colleague,
+        "headers": headers,
+        "supervisor_headers": bearer(supervisor),
+        "colleague_headers": bearer(colleague),
+        "south_headers": bearer(south),
+        "admin_headers": admin_headers,
+        "intake_headers": bearer(make_user("intake", sites=[site])),
+        "person": person,
+        "episode": episode,
+        "plan": plan,
+        "medication": medication,
+        "report": report,
+    }
+
+
+# --- census, caseload, discharges, retention --------------------------------------------------------
+
+
+@pytest.fixture
+def episodes(program):
+    p = program
+    c1 = p["person"]("One", primary=p["clinician"].id)
+    p["episode"](c1, days(-100), "1")  # open
+    c2 = p["person"]("Two")
+    p["episode"](c2, days(-50), "1-OTP")  # open, no primary clinician
+    c3 = p["person"]("Three")
+    p["episode"](c3, days(-40), "1", discharged=days(-10), reason=1)  # 30 days
+    c4 = p["person"]("Four")
+    p["episode"](c4, days(-5), "2.1", discharged=days(0), reason=2)  # 5 days, discharged on `to`
+    c6 = p["person"]("Six")
+    p["episode"](c6, days(-30), "1", discharged=days(-30), reason=2)  # same day: 1 day
+    c5 = p["person"]("Five", site_id=p["other"].id, by=p["south_headers"])
+    p["episode"](c5, days(-20), "2.1", by=p["south_headers"])  # another site
+    return p
+
+
+def test_census_counts_open_episodes_at_the_end_of_to(episodes):
+    # On today: One (1) and Two (1-OTP) are open; Four was discharged today; Five is at South.
+    north = episodes["report"]("census", to=days(0), site_id=episodes["site"].id)
+    assert north["rows"] == [{"level_of_care": "1", "clients": 1}, {"level_of_care": "1-OTP", "clients": 1}]
+    assert north["summary"] == {"total_clients": 2}
+    everywhere = episodes["report"]("census", to=days(0))
+    assert everywhere["summary"]["total_clients"] == 3
+    # Twenty days ago Three (admitted -40, discharged -10) was still in treatment.
+    earlier = episodes["report"]("census", to=days(-20), site_id=episodes["site"].id)
+    assert earlier["rows"] == [{"level_of_care": "1", "clients": 2}, {"level_of_care": "1-OTP", "clients": 1}]
+
+
+def test_caseload_by_primary_clinician(episodes):
+    body = episodes["report"]("caseload", to=days(0), site_id=episodes["site"].id)
+    assert {(r["clinician"], r["clients"]) for r in body["rows"]} == {("Dr. Ito", 1), ("Unassigned", 1)}
+    assert body["summary"] == {"clients": 2, "clinicians": 1, "unassigned": 1}
+
+
+def test_discharges_with_median_length_of_stay(episodes):
+    # Discharged in the last 60 days: Three 30 days (reason 1), Four 5 days and Six 1 day (reason 2).
+    body = episodes["report"]("discharges", **{"from": days(-60), "to": days(0), "site_id": episodes["site"].id})
+    assert body["rows"] == [
+        {"reason_code": 1, "reason": "treatment completed", "discharges": 1, "median_length_of_stay_days": 30.0},
+        {"reason_code": 2, "reason": "dropped out", "discharges": 2, "median_length_of_stay_days": 3.0},
+    ]
+    assert body["summary"] == {"discharges": 3, "median_length_of_stay_days": 5.0}
+
+
+def test_retention_rates_and_kaplan_meier(episodes):
+    body = episodes["report"]("retention", **{"from": days(-200), "to": days(0), "site_id": episodes["site"].id})
+    summary = body["summary"]
+    # Admissions: One -100 (open), Two -50 (open), Three -40 (30 days), Four -5 (5 days), Six -30 (1 day).
+    assert summary["admissions"] == 5
+    # 30 days: One, Two, Three (stayed exactly 30), Six are old enough; all but Six stayed.
+    assert (summary["eligible_30"], summary["retained_30"], summary["rate_30"]) == (4, 3, 0.75)
+    # 90 days: only One is old enough, and is still in treatment.
+    assert (summary["eligible_90"], summary["retained_90"], summary["rate_90"]) == (1, 1, 1.0)
+    # 180 days: nobody is old enough.
+    assert (summary["eligible_180"], summary["rate_180"]) == (0, None)
+    # Kaplan-Meier: events at 1, 5, 30 days with 5, 4, 3 at risk: 4/5, then x3/4, then x2/3.
+    assert body["rows"] == [
+        {"day": 0, "survival": 1.0},
+        {"day": 1, "survival": 0.8},
+        {"day": 5, "survival": 0.6},
+        {"day": 30, "survival": 0.4},
+    ]
+
+
+# --- medications --------------------------------------------------------------------------------
+
+
+def test_mat_continuity_with_the_gap_edges(program):
+    p = program
+    m1 = p["plan"](p["person"]("M1"))
+    p["medication"](m1, days(-300), days(-250))
+    p["medication"](m1, days(-242))  # 7 uncovered days (-249..-243): still continuous
+    m2 = p["plan"](p["person"]("M2"))
+    p["medication"](m2, days(-400), days(-320))
+    p["medication"](m2, days(-311))  # 8 uncovered days (-319..-312): broken after 81 days
+    m3 = p["plan"](p["person"]("M3"))
+    p["medication"](m3, days(-100), name="naltrexone_oral")  # new, but not yet 180 days old
+    m4 = p["plan"](p["person"]("M4"))
+    p["medication"](m4, days(-200), days(-100))  # 101 days covered
+    p["medication"](m4, days(-30))  # 69 days without coverage: a new start
+    body = p["report"]("mat-continuity", **{"from": days(-500), "to": days(0), "site_id": p["site"].id})
+    # New starts: M1 -300, M2 -400, M4 -200, M4 -30 (buprenorphine) and M3 -100 (naltrexone).
+    # At least 180 days old: M1, M2, M4 -200; covered 180 days: M1 only.
+    assert body["rows"] == [
+        {"medication": "buprenorphine", "new_starts": 4, "eligible": 3, "continuous_180": 1, "rate": 0.3333},
+        {"medication": "naltrexone_oral", "new_starts": 1, "eligible": 0, "continuous_180": 0, "rate": None},
+    ]
+    assert body["summary"] == {"new_starts": 5, "eligible": 3, "continuous_180": 1, "rate": 0.3333}
+
+
+def test_iet_initiation_day_13_counts_and_day_14_does_not(program, client):
+    p = program
+    admitted = days(-60)
+    i1 = p["person"]("I1")
+    p["episode"](i1, admitted)
+    med = p["medication"](p["plan"](i1), days(-60 + 13))  # day 13: initiated
+    for offset, dose in ((10, 12), (34, 16)):  # two events within 34 days after: engaged
+        client.patch(
+            f"/api/v1/medications/{med}",
+            headers=p["headers"],
+            json={"dose": dose, "effective_on": days(-60 + 13 + offset)},
+        )
+    i2 = p["person"]("I2")
+    p["episode"](i2, admitted)
+    p["medication"](p["plan"](i2), days(-60 + 14))  # day 14: too late
+    i3 = p["person"]("I3")
+    p["episode"](i3, admitted)
+    med3 = p["medication"](p["plan"](i3), admitted)  # day 0: initiated
+    client.patch(f"/api/v1/medications/{med3}", headers=p["headers"], json={"dose": 12, "effective_on": days(-55)})
+    body = p["report"]("iet", **{"from": days(-61), "to": days(-59), "site_id": p["site"].id})
+    assert body["summary"] == {
+        "admissions": 3,
+        "initiated": 2,
+        "engaged": 1,
+        "initiation_rate": 0.6667,
+        "engagement_rate": 0.3333,
+    }
+
+
+# --- intake, screens, CM, reviews ---------------------------------------------------------------
+
+
+def _call(client, p, occurred_at, name):
+    body = {
+        "site_id": p["site"].id,
+        "direction": "inbound",
+        "occurred_at": occurred_at,
+        "caller_name": name,
+        "caller_relation": "self",
+        "callback_phone": "2125550134",
+        "referral_source": "self",
+        "reason": "help",
+        "outcome": "assessment_scheduled",
+    }
+    made = client.post("/api/v1/intake-calls", headers=p["headers"], json=body)
+    assert made.status_code == 201, made.get_json()
+    return made.get_json()["id"]
+
+
+def test_intake_funnel(program, client):
+    p = program
+    day0 = days(-40)
+    ids = [_call(client, p, at(day0), f"Caller {n}") for n in range(4)]
+    converted = []
+    for n in range(3):
+        made = client.post(
+            f"/api/v1/intake-calls/{ids[n]}/convert?allow_duplicate=true",
+            headers=p["headers"],
+            json={"first_name": f"C{n}", "last_name": "Funnel", "date_of_birth": "1990-01-01"},
+        )
+        converted.append(made.get_json()["id"])
+    # Caller 0: assessed, admitted after 10 days, medication after 12. Caller 1: admitted after 20 days.
+    signed = client.post(
+        f"/api/v1/clients/{converted[0]}/assessments",
+        headers=p["headers"],
+        json={"instrument": "GAD-7", "answers": {f"q{i}": 1 for i in range(1, 8)}, "administered_at": at(days(-39))},
+    )
+    client.post(f"/api/v1/assessments/{signed.get_json()['id']}/sign", headers=p["headers"])
+    p["episode"](converted[0], days(-30))
+    p["medication"](p["plan"](converted[0]), days(-28))
+    p["episode"](converted[1], days(-20))
+    body = p["report"]("intake-funnel", **{"from": days(-45), "to": days(0), "site_id": p["site"].id})
+    assert [(r["stage"], r["count"]) for r in body["rows"]] == [
+        ("calls", 4),
+        ("converted", 3),
+        ("assessed", 1),
+        ("admitted", 2),
+        ("mat_started", 1),
+    ]
+    assert body["rows"][1]["rate_from_previous"] == 0.75
+    assert body["summary"]["median_days_call_to_admission"] == 15.0
+    assert body["summary"]["median_days_call_to_mat"] == 12.0
+
+
+def test_drug_screen_positivity_excludes_missed_and_invalid(program, client):
+    p = program
+    person = p["person"]("Screened")
+    first_of_month = TODAY.replace(day=1)
+    month_before = (first_of_month - timedelta(days=1)).replace(day=1)
+    url = f"/api/v1/clients/{person}/drug-screens"
+    for day, results in [
+        (2, {"fentanyl": "positive", "cocaine": "negative"}),
+        (3, {"fentanyl": "negative"}),
+        (4, {"fentanyl": "invalid"}),
+    ]:
+        client.post(
+            url, headers=p["headers"], json={"collected_at": at(month_before.replace(day=day)), "results": results}
+        )
+    client.post(url, headers=p["headers"], json={"collected_at": at(month_before.replace(day=5)), "missed": True})
+    month = month_before.strftime("%Y-%m")
+    body = p["report"](
+        "drug-screens", **{"from": month_before.isoformat(), "to": (first_of_month - timedelta(days=1)).isoformat()}
+    )
+    assert body["rows"] == [
+        {"month": month, "substance": "cocaine", "screens": 1, "positives": 0, "positivity_rate": 0.0},
+        {"month": month, "substance": "fentanyl", "screens": 2, "positives": 1, "positivity_rate": 0.5},
+    ]
+    assert body["summary"] == {"screens": 3, "positives": 1, "positivity_rate": 0.3333}
+
+
+def test_cm_incentives(program, client):
+    p = program
+    voucher_client = p["person"]("Voucher")
+    v_plan = p["plan"](voucher_client)
+    client.post(
+        f"/api/v1/plans/{v_plan}/cm-programs",
+        headers=p["headers"],
+        json={"target_substances": ["fentanyl"], "schedule": "escalating_voucher", "starts_on": days(-30)},
+    )
+    for n, result in enumerate("----+-"):
+        client.post(
+            f"/api/v1/clients/{voucher_client}/drug-screens",
+            headers=p["headers"],
+            json={
+                "collected_at": at(days(-20 + 2 * n)),
+                "results": {"fentanyl": "negative" if result == "-" else "positive"},
+            },
+        )
+    draw_client = p["person"]("Draws")
+    d_plan = p["plan"](draw_client)
+    draw_program = client.post(
+        f"/api/v1/plans/{d_plan}/cm-programs",
+        headers=p["headers"],
+        json={"target_substances": ["fentanyl"], "schedule": "prize_draw", "starts_on": days(-30)},
+    ).get_json()
+    for n, result in enumerate("--+"):
+        client.post(
+            f"/api/v1/clients/{draw_client}/drug-screens",
+            headers=p["headers"],
+            json={
+                "collected_at": at(days(-20 + 2 * n)),
+                "results": {"fentanyl": "negative" if result == "-" else "positive"},
+            },
+        )
+    client.post(f"/api/v1/cm-programs/{draw_program['id']}/prizes", headers=p["headers"], json={"prize_cents": 700})
+    body = p["report"]("cm-incentives", **{"from": days(-30), "to": days(0), "site_id": p["site"].id})
+    # Vouchers: 250 + 375 + 1500 + 625 + 0 + 250 = 3000. Draws: 1 + 2 + 0 = 3; one prize of 700.
+    assert body["rows"] == [
+        {
+            "schedule": "escalating_voucher",
+            "programs": 1,
+            "clients": 1,
+            "negative_samples": 5,
+            "vouchers_cents": 3000,
+            "prizes_cents": 0,
+            "draws": 0,
+            "capped_entries": 0,
+        },
+        {
+            "schedule": "prize_draw",
+            "programs": 1,
+            "clients": 1,
+            "negative_samples": 2,
+            "vouchers_cents": 0,
+            "prizes_cents": 700,
+            "draws": 3,
+            "capped_entries": 0,
+        },
+    ]
+    assert body["summary"]["total_cents"] == 3700
+
+
+def test_cm_incentives_apply_the_cap_like_the_ledger(program, client):
+    p = program
+    person = p["person"]("Capped")
+    plan_id = p["plan"](person)
+    made = client.post(
+        f"/api/v1/plans/{plan_id}/cm-programs",
+        headers=p["headers"],
+        json={
+            "target_substances": ["fentanyl"],
+            "schedule": "escalating_voucher",
+            "starts_on": days(-30),
+            "annual_cap_cents": 1000,
+        },
+    ).get_json()
+    for n in range(4):
+        client.post(
+            f"/api/v1/clients/{person}/drug-screens",
+            headers=p["headers"],
+            json={"collected_at": at(days(-20 + n)), "results": {"fentanyl": "negative"}},
+        )
+    ledger = client.get(f"/api/v1/cm-programs/{made['id']}/ledger", headers=p["headers"]).get_json()
+    body = p["report"]("cm-incentives", **{"from": days(-30), "to": days(0), "site_id": p["site"].id})
+    # 250 + 375 + 375 (cut from 1500) + 0 (cut from 625) = 1000, two entries capped.
+    assert body["rows"][0]["vouchers_cents"] == ledger["total_cents"] == 1000
+    assert body["rows"][0]["capped_entries"] == 2
+
+
+def test_plan_reviews_on_time_late_and_overdue(app, program, client):
+    p = program
+    plans = [p["plan"](p["person"](f"R{n}")) for n in range(4)]
+    due = {
+        plans[0]: TODAY + timedelta(days=1),
+        plans[1]: TODAY - timedelta(days=5),
+        plans[2]: TODAY - timedelta(days=3),
+        plans[3]: TODAY + timedelta(days=10),
+    }
+    with app.app_context():
+        for plan_id, due_on in due.items():
+            db.session.execute(update(Plan).where(Plan.id == plan_id).values(next_review_on=due_on))
+        db.session.commit()
+    for plan_id in plans[:2]:
+        client.post(
+            f"/api/v1/plans/{plan_id}/reviews", headers=p["headers"], json={"note": "ok", "outcome": "continue"}
+        )
+    body = p["report"]("plan-reviews", **{"from": days(-30), "to": days(30), "site_id": p["site"].id})
+    # Due in range: R0 reviewed before its date, R1 five days late, R2 still overdue; R3 is not due yet.
+    assert body["rows"] == [
+        {
+            "site_id": p["site"].id,
+            "site": "North Clinic",
+            "due": 3,
+            "on_time": 1,
+            "late": 1,
+            "overdue": 1,
+            "on_time_rate": 0.3333,
+        }
+    ]
+
+
+# --- scope, validation, renderings, runs ------------------------------------------------------------
+
+
+def test_clinicians_see_their_caseload_and_supervisors_their_sites(episodes):
+    p = episodes
+    mine = p["report"]("census", by=p["headers"], to=days(0))
+    assert mine["summary"] == {"total_clients": 1}  # only One is Dr. Ito's
+    assert p["report"]("census", by=p["colleague_headers"], to=days(0))["summary"] == {"total_clients": 0}
+    assert p["report"]("census", by=p["supervisor_headers"], to=days(0))["summary"] == {"total_clients": 2}
+
+
+def test_report_validation(program, client):
+    headers = program["admin_headers"]
+    assert client.get("/api/v1/reports/no-such-report", headers=headers).status_code == 404
+    backwards = client.get("/api/v1/reports/census", headers=headers, query_string={"from": days(0), "to": days(-1)})
+    assert backwards.status_code == 422
+    assert "from" in backwards.get_json()["errors"]
+    too_long = client.get("/api/v1/reports/census", headers=headers, query_string={"from": "2015-01-01", "to": days(0)})
+    assert too_long.status_code == 422
+    outside = client.get(
+        "/api/v1/reports/census", headers=program["headers"], query_string={"site_id": program["other"].id}
+    )
+    assert outside.status_code == 422
+    assert "site_id" in outside.get_json()["errors"]
+    assert client.get("/api/v1/reports/census", headers=program["intake_headers"]).status_code == 403
+
+
+def test_every_report_is_listed_and_renders_in_three_formats(program, client):
+    headers = program["admin_headers"]
+    listed = client.get("/api/v1/reports", headers=headers).get_json()
+    names = {r["name"] for r in listed}
+    assert {
+        "census",
+        "caseload",
+        "intake-funnel",
+        "retention",
+        "mat-continuity",
+        "iet",
+        "drug-screens",
+        "cm-incentives",
+        "plan-reviews",
+        "discharges",
+    } <= names
+    for name in names:
+        as_json = client.get(f"/api/v1/reports/{name}", headers=headers)
+        assert as_json.status_code == 200, (name, as_json.get_json())
+        document = as_json.get_json()
+        assert {"name", "params", "generated_at", "columns", "rows", "summary"} <= set(document)
+        as_csv = client.get(f"/api/v1/reports/{name}?format=csv", headers=headers)
+        assert as_csv.mimetype == "text/csv"
+        header = next(csv.reader(io.StringIO(as_csv.get_data(as_text=True))))
+        assert header == [c["key"] for c in document["columns"]]
+        as_svg = client.get(f"/api/v1/reports/{name}?format=svg", headers=headers)
+        assert as_svg.mimetype == "image/svg+xml"
+        svg = as_svg.get_data(as_text=True)
+        assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+
+
+def test_csv_and_svg_carry_the_same_numbers(episodes, client):
+    headers = episodes["admin_headers"]
+    params = {"to": days(0), "site_id": episodes["site"].id}
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                client.get(
+                    "/api/v1/reports/census", headers=headers, query_string={**params, "format": "csv"}
+                ).get_data(as_text=True)
+            )
+        )
+    )
+    assert rows == [{"level_of_care": "1", "clients": "1"}, {"level_of_care": "1-OTP", "clients": "1"}]
+    svg = client.get("/api/v1/reports/census", headers=headers, query_string={**params, "format": "svg"}).get_data(
+        as_text=True
+    )
+    assert "Census" in svg
+    assert "ASAM level of care" in svg
+    assert "Clients in treatment" in svg
+
+
+def test_report_runs_on_the_worker_and_download(app, episodes, client):
+    headers = episodes["admin_headers"]
+    queued = client.post(f"/api/v1/reports/census/runs?to={days(0)}&site_id={episodes['site'].id}", headers=headers)
+    assert queued.status_code == 202
+    run_id = queued.get_json()["id"]
+    assert client.get(f"/api/v1/report-runs/{run_id}", headers=headers).get_json()["status"] == "queued"
+    from clinic.reports.tasks import run_report
+
+    with app.app_context():
+        assert run_report.apply(args=[run_id]).get() == "done"
+        assert run_report.apply(args=[run_id]).get() == "not queued"
+    status = client.get(f"/api/v1/report-runs/{run_id}", headers=headers).get_json()
+    assert status["status"] == "done"
+    download = client.get(status["download_url"] + "?format=csv", headers=headers)
+    assert download.get_data(as_text=True).splitlines() == ["level_of_care,clients", "1,1", "1-OTP,1"]
+    # Someone else's run is not found.
+    assert client.get(f"/api/v1/report-runs/{run_id}", headers=episodes["headers"]).status_code == 404
+
+
+def test_old_report_runs_expire(app, episodes, client):
+    from clinic.reports.models import ReportRun
+    from clinic.reports.tasks import sweep_report_runs
+
+    headers = episodes["admin_headers"]
+    run_id = client.post("/api/v1/reports/census/runs", headers=headers).get_json()["id"]
+    with app.app_context():
+        db.session.execute(
+            update(ReportRun).where(ReportRun.id == run_id).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        db.session.commit()
+        assert sweep_report_runs.apply().get() == 1
+    assert client.get(f"/api/v1/report-runs/{run_id}", headers=headers).status_code == 404

@@ -119,7 +119,8 @@ def _differences(connection: Connection) -> list[Any]:
         "compare_type": True,
     }
     context = MigrationContext.configure(connection, opts=options)
-    return compare_metadata(context, db.metadata)
+    differences: list[Any] = compare_metadata(context, db.metadata)
+    return differences
 
 
 def _type_changes(differences: list[Any]) -> set[tuple[str, str]]:

@@ -106,9 +106,11 @@ def _plain_function(view: Any) -> Any:
 def _register_cli(app: Flask) -> None:
     from clinic.audit.cli import audit_cli
     from clinic.auth.cli import users_cli
+    from clinic.demo.cli import demo_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(demo_cli)
 
 
 def _document_security(api: Any) -> None:

@@ -1,0 +1,1 @@
+"""Synthetic, deterministic demo data: for newcomers' demos and for benchmarks at scale."""

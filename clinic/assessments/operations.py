@@ -196,7 +196,9 @@ def read(assessment: Assessment) -> Assessment:
     return assessment
 
 
-def list_for_client(client: Client, *, instrument: str | None, limit: int, cursor: str | None) -> Page[Assessment]:
+def list_for_client(
+    client: Client, *, instrument: str | None = None, limit: int, cursor: str | None
+) -> Page[Assessment]:
     stmt = select(Assessment).where(Assessment.client_id == client.id)
     if instrument is not None:
         stmt = stmt.where(Assessment.instrument == instrument)

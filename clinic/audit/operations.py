@@ -125,7 +125,8 @@ def _write_chained(session: Session, events: list[PendingEvent]) -> None:
         )
         prev_hash = row_hash
     # One multi-row INSERT in list order: ids ascend in chain order.
-    session.execute(insert(AuditEvent), rows)
+    # render_nulls: rows with and without a client id stay one statement (None would split the batch).
+    session.execute(insert(AuditEvent).execution_options(render_nulls=True), rows)
 
 
 @event.listens_for(Session, "before_commit")

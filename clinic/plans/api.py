@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -60,7 +61,7 @@ def load_plan(plan_id: int) -> Plan:
     return get_scoped_or_404(Plan, plan_id, authenticated_user())
 
 
-def plan_view(plan: Plan) -> dict[str, Any]:
+def plan_view(plan: Plan, signatures: Sequence[Any] | None = None) -> dict[str, Any]:
     return {
         **{
             c: getattr(plan, c)
@@ -80,7 +81,7 @@ def plan_view(plan: Plan) -> dict[str, Any]:
                 "updated_at",
             )
         },
-        "signatures": ops.signatures(plan),
+        "signatures": ops.signatures(plan) if signatures is None else signatures,
         "required_signatures": [r.value for r in ops.required_roles(plan)],
     }
 
@@ -104,7 +105,9 @@ def create_plan(body: dict[str, Any], client_id: int) -> Any:
 @blp.response(200, PlanListSchema)
 def list_plans(client_id: int) -> dict[str, Any]:
     """The client's plans, newest first."""
-    return {"items": [plan_view(p) for p in ops.list_plans(load_client(client_id))]}
+    plans = ops.list_plans(load_client(client_id))
+    signed = ops.signatures_by_plan(plans)
+    return {"items": [plan_view(p, signed[p.id]) for p in plans]}
 
 
 @blp.route("/clients/<int:client_id>/plan-suggestions", methods=["GET"])

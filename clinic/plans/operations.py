@@ -246,6 +246,21 @@ def signatures(plan: Plan, revision: int | None = None) -> Sequence[PlanSignatur
     ).all()
 
 
+def signatures_by_plan(plans: Sequence[Plan]) -> dict[int, list[PlanSignature]]:
+    """The current revision's signatures of several plans, in one query (lists show them all)."""
+    current = {(plan.id, plan.revision) for plan in plans}
+    found: dict[int, list[PlanSignature]] = {plan.id: [] for plan in plans}
+    if not plans:
+        return found
+    rows = db.session.scalars(
+        select(PlanSignature).where(PlanSignature.plan_id.in_(list(found))).order_by(PlanSignature.id)
+    )
+    for row in rows:
+        if (row.plan_id, row.revision) in current:
+            found[row.plan_id].append(row)
+    return found
+
+
 def sign_plan(plan: Plan, *, actor: User, role: SignerRole, signer_name: str | None) -> Plan:
     """Sign the current revision; it becomes active once every required role has signed."""
     _refuse_if_closed(plan)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from clinic.audit.operations import record
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import Permission, has_permission, scoped_select, site_scope
+from clinic.clients.contact_changes import contact_changed
 from clinic.clients.identifiers import is_valid_mrn, looks_like_mrn, new_mrn, normalise_mrn
 from clinic.clients.models import Channel, Client, ClientStatus, Consent, ConsentKind, Episode
 from clinic.clients.names import search_key, search_tokens
@@ -193,6 +194,8 @@ def update_client(client: Client, changes: dict[str, Any], *, allow_duplicate: b
         client_id=client.id,
         details={"fields": sorted(changes)},
     )
+    if {"phone", "email"} & set(changes):
+        contact_changed(client.id)
     return client
 
 
@@ -451,6 +454,8 @@ def record_consent(client: Client, *, actor: User, kind: ConsentKind, fields: di
     record(
         "consent.create", resource="consent", resource_id=consent.id, client_id=client.id, details={"kind": kind.value}
     )
+    if kind is ConsentKind.COMMUNICATION:
+        contact_changed(client.id)
     return consent
 
 
@@ -493,6 +498,8 @@ def revoke_consent(consent: Consent, *, actor: User) -> Consent:
         consent.revoked_by_id = actor.id
         db.session.flush()
     record("consent.revoke", resource="consent", resource_id=consent.id, client_id=consent.client_id)
+    if consent.kind is ConsentKind.COMMUNICATION:
+        contact_changed(consent.client_id)
     return consent
 
 

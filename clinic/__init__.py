@@ -61,6 +61,7 @@ def import_models() -> None:
     import clinic.notify.models
     import clinic.plans.models
     import clinic.reports.models
+    import clinic.scheduling.models
     import clinic.system.models  # noqa: F401
 
 
@@ -78,14 +79,19 @@ def _register_blueprints(app: Flask, api: Any) -> None:
     from clinic.clients.api import blp as clients_blp
     from clinic.intake.api import blp as intake_blp
     from clinic.notify.api import blp as notify_blp
+    from clinic.notify.link_pages import blp as reminder_links_blp
     from clinic.plans.api import blp as plans_blp
     from clinic.reports.api import blp as reports_blp
+    from clinic.scheduling.api import blp as scheduling_blp
     from clinic.system.api import blp as system_blp
 
     for blueprint in (
-        system_blp, auth_blp, intake_blp, clients_blp, assessments_blp, plans_blp, reports_blp, notify_blp, audit_blp,
+        system_blp, auth_blp, intake_blp, clients_blp, assessments_blp, plans_blp, reports_blp, scheduling_blp,
+        notify_blp, audit_blp,
     ):
         api.register_blueprint(blueprint)
+    # The page a reminder's link opens is a web page for clients, not part of the API.
+    app.register_blueprint(reminder_links_blp)
     # The spec and its documentation page are public.
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith("api-docs."):

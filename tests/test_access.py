@@ -38,7 +38,11 @@ def test_only_a_few_routes_are_public():
         for rule in app.url_map.iter_rules()
         if getattr(app.view_functions[rule.endpoint], PERMISSION_ATTR) == frozenset()
     )
-    assert public == ["/api/docs", "/api/v1/auth/login", "/api/v1/openapi.json", "/healthz", "/readyz"]
+    # The SMS webhook checks the provider's signature; a reminder's page checks its signed token.
+    assert public == [
+        "/api/docs", "/api/v1/auth/login", "/api/v1/notify/sms/inbound", "/api/v1/openapi.json", "/healthz",
+        "/r/<token>", "/r/<token>", "/readyz",
+    ]
 
 
 def test_role_permission_map():

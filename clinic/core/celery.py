@@ -83,6 +83,11 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
             "schedule": 60.0,
             "options": {"expires": 60.0},
         },
+        "notify.dispatch_reminders": {
+            "task": "clinic.notify.tasks.dispatch_reminders",
+            "schedule": float(app.config["REMINDER_DISPATCH_SECONDS"]),
+            "options": {"expires": float(app.config["REMINDER_DISPATCH_SECONDS"])},
+        },
         "reports.sweep_report_runs": {
             "task": "clinic.reports.tasks.sweep_report_runs",
             "schedule": 300.0,

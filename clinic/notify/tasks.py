@@ -1,4 +1,4 @@
-"""Background delivery of staff notification emails."""
+"""Background delivery: staff notification emails and client reminders."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import logging
 from celery import shared_task
 from flask import current_app
 
+from clinic.core.locks import job_lock
 from clinic.core.time import utcnow
 from clinic.extensions import db
+from clinic.notify.delivery import claim_due, deliver
 from clinic.notify.email import PermanentEmailError, TransientEmailError, build_message, send_email
 from clinic.notify.models import EmailStatus, StaffNotification
 from clinic.notify.staff import claim_for_email, due_for_sweep
@@ -68,3 +70,30 @@ def sweep_staff_emails() -> int:
     for notification_id in ids:
         send_staff_email.delay(notification_id)
     return len(ids)
+
+
+@shared_task(name="clinic.notify.tasks.dispatch_reminders", ignore_result=True)
+def dispatch_reminders() -> int:
+    """Every minute (beat): claim due reminders and hand each to a send task.
+
+    Reminders are rows, never Celery ``eta``s; a claim whose task is lost is claimed again later.
+    """
+    ttl = max(int(current_app.config["REMINDER_DISPATCH_SECONDS"]), 1)
+    with job_lock("notify.dispatch_reminders", ttl_seconds=ttl) as held:
+        if not held:
+            return 0
+        claims = claim_due()
+        db.session.commit()
+        for claim in claims:
+            try:
+                send_reminder.delay(claim.reminder_id, claim.token)
+            except Exception:  # noqa: BLE001 - the broker is down: these claims are retried when stuck
+                log.warning("could not queue reminder %s; it is claimed again later", claim.reminder_id)
+                break
+        return len(claims)
+
+
+@shared_task(name="clinic.notify.tasks.send_reminder", ignore_result=True)
+def send_reminder(reminder_id: int, token: str) -> str:
+    """Send one claimed reminder; harmless when run twice (the claim token decides)."""
+    return deliver(reminder_id, token)

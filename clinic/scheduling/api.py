@@ -1,0 +1,176 @@
+"""HTTP endpoints: appointments, series, the status machine and group attendance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask_smorest import Blueprint
+
+from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, require_site_in_scope, requires
+from clinic.scheduling import operations as ops
+from clinic.scheduling.models import Appointment, AppointmentAttendee, AppointmentStatus, AttendeeStatus
+from clinic.scheduling.schemas import (
+    AppointmentCreateSchema,
+    AppointmentPageSchema,
+    AppointmentPatchSchema,
+    AppointmentQuerySchema,
+    AppointmentSchema,
+    AttendanceSchema,
+    AttendeeCreateSchema,
+    AttendeeListSchema,
+    AttendeeSchema,
+    CancelSchema,
+    ScopeArgsSchema,
+)
+
+blp = Blueprint("scheduling", __name__, url_prefix="/api/v1", description="Appointments and group sessions")
+
+_CONFLICT = "Double booking (`clashes` names them), or a status change the machine does not allow"
+
+
+def load_appointment(appointment_id: int) -> Appointment:
+    """The appointment, if it is in one of the caller's sites; 404 otherwise."""
+    g._client_data = True
+    return get_scoped_or_404(Appointment, appointment_id, authenticated_user())
+
+
+@blp.route("/appointments", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+@blp.arguments(AppointmentCreateSchema)
+@blp.response(201, AppointmentSchema)
+@blp.alt_response(409, description=_CONFLICT)
+def create_appointment(body: dict[str, Any]) -> Appointment:
+    """Book an appointment, or a series (`recurrence`); a series answers with its first occurrence."""
+    user = authenticated_user()
+    require_site_in_scope(body["site_id"], user)
+    g._client_data = True
+    return ops.book(actor=user, **body)
+
+
+@blp.route("/appointments", methods=["GET"])
+@requires(Permission.APPOINTMENTS_READ)
+@blp.arguments(AppointmentQuerySchema, location="query")
+@blp.response(200, AppointmentPageSchema)
+def list_appointments(args: dict[str, Any]) -> dict[str, Any]:
+    """Appointments of the caller's sites in start order; `client_id` includes group seats."""
+    g._client_data = True
+    return ops.list_appointments(authenticated_user(), **args).as_dict()
+
+
+@blp.route("/appointments/<int:appointment_id>", methods=["GET"])
+@requires(Permission.APPOINTMENTS_READ)
+@blp.response(200, AppointmentSchema)
+def get_appointment(appointment_id: int) -> Appointment:
+    """One appointment."""
+    return ops.read(load_appointment(appointment_id))
+
+
+@blp.route("/appointments/<int:appointment_id>", methods=["PATCH"])
+@requires(Permission.APPOINTMENTS_WRITE)
+@blp.arguments(AppointmentPatchSchema)
+@blp.arguments(ScopeArgsSchema, location="query")
+@blp.response(200, AppointmentSchema)
+@blp.alt_response(409, description=_CONFLICT)
+def update_appointment(body: dict[str, Any], args: dict[str, Any], appointment_id: int) -> Appointment:
+    """Reschedule or change an open appointment; `scope` for a series: this, following or all."""
+    appointment = load_appointment(appointment_id)
+    return ops.update(appointment, body, scope=args["scope"], actor=authenticated_user())
+
+
+@blp.route("/appointments/<int:appointment_id>/cancel", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+@blp.arguments(CancelSchema)
+@blp.arguments(ScopeArgsSchema, location="query")
+@blp.response(200, AppointmentSchema)
+@blp.alt_response(409, description=_CONFLICT)
+def cancel_appointment(body: dict[str, Any], args: dict[str, Any], appointment_id: int) -> Appointment:
+    """Cancel, by the client or the clinic; `scope` cancels the following or all open occurrences too."""
+    appointment = load_appointment(appointment_id)
+    return ops.cancel(appointment, by=body["by"], reason=body.get("reason"), scope=args["scope"],
+                      actor=authenticated_user())
+
+
+def _transition(appointment_id: int, target: AppointmentStatus) -> Appointment:
+    return ops.transition(load_appointment(appointment_id), target, actor=authenticated_user())
+
+
+@blp.route("/appointments/<int:appointment_id>/confirm", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+@blp.response(200, AppointmentSchema)
+@blp.alt_response(409, description=_CONFLICT)
+def confirm_appointment(appointment_id: int) -> Appointment:
+    """Record that the client confirmed (by phone, at the desk); confirming twice changes nothing."""
+    return ops.confirm(load_appointment(appointment_id), actor=authenticated_user())
+
+
+@blp.route("/appointments/<int:appointment_id>/check-in", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+@blp.response(200, AppointmentSchema)
+@blp.alt_response(409, description=_CONFLICT)
+def check_in(appointment_id: int) -> Appointment:
+    """The client arrived (from an hour before the start until the end)."""
+    return _transition(appointment_id, AppointmentStatus.CHECKED_IN)
+
+
+@blp.route("/appointments/<int:appointment_id>/complete", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+@blp.response(200, AppointmentSchema)
+@blp.alt_response(409, description=_CONFLICT)
+def complete(appointment_id: int) -> Appointment:
+    """The appointment took place (after check-in)."""
+    return _transition(appointment_id, AppointmentStatus.COMPLETED)
+
+
+@blp.route("/appointments/<int:appointment_id>/no-show", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+@blp.response(200, AppointmentSchema)
+@blp.alt_response(409, description=_CONFLICT)
+def no_show(appointment_id: int) -> Appointment:
+    """The client did not come (once the appointment has begun)."""
+    return _transition(appointment_id, AppointmentStatus.NO_SHOW)
+
+
+@blp.route("/appointments/<int:appointment_id>/attendees", methods=["GET"])
+@requires(Permission.APPOINTMENTS_READ)
+@blp.response(200, AttendeeListSchema)
+def list_attendees(appointment_id: int) -> dict[str, list[AppointmentAttendee]]:
+    """Every seat of a group session, with each attendee's status."""
+    return {"items": ops.list_attendees(load_appointment(appointment_id))}
+
+
+@blp.route("/appointments/<int:appointment_id>/attendees", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+@blp.arguments(AttendeeCreateSchema)
+@blp.response(201, AttendeeSchema)
+@blp.alt_response(409, description="Full, closed, already registered, or the client is booked at that time")
+def add_attendee(body: dict[str, Any], appointment_id: int) -> AppointmentAttendee:
+    """Give a client a seat in a group session."""
+    appointment = load_appointment(appointment_id)
+    return ops.add_attendee(appointment, body["client_id"], actor=authenticated_user())
+
+
+@blp.route("/appointments/<int:appointment_id>/attendees/<int:client_id>/cancel", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+@blp.arguments(CancelSchema)
+@blp.response(200, AttendeeSchema)
+@blp.alt_response(409, description=_CONFLICT)
+def cancel_attendee(body: dict[str, Any], appointment_id: int, client_id: int) -> AppointmentAttendee:
+    """A client gives up their seat (or the clinic takes it back)."""
+    appointment = load_appointment(appointment_id)
+    return ops.cancel_attendee(
+        appointment, client_id, by=body["by"], reason=body.get("reason"), actor=authenticated_user()
+    )
+
+
+@blp.route("/appointments/<int:appointment_id>/attendees/<int:client_id>/attendance", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+@blp.arguments(AttendanceSchema)
+@blp.response(200, AttendeeSchema)
+@blp.alt_response(409, description=_CONFLICT)
+def record_attendance(body: dict[str, Any], appointment_id: int, client_id: int) -> AppointmentAttendee:
+    """Record whether a registered client came: `attended` or `no_show`."""
+    appointment = load_appointment(appointment_id)
+    return ops.mark_attendance(
+        appointment, client_id, status=AttendeeStatus(body["status"]), actor=authenticated_user()
+    )

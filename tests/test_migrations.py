@@ -7,6 +7,7 @@ fixture's), because it downgrades it. PostgreSQL runs under the same rules as co
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,14 @@ def test_upgrade_downgrade_upgrade_round_trip(empty_app: Flask) -> None:
     upgrade()
     assert _current_revision() == head
     assert not model_tables - _tables()
+
+
+def test_migrating_in_process_leaves_the_apps_loggers_enabled(empty_app: Flask) -> None:
+    # env.py's fileConfig disabled every existing logger, so after the first in-process
+    # upgrade (conftest's) "Unhandled error" and every other clinic log line went nowhere.
+    loggers = [logging.getLogger(name) for name in ("clinic.core.errors", "clinic.core.http")]
+    upgrade()
+    assert not [log.name for log in loggers if log.disabled]
 
 
 def _differences(connection: Connection) -> list[Any]:

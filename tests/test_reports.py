@@ -546,3 +546,78 @@ def test_old_report_runs_expire(app, episodes, client):
         db.session.commit()
         assert sweep_report_runs.apply().get() == 1
     assert client.get(f"/api/v1/report-runs/{run_id}", headers=headers).status_code == 404
+
+
+# --- appointments and reminders ---------------------------------------------------------------------
+
+
+def _book(client, p, person, kind, starts, status=None, app=None):
+    made = client.post("/api/v1/appointments", headers=p["headers"], json={
+        "site_id": p["site"].id, "kind": kind, "clinician_id": p["clinician"].id, "client_id": person,
+        "starts_at": starts, "duration_minutes": 30})
+    assert made.status_code == 201, made.get_json()
+    appointment_id = made.get_json()["id"]
+    if status is not None:
+        from clinic.scheduling.models import Appointment
+
+        with app.app_context():
+            db.session.execute(update(Appointment).where(Appointment.id == appointment_id).values(status=status))
+            db.session.commit()
+    return appointment_id
+
+
+def test_appointment_adherence_leaves_clinic_cancellations_out_of_the_no_show_rate(app, program, client):
+    p = program
+    person = p["person"]("Attender")
+    for n, status in enumerate(["completed", "checked_in", "no_show", "cancelled_by_client", "cancelled_by_clinic"]):
+        _book(client, p, person, "individual_therapy", at(days(-10 + n), 9 + n), status, app)
+    _book(client, p, person, "medication_visit", at(days(-3)), "no_show", app)
+    _book(client, p, person, "individual_therapy", at(days(2)))  # in the future: not counted
+    body = p["report"]("appointment-adherence", **{"from": days(-30), "to": days(30), "site_id": p["site"].id})
+    # Therapy: 5 past, kept 2, no-show 1, cancelled 1 + 1; no-show rate 1 / (5 - 1).
+    assert body["rows"] == [
+        {"kind": "individual_therapy", "scheduled": 5, "kept": 2, "no_show": 1, "cancelled_by_client": 1,
+         "cancelled_by_clinic": 1, "no_show_rate": 0.25},
+        {"kind": "medication_visit", "scheduled": 1, "kept": 0, "no_show": 1, "cancelled_by_client": 0,
+         "cancelled_by_clinic": 0, "no_show_rate": 1.0},
+    ]
+    assert body["summary"]["no_show_rate"] == 0.4  # 2 / (6 - 1)
+
+
+def test_completed_appointments_count_for_iet_and_the_funnel(app, program, client):
+    p = program
+    call = _call(client, p, at(days(-40)), "Appointments")
+    person = client.post(f"/api/v1/intake-calls/{call}/convert?allow_duplicate=true", headers=p["headers"],
+                         json={"first_name": "Appt", "last_name": "Only", "date_of_birth": "1990-01-01"}).get_json()["id"]
+    _book(client, p, person, "intake_assessment", at(days(-38)), "completed", app)
+    p["episode"](person, days(-30))
+    for offset in (2, 10, 20):  # initiation on day 2, then two more within 34 days: engaged
+        _book(client, p, person, "individual_therapy", at(days(-30 + offset)), "completed", app)
+    funnel = p["report"]("intake-funnel", **{"from": days(-45), "to": days(0), "site_id": p["site"].id})
+    assert funnel["summary"]["assessed"] == 1
+    iet = p["report"]("iet", **{"from": days(-31), "to": days(-29), "site_id": p["site"].id})
+    assert (iet["summary"]["initiated"], iet["summary"]["engaged"]) == (1, 1)
+
+
+def test_reminder_delivery_by_channel(app, program, client):
+    from clinic.notify.models import Reminder, ReminderChannel, ReminderStatus
+
+    p = program
+    person = p["person"]("Reminded")
+    appointment = _book(client, p, person, "individual_therapy", at(days(5)))
+    rows = [("sms", "sent", 2880), ("sms", "failed", 120), ("sms", "suppressed", 60), ("email", "sent", 2880),
+            ("email", "cancelled", 120), ("email", "pending", 60)]
+    with app.app_context():
+        for channel, status, lead in rows:
+            due = datetime.combine(TODAY - timedelta(days=1), time(9), tzinfo=UTC)
+            db.session.add(Reminder(appointment_id=appointment, client_id=person, site_id=p["site"].id,
+                                    channel=ReminderChannel(channel), lead_time_minutes=lead + 7, due_at=due,
+                                    available_at=due, for_starts_at=due, status=ReminderStatus(status)))
+        db.session.commit()
+    body = p["report"]("reminder-delivery", **{"from": days(-2), "to": days(0), "site_id": p["site"].id})
+    by_channel = {r["channel"]: r for r in body["rows"]}
+    assert by_channel["sms"] == {"channel": "sms", "reminders": 3, "sent": 1, "failed": 1, "suppressed": 1,
+                                 "cancelled": 0, "pending": 0, "delivery_rate": 0.5}
+    assert by_channel["email"] == {"channel": "email", "reminders": 3, "sent": 1, "failed": 0, "suppressed": 0,
+                                   "cancelled": 1, "pending": 1, "delivery_rate": 1.0}
+    assert body["summary"]["delivery_rate"] == 0.6667

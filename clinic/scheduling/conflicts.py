@@ -7,6 +7,7 @@ and :func:`refusing_double_booking` turns their error into the same 409.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import or_, select
+from sqlalchemy import select, union
 from sqlalchemy.exc import IntegrityError
 
 from clinic.auth.models import User
@@ -22,6 +23,7 @@ from clinic.auth.permissions import site_scope
 from clinic.core.errors import abort_problem
 from clinic.extensions import db
 from clinic.scheduling.models import (
+    MAX_APPOINTMENT_LENGTH,
     RELEASED_STATUSES,
     SEATED_ATTENDEE_STATUSES,
     Appointment,
@@ -79,36 +81,47 @@ def _booked_clients(appointments: Sequence[Appointment]) -> dict[int, set[int]]:
 
 
 def find_clashes(slots: Sequence[Slot], *, exclude_ids: Iterable[int] = ()) -> list[Clash]:
-    """Existing appointments that would double-book a clinician or client of ``slots``."""
+    """Existing appointments that would double-book a clinician or client of ``slots``.
+
+    One indexed query per way of being booked (as clinician, as the client, in a group seat),
+    each bounded on ``starts_at`` from both sides: an appointment lasts at most
+    MAX_APPOINTMENT_LENGTH, so one that overlaps the window starts less than that before it.
+    """
     if not slots:
         return []
     excluded = set(exclude_ids) | {s.appointment_id for s in slots if s.appointment_id is not None}
     clinicians = {s.clinician_id for s in slots}
     clients = {c for s in slots for c in s.client_ids}
-    seated = select(AppointmentAttendee.appointment_id).where(
-        AppointmentAttendee.client_id.in_(clients), AppointmentAttendee.status.in_(SEATED_ATTENDEE_STATUSES)
+    low, high = min(s.starts_at for s in slots), max(s.ends_at for s in slots)
+    window = (
+        Appointment.starts_at < high,
+        Appointment.starts_at > low - MAX_APPOINTMENT_LENGTH,
+        Appointment.ends_at > low,
+        Appointment.status.not_in(RELEASED_STATUSES),
     )
-    stmt = (
-        select(Appointment)
-        .where(
-            Appointment.status.not_in(RELEASED_STATUSES),
-            Appointment.starts_at < max(s.ends_at for s in slots),
-            Appointment.ends_at > min(s.starts_at for s in slots),
-            or_(
-                Appointment.clinician_id.in_(clinicians),
-                Appointment.client_id.in_(clients),
-                Appointment.id.in_(seated),
-            ),
+    ways = [select(Appointment.id).where(Appointment.clinician_id.in_(clinicians), *window)]
+    if clients:
+        ways.append(select(Appointment.id).where(Appointment.client_id.in_(clients), *window))
+        ways.append(
+            select(Appointment.id)
+            .join(AppointmentAttendee, AppointmentAttendee.appointment_id == Appointment.id)
+            .where(
+                AppointmentAttendee.client_id.in_(clients),
+                AppointmentAttendee.status.in_(SEATED_ATTENDEE_STATUSES),
+                *window,
+            )
         )
-        .order_by(Appointment.starts_at, Appointment.id)
-    )
+    stmt = select(Appointment).where(Appointment.id.in_(union(*ways))).order_by(Appointment.starts_at, Appointment.id)
     if excluded:
         stmt = stmt.where(Appointment.id.not_in(excluded))
     existing = db.session.scalars(stmt).all()
     booked = _booked_clients(existing)
+    starts = [other.starts_at for other in existing]
     clashes: list[Clash] = []
     for slot in slots:
-        for other in existing:
+        first = bisect_right(starts, slot.starts_at - MAX_APPOINTMENT_LENGTH)
+        last = bisect_left(starts, slot.ends_at)
+        for other in existing[first:last]:
             if not slot.overlaps(other.starts_at, other.ends_at):
                 continue
             if other.clinician_id == slot.clinician_id:

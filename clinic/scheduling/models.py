@@ -10,7 +10,7 @@ declared portably here): ``ex_appointments_clinician_overlap`` over
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -44,6 +44,8 @@ OPEN_STATUSES = frozenset({AppointmentStatus.SCHEDULED, AppointmentStatus.CONFIR
 RELEASED_STATUSES = frozenset(
     {AppointmentStatus.CANCELLED_BY_CLIENT, AppointmentStatus.CANCELLED_BY_CLINIC, AppointmentStatus.NO_SHOW}
 )
+#: The longest an appointment may last (the API refuses longer); clash queries rely on it.
+MAX_APPOINTMENT_LENGTH = timedelta(hours=12)
 #: The SQL list of RELEASED_STATUSES, for the exclusion constraints' WHERE clause.
 RELEASED_SQL = ", ".join(f"'{status.value}'" for status in sorted(RELEASED_STATUSES))
 

@@ -9,9 +9,15 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from clinic.core.pagination import PageArgsSchema, page_schema
 from clinic.core.schemas import Instant, StrictSchema, id_field, instant, text, timezone_field
-from clinic.scheduling.models import SEATED_ATTENDEE_STATUSES, AppointmentKind, AppointmentStatus, AttendeeStatus
+from clinic.scheduling.models import (
+    MAX_APPOINTMENT_LENGTH,
+    SEATED_ATTENDEE_STATUSES,
+    AppointmentKind,
+    AppointmentStatus,
+    AttendeeStatus,
+)
 
-MAX_DURATION_MINUTES = 12 * 60
+MAX_DURATION_MINUTES = int(MAX_APPOINTMENT_LENGTH.total_seconds() // 60)
 MAX_CAPACITY = 200
 
 

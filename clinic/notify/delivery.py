@@ -86,10 +86,16 @@ def claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    # Read first: an idle minute writes nothing (SQLite would otherwise take its write lock
+    # every minute); on PostgreSQL the rows read are locked, and rows locked by another
+    # dispatcher are skipped.
+    ids = list(db.session.scalars(candidates))
+    if not ids:
+        return []
     token = uuid.uuid4().hex
     claimed = db.session.execute(
         update(Reminder)
-        .where(Reminder.id.in_(candidates), _claimable(now))
+        .where(Reminder.id.in_(ids), _claimable(now))
         .values(status=ReminderStatus.SENDING, claim_token=token, claimed_at=now, attempt_started_at=None)
         .returning(Reminder.id)
         .execution_options(synchronize_session=False)

@@ -8,6 +8,7 @@ from flask import g
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, require_site_in_scope, requires
+from clinic.scheduling import groups
 from clinic.scheduling import operations as ops
 from clinic.scheduling.models import Appointment, AppointmentAttendee, AppointmentStatus, AttendeeStatus
 from clinic.scheduling.schemas import (
@@ -136,7 +137,7 @@ def no_show(appointment_id: int) -> Appointment:
 @blp.response(200, AttendeeListSchema)
 def list_attendees(appointment_id: int) -> dict[str, list[AppointmentAttendee]]:
     """Every seat of a group session, with each attendee's status."""
-    return {"items": ops.list_attendees(load_appointment(appointment_id))}
+    return {"items": groups.list_attendees(load_appointment(appointment_id))}
 
 
 @blp.route("/appointments/<int:appointment_id>/attendees", methods=["POST"])
@@ -147,7 +148,7 @@ def list_attendees(appointment_id: int) -> dict[str, list[AppointmentAttendee]]:
 def add_attendee(body: dict[str, Any], appointment_id: int) -> AppointmentAttendee:
     """Give a client a seat in a group session."""
     appointment = load_appointment(appointment_id)
-    return ops.add_attendee(appointment, body["client_id"], actor=authenticated_user())
+    return groups.add_attendee(appointment, body["client_id"], actor=authenticated_user())
 
 
 @blp.route("/appointments/<int:appointment_id>/attendees/<int:client_id>/cancel", methods=["POST"])
@@ -158,7 +159,7 @@ def add_attendee(body: dict[str, Any], appointment_id: int) -> AppointmentAttend
 def cancel_attendee(body: dict[str, Any], appointment_id: int, client_id: int) -> AppointmentAttendee:
     """A client gives up their seat (or the clinic takes it back)."""
     appointment = load_appointment(appointment_id)
-    return ops.cancel_attendee(
+    return groups.cancel_attendee(
         appointment, client_id, by=body["by"], reason=body.get("reason"), actor=authenticated_user()
     )
 
@@ -171,6 +172,6 @@ def cancel_attendee(body: dict[str, Any], appointment_id: int, client_id: int) -
 def record_attendance(body: dict[str, Any], appointment_id: int, client_id: int) -> AppointmentAttendee:
     """Record whether a registered client came: `attended` or `no_show`."""
     appointment = load_appointment(appointment_id)
-    return ops.mark_attendance(
+    return groups.mark_attendance(
         appointment, client_id, status=AttendeeStatus(body["status"]), actor=authenticated_user()
     )

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from clinic.audit.operations import record
 from clinic.core.time import utcnow
 from clinic.extensions import db
+from clinic.scheduling.groups import attendee_or_404, cancel_attendee
 from clinic.scheduling.models import (
     OPEN_ATTENDEE_STATUSES,
     Appointment,
@@ -19,7 +20,7 @@ from clinic.scheduling.models import (
     AppointmentStatus,
     AttendeeStatus,
 )
-from clinic.scheduling.operations import attendee_or_404, booked_clients, cancel_attendee, transition
+from clinic.scheduling.operations import booked_clients, transition
 
 S = AppointmentStatus
 

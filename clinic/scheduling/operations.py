@@ -30,7 +30,6 @@ from clinic.scheduling.conflicts import (
     refusing_double_booking,
 )
 from clinic.scheduling.models import (
-    OPEN_ATTENDEE_STATUSES,
     SEATED_ATTENDEE_STATUSES,
     Appointment,
     AppointmentAttendee,
@@ -57,7 +56,6 @@ TRANSITIONS: dict[AppointmentStatus, frozenset[AppointmentStatus]] = {
 CHECK_IN_OPENS = timedelta(hours=1)
 EARLIEST_START = datetime(2000, 1, 1, tzinfo=UTC)
 BOOKING_HORIZON = timedelta(days=3 * 366)
-SCOPES = ("this", "following", "all")
 
 
 # --- checks ------------------------------------------------------------------------------
@@ -80,7 +78,7 @@ def _check_clinician(clinician_id: int, site_id: int) -> None:
         field_error("clinician_id", "Not an active clinician of this site.")
 
 
-def _check_client(client_id: int, site_id: int, field: str) -> Client:
+def check_client(client_id: int, site_id: int, field: str) -> Client:
     client = db.session.get(Client, client_id)
     if client is None or client.site_id != site_id:
         field_error(field, "Not a client of this site.")
@@ -104,17 +102,17 @@ def _refuse_self_overlap(slots: Sequence[Slot], field: str) -> None:
         )
 
 
-def _seated(appointment: Appointment) -> list[AppointmentAttendee]:
+def seated(appointment: Appointment) -> list[AppointmentAttendee]:
     return [a for a in appointment.attendees if a.status in SEATED_ATTENDEE_STATUSES]
 
 
 def booked_clients(appointment: Appointment) -> tuple[int, ...]:
     if appointment.client_id is not None:
         return (appointment.client_id,)
-    return tuple(a.client_id for a in _seated(appointment))
+    return tuple(a.client_id for a in seated(appointment))
 
 
-def _audit(action: str, appointment: Appointment, *, details: dict[str, Any] | None = None) -> None:
+def audit(action: str, appointment: Appointment, *, details: dict[str, Any] | None = None) -> None:
     """One event per client the appointment concerns (a group session without attendees: one)."""
     clients: Iterable[int | None] = booked_clients(appointment) or (None,)
     for client_id in clients:
@@ -137,13 +135,13 @@ def _party(
         if len(unique) > capacity:
             field_error("client_ids", f"More clients than the {capacity} seats.")
         for index, cid in enumerate(unique):
-            _check_client(cid, site_id, f"client_ids.{index}")
+            check_client(cid, site_id, f"client_ids.{index}")
         return True, tuple(unique)
     if client_id is None:
         field_error("client_id", "An individual appointment needs its client.")
     if capacity is not None:
         field_error("capacity", "Only group sessions have seats.")
-    _check_client(client_id, site_id, "client_id")
+    check_client(client_id, site_id, "client_id")
     return False, (client_id,)
 
 
@@ -224,7 +222,7 @@ def book(
     cache: ContactCache = {}
     for appointment in appointments:
         plan_reminders(appointment, cache=cache)
-        _audit("appointment.create", appointment, details={"kind": kind.value, "series_id": appointment.series_id})
+        audit("appointment.create", appointment, details={"kind": kind.value, "series_id": appointment.series_id})
     return appointments[0]
 
 
@@ -232,7 +230,7 @@ def book(
 
 
 def read(appointment: Appointment) -> Appointment:
-    _audit("appointment.read", appointment)
+    audit("appointment.read", appointment)
     return appointment
 
 
@@ -271,7 +269,7 @@ def list_appointments(
         stmt = stmt.where(Appointment.series_id == series_id)
     page = keyset_page(stmt, keys=[Appointment.starts_at, Appointment.id], limit=limit, cursor=cursor)
     for appointment in page.items:
-        _audit("appointment.read", appointment, details={"via": "list"})
+        audit("appointment.read", appointment, details={"via": "list"})
     return page
 
 
@@ -308,10 +306,10 @@ def _check_changes(appointment: Appointment, changes: dict[str, Any], targets: S
     if not appointment.is_group:
         field_error("capacity", "Only group sessions have seats.")
     for target in targets:
-        if len(_seated(target)) > changes["capacity"]:
+        if len(seated(target)) > changes["capacity"]:
             abort_problem(
                 409,
-                f"Appointment {target.id} has {len(_seated(target))} clients registered; "
+                f"Appointment {target.id} has {len(seated(target))} clients registered; "
                 "cancel some before reducing the seats.",
                 problem="capacity",
             )
@@ -376,7 +374,7 @@ def update(appointment: Appointment, changes: dict[str, Any], *, scope: str, act
     cache: ContactCache = {}
     for target, _start, _end in planned:
         plan_reminders(target, cache=cache)
-        _audit("appointment.update", target, details={"fields": sorted(changes), "scope": scope})
+        audit("appointment.update", target, details={"fields": sorted(changes), "scope": scope})
     return appointment
 
 
@@ -470,7 +468,7 @@ def transition(
         appointment.cancel_reason = reason
     db.session.flush()
     plan_reminders(appointment)
-    _audit(f"appointment.{target.value}", appointment, details={"via": via})
+    audit(f"appointment.{target.value}", appointment, details={"via": via})
     return appointment
 
 
@@ -493,109 +491,6 @@ def cancel(appointment: Appointment, *, by: str, reason: str | None, scope: str,
         if utcnow() < other.ends_at:
             transition(other, target, actor=actor, reason=reason, via=f"series:{scope}")
     return appointment
-
-
-# --- group sessions ----------------------------------------------------------------------
-
-
-def _require_group(appointment: Appointment) -> None:
-    if not appointment.is_group:
-        abort_problem(409, "This is an individual appointment; it has no attendees.", problem="not-a-group")
-
-
-def attendee_or_404(appointment: Appointment, client_id: int) -> AppointmentAttendee:
-    attendee = next((a for a in appointment.attendees if a.client_id == client_id), None)
-    if attendee is None:
-        abort_problem(404, "This client is not registered for the session.")
-    return attendee
-
-
-def list_attendees(appointment: Appointment) -> list[AppointmentAttendee]:
-    _require_group(appointment)
-    _audit("appointment.attendees.read", appointment)
-    return sorted(appointment.attendees, key=lambda a: a.id)
-
-
-def add_attendee(appointment: Appointment, client_id: int, *, actor: User) -> AppointmentAttendee:
-    """Give a client a seat: 409 when the session is full, closed or the client is booked then."""
-    require_kind_rights(actor, appointment.kind)
-    _require_group(appointment)
-    if not appointment.is_open or utcnow() >= appointment.ends_at:
-        abort_problem(409, "Clients join a session that is still scheduled and not over.", problem="not-open")
-    _check_client(client_id, appointment.site_id, "client_id")
-    # Lock the session row so two registrations at once cannot both take the last seat.
-    db.session.execute(select(Appointment.id).where(Appointment.id == appointment.id).with_for_update())
-    attendee = next((a for a in appointment.attendees if a.client_id == client_id), None)
-    if attendee is not None and attendee.status in SEATED_ATTENDEE_STATUSES:
-        abort_problem(409, "The client is already registered for this session.", problem="already-registered")
-    if len(_seated(appointment)) >= (appointment.capacity or 0):
-        abort_problem(409, f"The session is full ({appointment.capacity} seats).", problem="session-full")
-    slot = Slot(appointment.starts_at, appointment.ends_at, appointment.clinician_id, (client_id,), appointment.id)
-    clashes = [c for c in find_clashes([slot]) if c.party == "client"]
-    if clashes:
-        refuse_clashes(clashes, actor)
-    with refusing_double_booking([slot], actor):
-        if attendee is None:
-            attendee = AppointmentAttendee(client_id=client_id, site_id=appointment.site_id)
-            appointment.attendees.append(attendee)
-        attendee.status = AttendeeStatus.REGISTERED
-        attendee.cancelled_at = attendee.cancel_reason = attendee.confirmed_at = None
-    plan_reminders(appointment)
-    record("appointment.attendee.add", resource="appointment", resource_id=appointment.id, client_id=client_id)
-    return attendee
-
-
-def cancel_attendee(
-    appointment: Appointment, client_id: int, *, by: str, reason: str | None, actor: User | None, via: str = "staff"
-) -> AppointmentAttendee:
-    if actor is not None:
-        require_kind_rights(actor, appointment.kind)
-    _require_group(appointment)
-    attendee = attendee_or_404(appointment, client_id)
-    if attendee.status not in OPEN_ATTENDEE_STATUSES:
-        abort_problem(409, f"The attendee is already {attendee.status.value}.", problem="illegal-transition")
-    if utcnow() >= appointment.ends_at:
-        abort_problem(409, "The session is over; record attendance instead.", problem="illegal-transition")
-    attendee.status = AttendeeStatus.CANCELLED_BY_CLIENT if by == "client" else AttendeeStatus.CANCELLED_BY_CLINIC
-    attendee.cancelled_at = utcnow()
-    attendee.cancel_reason = reason
-    db.session.flush()
-    plan_reminders(appointment)
-    record(
-        "appointment.attendee.cancel",
-        resource="appointment",
-        resource_id=appointment.id,
-        client_id=client_id,
-        details={"by": by, "via": via},
-    )
-    return attendee
-
-
-def mark_attendance(
-    appointment: Appointment, client_id: int, *, status: AttendeeStatus, actor: User
-) -> AppointmentAttendee:
-    """Record that a registered client came (attended) or did not (no_show), once the session began."""
-    require_kind_rights(actor, appointment.kind)
-    _require_group(appointment)
-    attendee = attendee_or_404(appointment, client_id)
-    if appointment.status not in (S.SCHEDULED, S.CONFIRMED, S.CHECKED_IN, S.COMPLETED):
-        abort_problem(409, f"The session is {appointment.status.value}.", problem="illegal-transition")
-    if utcnow() < appointment.starts_at - CHECK_IN_OPENS:
-        abort_problem(409, "Attendance is recorded from an hour before the start.", problem="illegal-transition")
-    if attendee.status not in (*OPEN_ATTENDEE_STATUSES, AttendeeStatus.ATTENDED, AttendeeStatus.NO_SHOW):
-        abort_problem(409, f"The attendee is {attendee.status.value}.", problem="illegal-transition")
-    attendee.status = status
-    attendee.marked_at = utcnow()
-    db.session.flush()
-    plan_reminders(appointment)
-    record(
-        "appointment.attendee.attendance",
-        resource="appointment",
-        resource_id=appointment.id,
-        client_id=client_id,
-        details={"status": status.value},
-    )
-    return attendee
 
 
 # --- timeline ----------------------------------------------------------------------------

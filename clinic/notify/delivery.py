@@ -50,6 +50,7 @@ from clinic.notify.reminders import (
     address_for,
     in_quiet_hours,
     is_opted_out,
+    mask,
     opt_out,
     preferences_for,
     quiet_hours_end,
@@ -107,14 +108,6 @@ def backoff_seconds(attempt: int) -> int:
     config = current_app.config
     base, cap = int(config["REMINDER_RETRY_BASE_SECONDS"]), int(config["REMINDER_RETRY_MAX_SECONDS"])
     return int(min(cap, base * 2 ** max(attempt - 1, 0)))
-
-
-def mask(channel: ReminderChannel, address: str) -> str:
-    """Enough of an address to tell numbers apart in the log, not enough to use it."""
-    if channel is ReminderChannel.EMAIL:
-        name, _, domain = address.partition("@")
-        return f"{name[:1]}•••@{domain}"
-    return "•" * max(len(address) - 4, 0) + address[-4:]
 
 
 # --- one send --------------------------------------------------------------------------------
@@ -284,9 +277,12 @@ def deliver(reminder_id: int, token: str) -> str:
     client = db.session.get_one(Client, row.client_id)
     prefs = preferences_for(client)
     held = _hold_back(row, token, appointment, client, prefs)
+    if held is not None:
+        return held
     address = address_for(client, row.channel)
-    if held is not None or address is None:
-        return held or "suppressed"
+    if address is None:  # _hold_back suppresses a reminder without an address; kept for the types
+        _finish(row, token, ReminderStatus.SUPPRESSED, detail="no address", log=LogStatus.SUPPRESSED)
+        return "suppressed"
     context = _context(row, appointment, prefs)
     if not _begin_attempt(row, token):
         return "not claimed"

@@ -19,7 +19,7 @@ from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.notify.messages import MessageContext, render
 from clinic.notify.models import LogDirection, LogStatus, NotificationLogEntry, ReminderChannel, StaffNotificationKind
-from clinic.notify.reminders import clients_at, opt_back_in, opt_out, preferences_for
+from clinic.notify.reminders import clients_at, mask, opt_back_in, opt_out, preferences_for
 from clinic.notify.staff import notify_staff
 from clinic.scheduling import client_answers
 
@@ -45,7 +45,7 @@ def _context(client: Client, starts_at: datetime | None = None) -> MessageContex
     )
 
 
-def _log(clients: list[Client], word: str, message_sid: str | None) -> None:
+def _log(clients: list[Client], word: str, phone: str | None, message_sid: str | None) -> None:
     """One log entry per client the number reaches (one without a client for a stranger)."""
     known = OPT_OUT_WORDS | OPT_IN_WORDS | YES_WORDS | HELP_WORDS
     senders: list[Client | None] = [*clients] or [None]
@@ -57,6 +57,7 @@ def _log(clients: list[Client], word: str, message_sid: str | None) -> None:
                 status=LogStatus.RECEIVED,
                 site_id=client.site_id if client else None,
                 client_id=client.id if client else None,
+                destination=mask(ReminderChannel.SMS, phone) if phone else None,
                 detail=word.lower() if word in known else "reply",
                 provider_message_id=(message_sid or "")[:100] or None,
             )
@@ -68,7 +69,7 @@ def handle_inbound(*, from_number: str, body: str, message_sid: str | None) -> s
     phone = try_e164(from_number)
     clients = [db.session.get_one(Client, cid) for cid in clients_at(ReminderChannel.SMS, phone)] if phone else []
     word = keyword(body)
-    _log(clients, word, message_sid)
+    _log(clients, word, phone, message_sid)
     if phone is None:
         return None
     if word in OPT_OUT_WORDS:

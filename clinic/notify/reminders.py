@@ -115,7 +115,6 @@ def save_preferences(
     timezone: str | None = None,
 ) -> dict[str, Any]:
     """Replace the client's preferences and re-plan the reminders of their coming appointments."""
-    defaults = preferences_for(client) if db.session.get(NotificationPreference, client.id) is None else None
     row = db.session.get(NotificationPreference, client.id) or NotificationPreference(client_id=client.id)
     quiet = quiet_hours or {}
     fallback_start, fallback_end = str(current_app.config["REMINDER_QUIET_HOURS"]).split("-")
@@ -124,7 +123,7 @@ def save_preferences(
     row.lead_times_minutes = sorted(set(lead_times_minutes), reverse=True)
     row.quiet_start = quiet.get("start", fallback_start)
     row.quiet_end = quiet.get("end", fallback_end)
-    row.language = language or (defaults.language if defaults else message_language(client.preferred_language))
+    row.language = language or message_language(client.preferred_language)
     row.timezone = timezone
     row.updated_by_id = actor.id
     db.session.add(row)
@@ -139,6 +138,14 @@ def save_preferences(
 
 def address_for(client: Client, channel: ReminderChannel) -> str | None:
     return client.phone if channel is ReminderChannel.SMS else client.email
+
+
+def mask(channel: ReminderChannel, address: str) -> str:
+    """Enough of an address to tell numbers apart in the log, not enough to use it."""
+    if channel is ReminderChannel.EMAIL:
+        name, _, domain = address.partition("@")
+        return f"{name[:1]}•••@{domain}"
+    return "•" * max(len(address) - 4, 0) + address[-4:]
 
 
 def is_opted_out(channel: ReminderChannel, address: str) -> bool:

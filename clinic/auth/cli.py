@@ -24,7 +24,8 @@ users_cli = AppGroup("users", help="Manage staff accounts.")
 @click.option("--supervisor", is_flag=True, help="Mark the user as a clinical supervisor.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def create(  # noqa: PLR0917 - click passes options positionally
-    email: str, name: str, role: str, site_ids: tuple[int, ...], supervisor: bool, password_stdin: bool) -> None:
+    email: str, name: str, role: str, site_ids: tuple[int, ...], supervisor: bool, password_stdin: bool
+) -> None:
     """Create a user. Without --password-stdin the password is asked for twice."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")

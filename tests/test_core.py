@@ -241,3 +241,29 @@ def test_cli_refuses_a_common_password(app):
     )
     assert result.exit_code == 1
     assert "password" in result.output
+
+
+def test_a_busy_database_is_a_503_to_retry_not_a_500(database_urls):
+    from sqlalchemy.exc import OperationalError
+
+    busy = make_test_app(database_urls("sqlite"))
+
+    @busy.get("/locked")
+    @public
+    def locked():
+        raise OperationalError("UPDATE x", {}, Exception("database is locked"))
+
+    response = busy.test_client().get("/locked")
+    assert _is_problem(response, 503)
+    assert response.headers["Retry-After"] == "1"
+    assert "UPDATE" not in response.get_data(as_text=True)
+
+
+def test_sqlite_runs_in_write_ahead_log_mode(database_urls):
+    from sqlalchemy import text
+
+    from clinic.extensions import db
+
+    embedded = make_test_app(database_urls("sqlite"))
+    with embedded.app_context():
+        assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"

@@ -176,10 +176,20 @@ def handle_stale_data(_error: Exception) -> Response:
                             problem="stale")
 
 
+def handle_database_unavailable(error: Exception) -> Response:
+    """A database that is locked (SQLite under concurrent writers) or unreachable: retry, not a 500."""
+    _mark_failed()
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, type(error).__name__)
+    return problem_response(503, detail="The database is busy or unavailable; retry shortly.", problem="database-busy",
+                            headers={"Retry-After": "1"})
+
+
 def register_error_handlers(app: Flask) -> None:
     """Route every error the app can raise to problem+json."""
+    from sqlalchemy.exc import OperationalError
     from sqlalchemy.orm.exc import StaleDataError
 
+    app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(StaleDataError, handle_stale_data)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
+from flask import Response, g, stream_with_context
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, require_site_in_scope, requires
 from clinic.scheduling import groups
 from clinic.scheduling import operations as ops
+from clinic.scheduling.export import export_csv
 from clinic.scheduling.models import Appointment, AppointmentAttendee, AppointmentStatus, AttendeeStatus
 from clinic.scheduling.schemas import (
     AppointmentCreateSchema,
+    AppointmentExportQuerySchema,
     AppointmentPageSchema,
     AppointmentPatchSchema,
     AppointmentQuerySchema,
@@ -57,6 +59,27 @@ def list_appointments(args: dict[str, Any]) -> dict[str, Any]:
     """Appointments of the caller's sites in start order; `client_id` includes group seats."""
     g._client_data = True
     return ops.list_appointments(authenticated_user(), **args).as_dict()
+
+
+_CSV = {
+    "200": {
+        "description": "A header row, then one row per appointment in start order, streamed",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@blp.route("/appointments/export.csv", methods=["GET"])
+@requires(Permission.APPOINTMENTS_READ)
+@blp.arguments(AppointmentExportQuerySchema, location="query")
+@blp.doc(responses=_CSV)
+def export_appointments(args: dict[str, Any]) -> Response:
+    """Every appointment of the caller's sites (or `site_id`) starting in `from`..`to`, as CSV."""
+    g._client_data = True
+    lines = export_csv(authenticated_user(), **args)
+    response = Response(stream_with_context(lines), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="appointments.csv"'
+    return response
 
 
 @blp.route("/appointments/<int:appointment_id>", methods=["GET"])

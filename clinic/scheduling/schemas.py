@@ -114,6 +114,17 @@ class AppointmentQuerySchema(PageArgsSchema):
             raise ValidationError("Must not be before from.", field_name="to")
 
 
+class AppointmentExportQuerySchema(StrictSchema):
+    from_ = Instant(data_key="from", metadata={"description": "Starting at or after."})
+    to = Instant(metadata={"description": "Starting before."})
+    site_id = id_field(required=False, strict=False, metadata={"description": "One of the caller's sites."})
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
+            raise ValidationError("Must not be before from.", field_name="to")
+
+
 class AttendeeSchema(StrictSchema):
     client_id = fields.Integer(required=True)
     status = fields.Enum(AttendeeStatus, by_value=True, required=True)

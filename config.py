@@ -134,6 +134,8 @@ class Config:
     CELERY_BROKER_URL = REDIS_URL or "filesystem://"
     CELERY_DATA_DIR = os.environ.get("CELERY_DATA_DIR", str(INSTANCE_DIR / "broker"))
     HEARTBEAT_INTERVAL_SECONDS = _env_int("HEARTBEAT_INTERVAL_SECONDS", 60)
+    #: How often the worker seals new audit events into the hash chain.
+    AUDIT_SEAL_INTERVAL_SECONDS = _env_int("AUDIT_SEAL_INTERVAL_SECONDS", 10)
 
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 

@@ -7,7 +7,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from clinic.audit.models import AuditEvent
-from clinic.audit.operations import verify_chain
+from clinic.audit.operations import seal_pending, verify_chain
 from clinic.extensions import db
 from tests.conftest import PASSWORD
 
@@ -133,9 +133,13 @@ def test_chain_verifies_and_the_cli_says_so(app, client, make_user):
     for _ in range(3):
         client.post("/api/v1/auth/login", json={"email": user.email, "password": "wrong-wrong-wrong"})
     with app.app_context():
-        checked, broken = verify_chain()
-    assert broken is None
-    assert checked >= 3
+        before = verify_chain()
+        assert before.unsealed >= 3  # written without a lock; not chained yet
+        assert seal_pending() == before.unsealed
+        result = verify_chain()
+    assert result.broken is None
+    assert result.unsealed == 0
+    assert result.checked >= 3
     result = app.test_cli_runner().invoke(args=["audit", "verify"])
     assert result.exit_code == 0, result.output
     assert "intact" in result.output
@@ -154,6 +158,7 @@ def test_altering_an_entry_is_detected_and_named(app, client, make_user, backend
     for _ in range(4):
         client.post("/api/v1/auth/login", json={"email": user.email, "password": "wrong-wrong-wrong"})
     with app.app_context():
+        seal_pending()
         ids = db.session.scalars(
             select(AuditEvent.id).where(AuditEvent.user_id == user.id).order_by(AuditEvent.id)
         ).all()
@@ -172,6 +177,7 @@ def test_deleting_an_entry_is_detected(app, client, make_user, backend):
     for _ in range(4):
         client.post("/api/v1/auth/login", json={"email": user.email, "password": "wrong-wrong-wrong"})
     with app.app_context():
+        seal_pending()
         ids = db.session.scalars(
             select(AuditEvent.id).where(AuditEvent.user_id == user.id).order_by(AuditEvent.id)
         ).all()
@@ -194,3 +200,42 @@ def test_the_database_refuses_to_change_audit_rows(app, client, make_user):
         ):
             with pytest.raises(DBAPIError), db.session.begin_nested():
                 db.session.execute(text(statement), {"id": row_id})
+
+
+def test_sealing_chains_entries_in_order_with_a_gap_free_sequence(app, client, make_user):
+    user = make_user("admin")
+    for _ in range(3):
+        client.post("/api/v1/auth/login", json={"email": user.email, "password": "wrong-wrong-wrong"})
+    with app.app_context():
+        assert seal_pending() >= 3
+        assert seal_pending() == 0  # nothing left: sealing twice changes nothing
+        rows = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+    assert [r.id for r in rows] == sorted(r.id for r in rows)
+    assert all(r.prev_hash == (rows[i - 1].hash if i else "") for i, r in enumerate(rows))
+
+
+def test_the_database_allows_only_the_sealing_update(app, client, make_user):
+    user = make_user("admin")
+    client.post("/api/v1/auth/login", json={"email": user.email, "password": "wrong-wrong-wrong"})
+    with app.app_context():
+        row_id = db.session.scalars(select(AuditEvent.id).order_by(AuditEvent.id.desc())).first()
+        # An unsealed row cannot have its content changed on the way to being sealed...
+        with pytest.raises(DBAPIError), db.session.begin_nested():
+            db.session.execute(text("UPDATE audit_events SET action = 'x', seq = 999999, prev_hash = '', hash = 'h' "
+                                    "WHERE id = :id"), {"id": row_id})
+        seal_pending()
+        # ...and a sealed row cannot be sealed again.
+        with pytest.raises(DBAPIError), db.session.begin_nested():
+            db.session.execute(text("UPDATE audit_events SET hash = 'forged' WHERE id = :id"), {"id": row_id})
+
+
+def test_the_seal_cli(app, client, make_user):
+    user = make_user("admin")
+    client.post("/api/v1/auth/login", json={"email": user.email, "password": "wrong-wrong-wrong"})
+    runner = app.test_cli_runner()
+    assert "await sealing" in runner.invoke(args=["audit", "verify"]).output
+    sealed = runner.invoke(args=["audit", "seal"])
+    assert sealed.exit_code == 0
+    assert sealed.output.startswith("sealed ")
+    assert "await sealing" not in runner.invoke(args=["audit", "verify"]).output

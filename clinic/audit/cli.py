@@ -1,20 +1,30 @@
-"""``flask audit verify``: prove the audit log has not been altered."""
+"""``flask audit verify`` and ``flask audit seal``: prove the audit log has not been altered."""
 
 from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
 
-from clinic.audit.operations import verify_chain
+from clinic.audit.operations import seal_pending, verify_chain
 
 audit_cli = AppGroup("audit", help="Audit trail tools.")
 
 
 @audit_cli.command("verify")
 def verify() -> None:
-    """Check every entry's hash and link; exit 1 naming the first bad entry."""
-    checked, broken = verify_chain()
-    if broken is not None:
-        click.echo(f"audit log ALTERED: entry {broken.id}: {broken.reason} ({checked} entries read)", err=True)
+    """Check every sealed entry's hash, link and sequence; exit 1 naming the first bad entry."""
+    result = verify_chain()
+    waiting = f"; {result.unsealed} recent entries await sealing" if result.unsealed else ""
+    if result.broken is not None:
+        click.echo(
+            f"audit log ALTERED: entry {result.broken.id}: {result.broken.reason} ({result.checked} entries read)",
+            err=True,
+        )
         raise SystemExit(1)
-    click.echo(f"audit log intact: {checked} entries verified")
+    click.echo(f"audit log intact: {result.checked} entries verified{waiting}")
+
+
+@audit_cli.command("seal")
+def seal() -> None:
+    """Chain every committed entry not yet sealed (the worker does this every few seconds)."""
+    click.echo(f"sealed {seal_pending()} entries")

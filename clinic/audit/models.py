@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clinic.core.models import Base, UTCDateTime, enum_column
@@ -20,13 +20,20 @@ class Outcome(enum.StrEnum):
 
 
 class AuditEvent(Base):
-    """One audited action. Rows are never updated or deleted (database triggers refuse it)."""
+    """One audited action. Rows are never deleted, and updated only once: when sealed into the chain."""
 
     __tablename__ = "audit_events"
     __table_args__ = (
         Index("ix_audit_events_client_id_id", "client_id", "id"),
         Index("ix_audit_events_user_id_id", "user_id", "id"),
         Index("ix_audit_events_at", "at"),
+        # The sealer's work list: unsealed rows only.
+        Index(
+            "ix_audit_events_unsealed",
+            "id",
+            sqlite_where=text("hash IS NULL"),
+            postgresql_where=text("hash IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -42,10 +49,12 @@ class AuditEvent(Base):
     outcome: Mapped[Outcome] = enum_column(Outcome, name="outcome", length=16)
     ip: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    #: Hash of the previous row ("" for the first row).
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    #: SHA-256 over ``prev_hash`` and this row's content.
-    hash: Mapped[str] = mapped_column(String(64))
+    #: Position in the hash chain, given by the sealer (1, 2, 3, ... without gaps); null until sealed.
+    seq: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    #: Hash of the previous entry in the chain ("" for the first); null until sealed.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    #: SHA-256 over ``prev_hash`` and this row's content; null until sealed.
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class Disclosure(Base):

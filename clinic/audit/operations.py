@@ -1,8 +1,11 @@
-"""Recording audit events and verifying the chain.
+"""Recording audit events, sealing them into the hash chain, and verifying the chain.
 
-Events are queued during a unit of work and written, chained, right before it commits, under a
-lock, so the chain never forks and the lock is held only for the commit. Failures and denials
-survive a rolled-back request: they are written in a transaction of their own.
+Events are queued during a unit of work and inserted right before it commits, without any lock,
+so concurrent requests never wait on one another. A sealer (a periodic task, or ``flask audit
+seal``) then takes the chain lock and chains every committed, unsealed event in turn: it gives
+each the next sequence number, the previous event's hash and its own hash. The database lets a
+row be updated only that once, and only in those three columns. Failures and denials survive a
+rolled-back request: they are written in a transaction of their own.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import g, has_request_context, request
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from clinic.audit.models import AuditEvent, Outcome
@@ -97,43 +100,72 @@ def content_hash(row: AuditEvent | PendingEvent, prev_hash: str) -> str:
     return hashlib.sha256((prev_hash + "\n" + canonical).encode()).hexdigest()
 
 
-def _write_chained(session: Session, events: list[PendingEvent]) -> None:
+def _write_events(session: Session, events: list[PendingEvent]) -> None:
+    """Insert the events, unsealed, as one multi-row INSERT (no lock: the sealer chains them)."""
     if not events:
         return
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
-    prev = session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).scalar()
-    prev_hash = prev or ""
-    rows: list[dict[str, Any]] = []
-    for pending in events:
-        row_hash = content_hash(pending, prev_hash)
-        rows.append(
-            {
-                "at": pending.at,
-                "user_id": pending.user_id,
-                "action": pending.action,
-                "resource": pending.resource,
-                "resource_id": pending.resource_id,
-                "client_id": pending.client_id,
-                "outcome": pending.outcome,
-                "ip": pending.ip,
-                "details": pending.details,
-                "prev_hash": prev_hash,
-                "hash": row_hash,
-            }
-        )
-        prev_hash = row_hash
-    # One multi-row INSERT in list order: ids ascend in chain order.
+    rows = [
+        {
+            "at": pending.at,
+            "user_id": pending.user_id,
+            "action": pending.action,
+            "resource": pending.resource,
+            "resource_id": pending.resource_id,
+            "client_id": pending.client_id,
+            "outcome": pending.outcome,
+            "ip": pending.ip,
+            "details": pending.details,
+        }
+        for pending in events
+    ]
     # render_nulls: rows with and without a client id stay one statement (None would split the batch).
     session.execute(insert(AuditEvent).execution_options(render_nulls=True), rows)
+
+
+def seal_pending(*, batch: int = 5000) -> int:
+    """Chain committed, unsealed events in id order; returns how many were sealed.
+
+    Runs under the chain lock (a PostgreSQL advisory lock; on SQLite the write lock), so two
+    sealers never hand out the same sequence number. Commits its own work.
+    """
+    sealed = 0
+    while True:
+        session = db.session()
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
+        last = session.execute(
+            select(AuditEvent.seq, AuditEvent.hash)
+            .where(AuditEvent.seq.is_not(None))
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).first()
+        seq: int = last[0] if last is not None and last[0] is not None else 0
+        prev_hash: str = (last[1] or "") if last is not None else ""
+        pending = session.scalars(
+            select(AuditEvent).where(AuditEvent.hash.is_(None)).order_by(AuditEvent.id).limit(batch)
+        ).all()
+        if not pending:
+            session.commit()
+            return sealed
+        updates = []
+        for row in pending:
+            seq += 1
+            row_hash = content_hash(row, prev_hash or "")
+            updates.append({"id": row.id, "seq": seq, "prev_hash": prev_hash or "", "hash": row_hash})
+            prev_hash = row_hash
+        session.expunge_all()
+        session.execute(update(AuditEvent), updates)
+        session.commit()
+        sealed += len(updates)
+        if len(pending) < batch:
+            return sealed
 
 
 @event.listens_for(Session, "before_commit")
 def _flush_queue_before_commit(session: Session) -> None:
     events = session.info.pop(_QUEUE_KEY, None)
     if events:
-        _write_chained(session, events)
+        _write_events(session, events)
 
 
 def rollback_keeping_failures() -> None:
@@ -156,33 +188,58 @@ class ChainBreak:
     reason: str
 
 
-def iter_events(batch: int = 2000) -> Iterator[AuditEvent]:
-    last_id = 0
+@dataclass(frozen=True)
+class Verification:
+    checked: int
+    unsealed: int
+    broken: ChainBreak | None
+
+
+def iter_sealed(batch: int = 2000) -> Iterator[AuditEvent]:
+    last_seq = 0
     while True:
         rows = list(
-            db.session.scalars(select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch))
+            db.session.scalars(
+                select(AuditEvent).where(AuditEvent.seq > last_seq).order_by(AuditEvent.seq).limit(batch)
+            )
         )
         if not rows:
             return
         yield from rows
-        last_id = rows[-1].id
+        last_seq = rows[-1].seq or last_seq
         db.session.expunge_all()
 
 
-def verify_chain() -> tuple[int, ChainBreak | None]:
-    """Walk the log in order; return how many rows were checked and the first bad one."""
+def verify_chain() -> Verification:
+    """Walk the sealed log in sequence order; report the first altered, removed or reordered entry."""
     prev_hash = ""
     checked = 0
-    for row in iter_events():
+    expected_seq = 1
+    for row in iter_sealed():
         checked += 1
+        if row.seq != expected_seq:
+            return Verification(
+                checked,
+                _unsealed(),
+                ChainBreak(row.id, f"sequence {expected_seq} is missing before it (an entry was removed)"),
+            )
         if row.prev_hash != prev_hash:
-            return checked, ChainBreak(
-                row.id, "its link to the previous entry is broken (a row was removed or reordered)"
+            return Verification(
+                checked,
+                _unsealed(),
+                ChainBreak(row.id, "its link to the previous entry is broken (an entry was removed or reordered)"),
             )
         if content_hash(row, prev_hash) != row.hash:
-            return checked, ChainBreak(row.id, "its content does not match its hash (the row was altered)")
-        prev_hash = row.hash
-    return checked, None
+            return Verification(
+                checked, _unsealed(), ChainBreak(row.id, "its content does not match its hash (the entry was altered)")
+            )
+        prev_hash = row.hash or ""
+        expected_seq += 1
+    return Verification(checked, _unsealed(), None)
+
+
+def _unsealed() -> int:
+    return int(db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.hash.is_(None))) or 0)
 
 
 def search_events(

@@ -51,7 +51,13 @@ def _celery_settings(app: Flask) -> dict[str, Any]:
         "enable_utc": True,
         "broker_connection_retry_on_startup": True,
         "task_always_eager": app.config.get("CELERY_TASK_ALWAYS_EAGER", False),
-        "imports": ["clinic.system.tasks", "clinic.notify.tasks", "clinic.plans.tasks", "clinic.reports.tasks"],
+        "imports": [
+            "clinic.system.tasks",
+            "clinic.audit.tasks",
+            "clinic.notify.tasks",
+            "clinic.plans.tasks",
+            "clinic.reports.tasks",
+        ],
         "beat_schedule": beat_schedule(app),
     }
     if broker_url.startswith("filesystem://"):
@@ -73,6 +79,11 @@ def _celery_settings(app: Flask) -> dict[str, Any]:
 def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
     """The one beat schedule of clinic: every periodic job is listed here."""
     return {
+        "audit.seal_audit_events": {
+            "task": "clinic.audit.tasks.seal_audit_events",
+            "schedule": float(app.config["AUDIT_SEAL_INTERVAL_SECONDS"]),
+            "options": {"expires": float(app.config["AUDIT_SEAL_INTERVAL_SECONDS"])},
+        },
         "system.heartbeat": {
             "task": "clinic.system.tasks.heartbeat",
             "schedule": float(app.config["HEARTBEAT_INTERVAL_SECONDS"]),

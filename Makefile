@@ -12,7 +12,7 @@ INSTALLED := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv lock run test lint typecheck clean
+.PHONY: help install venv lock run test lint typecheck bench clean
 
 help:
 	@echo "make install    create $(VENV) and install requirements.lock (hash-checked)"
@@ -20,6 +20,7 @@ help:
 	@echo "make test       run the test suite (PYTEST_ARGS=... to pass options)"
 	@echo "make lint       ruff check"
 	@echo "make typecheck  mypy"
+	@echo "make bench      benchmarks against the seeded 100,000-client database (docs/performance.md)"
 	@echo "make lock       regenerate requirements.lock from pyproject.toml"
 	@echo "make clean      remove $(VENV) and caches (keeps instance/, which holds the database)"
 
@@ -64,6 +65,13 @@ lint: $(INSTALLED)
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy clinic config.py wsgi.py
+
+# Not part of `make test`: needs the seeded clinic_bench database, Redis and wrk (docs/performance.md).
+bench: $(INSTALLED)
+	$(BIN)/python bench/api_load.py
+	$(BIN)/python bench/reports.py
+	$(BIN)/python bench/reminders.py
+	$(BIN)/python bench/export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -615,3 +615,18 @@ def test_staff_email_is_sent_through_the_worker_task(app, client, ward, monkeypa
     assert sent[0]["To"] == ward["primary"].email
     text = sent[0].get_content()
     assert "Ada" not in text and "Brown" not in text  # no client identity in email
+
+
+def test_the_alert_email_is_queued_only_once_the_assessment_is_committed(app, client, ward, monkeypatch):
+    queued = []
+    celery_app = app.extensions["celery"]
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args=None, **_: queued.append((name, args)))
+    submit(client, ward, "PHQ-9", {f"q{i}": 0 for i in range(1, 9)} | {"q9": 3})
+    with app.app_context():
+        notification_id = db.session.scalars(select(StaffNotification.id)).one()
+    assert queued == [("clinic.notify.tasks.send_staff_email", [notification_id])]
+    # A request that fails queues nothing.
+    queued.clear()
+    bad = submit(client, ward, "PHQ-9", {f"q{i}": 0 for i in range(1, 9)} | {"q9": 9})
+    assert bad.status_code == 422
+    assert queued == []

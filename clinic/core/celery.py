@@ -129,11 +129,14 @@ def _install_after_commit_hooks() -> None:
         pending = session.info.pop(_AFTER_COMMIT, None)
         if not pending:
             return
-        from celery import current_app as current_celery
+        from celery import current_app as default_celery
+        from flask import current_app, has_app_context
+
+        celery_app = current_app.extensions["celery"] if has_app_context() else default_celery
 
         for task_name, args in pending:
             try:
-                current_celery.send_task(task_name, args=list(args))
+                celery_app.send_task(task_name, args=list(args))
             except Exception:  # noqa: BLE001 - the broker is down; periodic sweeps pick the work up
                 import logging
 

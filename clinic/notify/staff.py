@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
 
 from clinic.auth.models import User
+from clinic.core.celery import send_after_commit
 from clinic.core.errors import abort_problem
 from clinic.core.pagination import Page, keyset_page
 from clinic.core.time import utcnow
@@ -23,7 +23,6 @@ from clinic.extensions import db
 from clinic.notify.models import EmailStatus, StaffNotification, StaffNotificationKind
 
 log = logging.getLogger(__name__)
-_AFTER_COMMIT_KEY = "clinic.staff_emails_to_send"
 
 
 def notify_staff(
@@ -61,27 +60,9 @@ def notify_staff(
     db.session.add(row)
     db.session.flush()
     if row.email_status is EmailStatus.PENDING:
-        db.session().info.setdefault(_AFTER_COMMIT_KEY, []).append(row.id)
+        # Queued once the transaction commits; the periodic sweep sends it if the broker is down.
+        send_after_commit("clinic.notify.tasks.send_staff_email", row.id)
     return row
-
-
-@event.listens_for(Session, "after_commit")
-def _queue_emails_after_commit(session: Session) -> None:
-    ids = session.info.pop(_AFTER_COMMIT_KEY, None)
-    if not ids:
-        return
-    from clinic.notify.tasks import send_staff_email
-
-    for notification_id in ids:
-        try:
-            send_staff_email.delay(notification_id)
-        except Exception:  # noqa: BLE001 - the broker is down: the periodic sweep sends it later
-            log.warning("could not queue staff email %s; the sweep will send it", notification_id)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_emails_after_rollback(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT_KEY, None)
 
 
 def list_own(user: User, *, limit: int, cursor: str | None, unread: bool | None = None) -> Page[StaffNotification]:

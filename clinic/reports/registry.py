@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, true
+from sqlalchemy import ColumnElement, and_, false, true
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,12 @@ class Context:
     end: date
     today: date
     scope: Scope
+
+    def during(self, instant_column: Any) -> ColumnElement[bool]:
+        """The instant falls on a UTC day from ``start`` to ``end``, as a range an index on it can serve."""
+        first = datetime.combine(self.start, time.min, tzinfo=UTC)
+        after_last = datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
+        return and_(instant_column >= first, instant_column < after_last)
 
 
 @dataclass

@@ -65,8 +65,7 @@ def intake_funnel(ctx: Context) -> Result:
         )
         .outerjoin(Client, Client.id == IntakeCall.client_id)
         .where(
-            utc_date(IntakeCall.occurred_at) >= ctx.start,
-            utc_date(IntakeCall.occurred_at) <= ctx.end,
+            ctx.during(IntakeCall.occurred_at),
             ctx.scope.sites(IntakeCall.site_id),
             ctx.scope.caseload(Client.primary_clinician_id),
         )

@@ -151,17 +151,8 @@ def _care_events() -> Any:
 )
 def iet(ctx: Context) -> Result:
     events = _care_events()
-    initiation = (
-        select(func.min(events.c.day))
-        .where(
-            events.c.client_id == Episode.client_id,
-            events.c.day >= Episode.admitted_on,
-            events.c.day <= add_days(Episode.admitted_on, INITIATION_DAYS - 1),
-        )
-        .scalar_subquery()
-    )
     admissions = (
-        select(Episode.id, Episode.client_id, initiation.label("initiated_on"))
+        select(Episode.id.label("episode_id"), Episode.client_id, Episode.admitted_on)
         .join(Client, Client.id == Episode.client_id)
         .where(
             Episode.admitted_on >= ctx.start,
@@ -171,21 +162,39 @@ def iet(ctx: Context) -> Result:
         )
         .subquery()
     )
-    later = (
-        select(func.count())
+    # Each admission's events from its day to the last day engagement can reach (one hash join, not a
+    # subquery per admission).
+    nearby = (
+        select(admissions.c.episode_id, admissions.c.admitted_on, events.c.day)
+        .join(events, events.c.client_id == admissions.c.client_id)
         .where(
-            events.c.client_id == admissions.c.client_id,
-            events.c.day > admissions.c.initiated_on,
-            events.c.day <= add_days(admissions.c.initiated_on, ENGAGEMENT_DAYS),
+            events.c.day >= admissions.c.admitted_on,
+            events.c.day <= add_days(admissions.c.admitted_on, INITIATION_DAYS - 1 + ENGAGEMENT_DAYS),
         )
-        .scalar_subquery()
+        .subquery()
+    )
+    initiations = (
+        select(nearby.c.episode_id, func.min(nearby.c.day).label("initiated_on"))
+        .where(nearby.c.day <= add_days(nearby.c.admitted_on, INITIATION_DAYS - 1))
+        .group_by(nearby.c.episode_id)
+        .subquery()
+    )
+    later = (
+        select(initiations.c.episode_id, func.count().label("events"))
+        .join(nearby, nearby.c.episode_id == initiations.c.episode_id)
+        .where(
+            nearby.c.day > initiations.c.initiated_on,
+            nearby.c.day <= add_days(initiations.c.initiated_on, ENGAGEMENT_DAYS),
+        )
+        .group_by(initiations.c.episode_id)
+        .subquery()
     )
     totals = (
         db.session.execute(
             select(
-                func.count().label("admissions"),
-                func.count(admissions.c.initiated_on).label("initiated"),
-                func.sum(case((admissions.c.initiated_on.is_not(None) & (later >= 2), 1), else_=0)).label("engaged"),
+                select(func.count()).select_from(admissions).scalar_subquery().label("admissions"),
+                select(func.count()).select_from(initiations).scalar_subquery().label("initiated"),
+                select(func.count()).select_from(later).where(later.c.events >= 2).scalar_subquery().label("engaged"),
             )
         )
         .one()

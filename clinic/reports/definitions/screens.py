@@ -44,8 +44,7 @@ def drug_screens(ctx: Context) -> Result:
         .where(
             DrugScreen.missed.is_(False),
             DrugScreenResult.result != ScreenResult.INVALID,
-            utc_date(DrugScreen.collected_at) >= ctx.start,
-            utc_date(DrugScreen.collected_at) <= ctx.end,
+            ctx.during(DrugScreen.collected_at),
             ctx.scope.sites(DrugScreen.site_id),
             ctx.scope.caseload(Client.primary_clinician_id),
         )

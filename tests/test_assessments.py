@@ -630,3 +630,12 @@ def test_the_alert_email_is_queued_only_once_the_assessment_is_committed(app, cl
     bad = submit(client, ward, "PHQ-9", {f"q{i}": 0 for i in range(1, 9)} | {"q9": 9})
     assert bad.status_code == 422
     assert queued == []
+
+
+def test_reading_an_alert_about_a_client_is_audited(app, client, ward):
+    submit(client, ward, "PHQ-9", {f"q{i}": 0 for i in range(1, 9)} | {"q9": 1})
+    alert = client.get("/api/v1/staff-notifications", headers=ward["headers"]).get_json()["items"][0]
+    client.post(f"/api/v1/staff-notifications/{alert['id']}/read", headers=ward["headers"])
+    with app.app_context():
+        reads = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "staff_notification.read")).all()
+    assert [(r.client_id, r.user_id) for r in reads] == [(ward["client"]["id"], ward["primary"].id)] * 2

@@ -14,6 +14,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
+from clinic.audit.operations import record
 from clinic.auth.models import User
 from clinic.core.celery import send_after_commit
 from clinic.core.errors import abort_problem
@@ -71,7 +72,11 @@ def list_own(user: User, *, limit: int, cursor: str | None, unread: bool | None 
         stmt = stmt.where(StaffNotification.read_at.is_(None))
     elif unread is False:
         stmt = stmt.where(StaffNotification.read_at.is_not(None))
-    return keyset_page(stmt, keys=[StaffNotification.id], limit=limit, cursor=cursor, descending=True)
+    page = keyset_page(stmt, keys=[StaffNotification.id], limit=limit, cursor=cursor, descending=True)
+    # Alerts name clients (an MRN, a flag): reading them is reading client data.
+    for client_id in sorted({n.client_id for n in page.items if n.client_id is not None}):
+        record("staff_notification.read", resource="staff_notification", client_id=client_id)
+    return page
 
 
 def mark_read(user: User, notification_id: int) -> StaffNotification:
@@ -83,6 +88,8 @@ def mark_read(user: User, notification_id: int) -> StaffNotification:
     if row.read_at is None:
         row.read_at = utcnow()
         db.session.flush()
+    if row.client_id is not None:
+        record("staff_notification.read", resource="staff_notification", resource_id=row.id, client_id=row.client_id)
     return row
 
 

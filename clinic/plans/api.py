@@ -228,10 +228,7 @@ def update_medication(body: dict[str, Any], medication_id: int) -> dict[str, Any
     g._client_data = True
     med = get_scoped_or_404(Medication, medication_id, authenticated_user())
     updated = medications.update_medication(med, body, actor=authenticated_user())
-    return {
-        **{c.key: getattr(updated, c.key) for c in Medication.__table__.columns},
-        "history": medications.history(updated),
-    }
+    return medications.view(updated, medications.history(updated))
 
 
 @blp.route("/clients/<int:client_id>/medications", methods=["GET"])
@@ -239,16 +236,7 @@ def update_medication(body: dict[str, Any], medication_id: int) -> dict[str, Any
 @blp.response(200, MedicationListSchema)
 def list_medications(client_id: int) -> dict[str, Any]:
     """The client's medications, newest first, each with its dose history."""
-    rows = medications.list_for_client(load_client(client_id))
-    return {
-        "items": [
-            {
-                **{c.key: getattr(r["medication"], c.key) for c in Medication.__table__.columns},
-                "history": r["history"],
-            }
-            for r in rows
-        ]
-    }
+    return {"items": medications.list_for_client(load_client(client_id))}
 
 
 @blp.route("/clients/<int:client_id>/drug-screens", methods=["POST"])

@@ -230,6 +230,14 @@ def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) 
     return med
 
 
+def view(med: Medication, dose_history: Sequence[MedicationDoseChange]) -> dict[str, Any]:
+    """A medication order with its dose history, as the API shows it."""
+    return {
+        **{column.key: getattr(med, column.key) for column in Medication.__table__.columns},
+        "history": dose_history,
+    }
+
+
 def history(med: Medication) -> Sequence[MedicationDoseChange]:
     return db.session.scalars(
         select(MedicationDoseChange)
@@ -253,7 +261,7 @@ def list_for_client(client: Client) -> list[dict[str, Any]]:
         ):
             changes[change.medication_id].append(change)
     record("medication.read", resource="medication", client_id=client.id, details={"via": "list"})
-    return [{"medication": m, "history": changes[m.id]} for m in meds]
+    return [view(m, changes[m.id]) for m in meds]
 
 
 def active_on(client_id: int, day: date) -> Sequence[Medication]:

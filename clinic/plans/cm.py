@@ -131,15 +131,28 @@ def _program_entries(program: CMProgram, zone: ZoneInfo) -> list[Entry]:
                 earned = params["start_cents"] + (streak - 1) * params["increment_cents"]
                 if params["bonus_every"] and streak % params["bonus_every"] == 0:
                     earned += params["bonus_cents"]
-            entries.append(Entry(screen.collected_at, "voucher", program.id, earned, drug_screen_id=screen.id,
-                                 entry_id=screen.id))
+            entries.append(
+                Entry(screen.collected_at, "voucher", program.id, earned, drug_screen_id=screen.id, entry_id=screen.id)
+            )
         else:
             draws = min(streak, params["max_draws"]) if negative else 0
-            entries.append(Entry(screen.collected_at, "draws", program.id, 0, draws=draws, drug_screen_id=screen.id,
-                                 entry_id=screen.id))
+            entries.append(
+                Entry(
+                    screen.collected_at,
+                    "draws",
+                    program.id,
+                    0,
+                    draws=draws,
+                    drug_screen_id=screen.id,
+                    entry_id=screen.id,
+                )
+            )
     for prize in db.session.scalars(select(CMPrize).where(CMPrize.program_id == program.id)):
-        entries.append(Entry(prize.drawn_at, "prize", program.id, prize.prize_cents, entry_id=prize.id,
-                             extra={"prize_id": prize.id}))
+        entries.append(
+            Entry(
+                prize.drawn_at, "prize", program.id, prize.prize_cents, entry_id=prize.id, extra={"prize_id": prize.id}
+            )
+        )
     return entries
 
 
@@ -173,8 +186,10 @@ def ledger(program: CMProgram) -> dict[str, Any]:
     """The program's entries in time order, its total, and what the cap leaves this year."""
     entries, earned_by_year = _client_ledger(program.client_id)
     this_year = utcnow().year
-    cap = min(p.annual_cap_cents for p in db.session.scalars(
-        select(CMProgram).where(CMProgram.client_id == program.client_id)))
+    cap = min(
+        p.annual_cap_cents
+        for p in db.session.scalars(select(CMProgram).where(CMProgram.client_id == program.client_id))
+    )
     mine = [e for e in entries if e.program_id == program.id]
     record(
         "cm_program.read",

@@ -176,6 +176,8 @@ class Config:
     #: How often beat claims due reminders and hands them to send tasks.
     REMINDER_DISPATCH_SECONDS = _env_int("REMINDER_DISPATCH_SECONDS", 60)
     REMINDER_BATCH_SIZE = _env_int("REMINDER_BATCH_SIZE", 200)
+    #: Claims per send task: they share one SMTP connection and a few reads.
+    REMINDER_SEND_CHUNK = _env_int("REMINDER_SEND_CHUNK", 20)
     REMINDER_MAX_ATTEMPTS = _env_int("REMINDER_MAX_ATTEMPTS", 6)
     #: Backoff after a transient failure: base * 2**(attempt - 1) seconds, at most the maximum.
     REMINDER_RETRY_BASE_SECONDS = _env_int("REMINDER_RETRY_BASE_SECONDS", 60)

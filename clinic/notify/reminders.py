@@ -66,7 +66,21 @@ def _clock(value: str) -> time:
 def preferences_for(client: Client) -> Preferences:
     """The client's preferences, or the defaults (config, the site's zone, their language)."""
     site = db.session.get_one(Site, client.site_id)
-    row = db.session.get(NotificationPreference, client.id)
+    return _preferences(client, site, db.session.get(NotificationPreference, client.id))
+
+
+def preferences_for_many(clients: Sequence[Client], sites: dict[int, Site]) -> dict[int, Preferences]:
+    """:func:`preferences_for` of many clients at once (``sites`` holds theirs): one query."""
+    rows = {
+        row.client_id: row
+        for row in db.session.scalars(
+            select(NotificationPreference).where(NotificationPreference.client_id.in_([c.id for c in clients]))
+        )
+    }
+    return {c.id: _preferences(c, sites[c.site_id], rows.get(c.id)) for c in clients}
+
+
+def _preferences(client: Client, site: Site, row: NotificationPreference | None) -> Preferences:
     if row is None:
         config = current_app.config
         start, end = str(config["REMINDER_QUIET_HOURS"]).split("-")
@@ -153,6 +167,19 @@ def is_opted_out(channel: ReminderChannel, address: str) -> bool:
         select(OptOut.id).where(OptOut.channel == channel, OptOut.address == address.lower())
     ).first()
     return found is not None
+
+
+def opted_out_among(addresses: Sequence[tuple[ReminderChannel, str]]) -> set[tuple[ReminderChannel, str]]:
+    """Which of these (channel, address) pairs opted out (addresses lower-cased): one query."""
+    wanted = {(channel, address.lower()) for channel, address in addresses}
+    if not wanted:
+        return set()
+    found = db.session.execute(
+        select(OptOut.channel, OptOut.address).where(
+            OptOut.channel.in_(sorted({c for c, _a in wanted})), OptOut.address.in_(sorted({a for _c, a in wanted}))
+        )
+    )
+    return {(channel, address) for channel, address in found if (channel, address) in wanted}
 
 
 def _opted_out_on(client: Client, channel: ReminderChannel) -> bool:

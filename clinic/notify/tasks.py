@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from flask import current_app
@@ -10,7 +11,7 @@ from flask import current_app
 from clinic.core.locks import job_lock
 from clinic.core.time import utcnow
 from clinic.extensions import db
-from clinic.notify.delivery import claim_due, deliver
+from clinic.notify.delivery import Claim, claim_due, deliver, deliver_batch
 from clinic.notify.email import PermanentEmailError, TransientEmailError, build_message, send_email
 from clinic.notify.models import EmailStatus, StaffNotification
 from clinic.notify.staff import claim_for_email, due_for_sweep
@@ -74,26 +75,34 @@ def sweep_staff_emails() -> int:
 
 @shared_task(name="clinic.notify.tasks.dispatch_reminders", ignore_result=True)
 def dispatch_reminders() -> int:
-    """Every minute (beat): claim due reminders and hand each to a send task.
+    """Every minute (beat): claim due reminders and hand them, a few at a time, to send tasks.
 
     Reminders are rows, never Celery ``eta``s; a claim whose task is lost is claimed again later.
     """
     ttl = max(int(current_app.config["REMINDER_DISPATCH_SECONDS"]), 1)
+    chunk = max(int(current_app.config["REMINDER_SEND_CHUNK"]), 1)
     with job_lock("notify.dispatch_reminders", ttl_seconds=ttl) as held:
         if not held:
             return 0
         claims = claim_due()
         db.session.commit()
-        for claim in claims:
+        for start in range(0, len(claims), chunk):
+            part = claims[start : start + chunk]
             try:
-                send_reminder.delay(claim.reminder_id, claim.token)
+                send_reminders.delay([[claim.reminder_id, claim.token] for claim in part])
             except Exception:  # noqa: BLE001 - the broker is down: these claims are retried when stuck
-                log.warning("could not queue reminder %s; it is claimed again later", claim.reminder_id)
+                log.warning("could not queue %d reminders; they are claimed again later", len(claims) - start)
                 break
         return len(claims)
 
 
+@shared_task(name="clinic.notify.tasks.send_reminders", ignore_result=True)
+def send_reminders(claims: list[list[Any]]) -> list[str]:
+    """Send a chunk of claimed reminders (``[[reminder_id, token], ...]``); harmless when run twice."""
+    return deliver_batch([Claim(int(reminder_id), str(token)) for reminder_id, token in claims])
+
+
 @shared_task(name="clinic.notify.tasks.send_reminder", ignore_result=True)
 def send_reminder(reminder_id: int, token: str) -> str:
-    """Send one claimed reminder; harmless when run twice (the claim token decides)."""
+    """Send one claimed reminder (tasks queued by earlier versions); harmless when run twice."""
     return deliver(reminder_id, token)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import config_for
@@ -31,7 +33,7 @@ def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = N
     import_models()
     db.init_app(app)
     with app.app_context():
-        _configure_engine(db.engine)
+        _configure_engine(db.engine, float(app.config["DATABASE_PING_AFTER_IDLE_SECONDS"]))
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     limiter.init_app(app)
 
@@ -130,9 +132,13 @@ def _document_security(api: Any) -> None:
     del ProblemSchema
 
 
-def _configure_engine(engine: Any) -> None:
-    """SQLite: real transactions (savepoints work), foreign keys on, wait on locks."""
+def _configure_engine(engine: Any, ping_after_idle: float) -> None:
+    """SQLite: real transactions (savepoints work), foreign keys on, wait on locks.
+
+    A server database: ping a pooled connection before use only when it sat idle.
+    """
     if engine.dialect.name != "sqlite":
+        _ping_idle_connections(engine, ping_after_idle)
         return
 
     @event.listens_for(engine, "connect")
@@ -148,3 +154,31 @@ def _configure_engine(engine: Any) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
+
+
+def _ping_idle_connections(engine: Any, idle_seconds: float) -> None:
+    """Ping a pooled connection on checkout when it has been idle ``idle_seconds`` or more.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round trip per request.
+    A connection in steady use cannot have gone stale unnoticed, so only one that sat idle
+    (through a database restart or a dropped connection, say) is pinged. A failed ping
+    discards it and the pool connects afresh. A connection that dies within the idle window
+    fails its request with a 503 (clinic.core.errors), and SQLAlchemy then discards the pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection did not answer a ping") from exc
+
+
+_IDLE_SINCE = "clinic.idle_since"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clinic.auth.permissions import public
-from tests.conftest import make_test_app
+from tests.conftest import make_test_app, postgres_base_url
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 
@@ -257,6 +257,49 @@ def test_a_busy_database_is_a_503_to_retry_not_a_500(database_urls):
     assert _is_problem(response, 503)
     assert response.headers["Retry-After"] == "1"
     assert "UPDATE" not in response.get_data(as_text=True)
+
+
+def _backend_pid_app(database_url, idle_seconds):
+    from sqlalchemy import text
+
+    from clinic.extensions import db
+
+    served = make_test_app(database_url, DATABASE_PING_AFTER_IDLE_SECONDS=idle_seconds)
+
+    @served.get("/backend-pid")
+    @public
+    def backend_pid():
+        return {"pid": db.session.execute(text("SELECT pg_backend_pid()")).scalar()}
+
+    return served
+
+
+@pytest.mark.skipif(postgres_base_url() is None, reason="needs PostgreSQL (TEST_DATABASE_URL or CLINIC_REQUIRE_SERVICES=1)")
+@pytest.mark.parametrize(("idle_seconds", "second_status"), [(0, 200), (3600, 503)])
+def test_a_pooled_connection_that_died_while_idle_is_replaced_after_a_ping(database_urls, idle_seconds, second_status):
+    """Idle connections are pinged before use; busy ones are not (no round trip per request)."""
+    from sqlalchemy import create_engine, text
+
+    url = database_urls("postgresql")
+    served = _backend_pid_app(url, idle_seconds)
+    http = served.test_client()
+    first = http.get("/backend-pid")
+    assert first.status_code == 200
+    killer = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with killer.connect() as conn:  # the server ends the pooled connection (a restart, a proxy timeout)
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first.get_json()["pid"]})
+    killer.dispose()
+    second = http.get("/backend-pid")
+    assert second.status_code == second_status
+    if second_status == 200:  # pinged, found dead, replaced: the caller never noticed
+        assert second.get_json()["pid"] != first.get_json()["pid"]
+    else:  # not idle long enough to be pinged: a 503 to retry, never a 500
+        assert _is_problem(second, 503)
+    assert http.get("/backend-pid").status_code == 200  # either way the pool recovers
+    with served.app_context():
+        from clinic.extensions import db
+
+        db.engine.dispose()
 
 
 def test_sqlite_runs_in_write_ahead_log_mode(database_urls):

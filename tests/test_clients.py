@@ -147,6 +147,26 @@ def test_client_list_is_keyset_paginated_alphabetically(client, team):
     assert names == ["Adams", "Baker", "Moreno", "Ng", "Young"]
 
 
+def test_a_name_search_pages_through_first_and_last_name_matches_in_order_once_each(client, team, make_user, bearer):
+    headers, site = team["intake_headers"], team["site"].id
+    people = [("Kim", "Young"), ("Ann", "Kimball"), ("Kimberly", "Adams"), ("Lee", "Kim"), ("Bo", "Kimura"),
+              ("Kimi", "Zane"), ("Kim", "Kim"), ("Pat", "Moreno")]
+    for i, (first, last) in enumerate(people):
+        register(client, headers, site, first_name=first, last_name=last, date_of_birth=f"197{i}-01-01")
+    other = make_user("intake", sites=[team["other_site"]])
+    register(client, bearer(other), team["other_site"].id, first_name="Kim", last_name="Abbot")  # not in scope
+    names, cursor = [], None
+    while True:
+        query = {"q": "kim", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/v1/clients", query_string=query, headers=headers).get_json()
+        names += [f"{c['first_name']} {c['last_name']}" for c in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    # Alphabetical by last name, then first name: matches on either name, each once, none from elsewhere.
+    assert names == ["Kimberly Adams", "Kim Kim", "Lee Kim", "Ann Kimball", "Bo Kimura", "Kim Young", "Kimi Zane"]
+
+
 def test_primary_clinician_must_be_a_clinician_of_the_site(client, team, make_user):
     headers, site = team["intake_headers"], team["site"].id
     coordinator = make_user("intake", sites=[team["site"]])

@@ -222,15 +222,27 @@ def search_clients(
         stmt = stmt.where(Client.primary_clinician_id == clinician_id)
     if status is not None:
         stmt = stmt.where(Client.status == status)
-    if q:
-        stmt = stmt.where(_query_condition(q))
-    page = keyset_page(stmt, keys=[Client.search_last, Client.search_first, Client.id], limit=limit, cursor=cursor)
+    alternatives = _query_alternatives(q) if q else []
+    if len(alternatives) == 1:
+        stmt = stmt.where(alternatives[0])
+    page = keyset_page(
+        stmt,
+        keys=[Client.search_last, Client.search_first, Client.id],
+        limit=limit,
+        cursor=cursor,
+        any_of=alternatives if len(alternatives) > 1 else (),
+    )
     for client in page.items:
         record("client.read", resource="client", resource_id=client.id, client_id=client.id, details={"via": "search"})
     return page
 
 
-def _query_condition(q: str) -> Any:
+def _query_alternatives(q: str) -> list[Any]:
+    """What ``q`` matches, as conditions any one of which a client must meet.
+
+    A name matches in more than one way (a last-name prefix, or a first-name prefix; "first last"
+    or "last first"): each way is one condition, which an index of its own serves.
+    """
     if looks_like_mrn(q):
         if not is_valid_mrn(q):
             abort_problem(
@@ -238,25 +250,25 @@ def _query_condition(q: str) -> Any:
                 "That MRN's check digit is wrong; it was probably mistyped.",
                 errors={"q": ["Not a valid MRN (check digit mismatch)."]},
             )
-        return Client.mrn == normalise_mrn(q)
+        return [Client.mrn == normalise_mrn(q)]
     digits = sum(ch.isdigit() for ch in q)
     if digits >= 7:
         phone = try_e164(q)
         if phone is None:
             abort_problem(422, "Not a name, MRN or phone number.", errors={"q": ["Not a valid phone number."]})
-        return Client.phone == phone
+        return [Client.phone == phone]
     tokens = search_tokens(q)
     if not tokens:
         abort_problem(422, "Search for a name, MRN or phone number.", errors={"q": ["Nothing to search for."]})
     if len(tokens) == 1:
         prefix = tokens[0] + "%"
-        return or_(Client.search_last.like(prefix), Client.search_first.like(prefix))
+        return [Client.search_last.like(prefix), Client.search_first.like(prefix)]
     first, rest = tokens[0] + "%", " ".join(tokens[1:]) + "%"
     last_first, rest_first = " ".join(tokens[:-1]) + "%", tokens[-1] + "%"
-    return or_(
+    return [
         and_(Client.search_first.like(first), Client.search_last.like(rest)),
         and_(Client.search_last.like(last_first), Client.search_first.like(rest_first)),
-    )
+    ]
 
 
 # --- episodes ----------------------------------------------------------------------------

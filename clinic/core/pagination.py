@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from marshmallow import Schema, fields, validate
-from sqlalchemy import Select, literal, tuple_
+from sqlalchemy import ColumnElement, Select, inspect, literal, select, tuple_, union
 from sqlalchemy.orm import InstrumentedAttribute
 
 from clinic.core.errors import field_error
@@ -91,14 +91,32 @@ def keyset_page(
     limit: int,
     cursor: str | None,
     descending: bool = False,
+    any_of: Sequence[ColumnElement[bool]] = (),
 ) -> Page[Any]:
-    """Run ``stmt`` ordered by ``keys`` (unique together) and return one page of entities."""
+    """Run ``stmt`` ordered by ``keys`` (unique together) and return one page of entities.
+
+    ``any_of``: rows must match at least one of these conditions. Each is run as a query of its
+    own, ordered and limited, and the page is taken from their union: with an index per condition
+    every branch is a short index range scan, where one query with an OR would walk one index in
+    order and filter (slow when few rows match).
+    """
     if cursor:
         values = decode_cursor(cursor, len(keys))
         row = tuple_(*keys)
         bound = tuple_(*(literal(v, key.type) for v, key in zip(values, keys, strict=True)))
         stmt = stmt.where(row < bound if descending else row > bound)
     order = [key.desc() if descending else key.asc() for key in keys]
+    if any_of:
+        entity = stmt.column_descriptions[0]["entity"]
+        (primary_key,) = inspect(entity).primary_key
+        branches = [
+            select(branch.c[primary_key.key])
+            for branch in (
+                stmt.where(condition).with_only_columns(primary_key).order_by(*order).limit(limit + 1).subquery()
+                for condition in any_of
+            )
+        ]
+        stmt = select(entity).where(primary_key.in_(union(*branches)))
     rows = list(db.session.scalars(stmt.order_by(*order).limit(limit + 1)))
     has_more = len(rows) > limit
     rows = rows[:limit]

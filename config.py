@@ -155,6 +155,8 @@ class Config:
     STAFF_EMAIL_STUCK_AFTER_SECONDS = 600
     #: Days a report run's stored result is kept for download.
     REPORT_RUN_RETENTION_DAYS = _env_int("REPORT_RUN_RETENTION_DAYS", 7)
+    #: PostgreSQL work_mem for report queries only (their transaction), so big sorts stay in memory.
+    REPORT_WORK_MEM = os.environ.get("REPORT_WORK_MEM", "64MB")
     #: Hour (UTC) of the daily job that alerts clinicians of overdue plan reviews.
     PLAN_REVIEW_ALERT_HOUR_UTC = _env_int("PLAN_REVIEW_ALERT_HOUR_UTC", 12)
     #: Region for phone numbers written without a country code (ISO 3166 alpha-2).

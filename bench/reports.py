@@ -1,6 +1,6 @@
 """Reports over the full 100,000-client data: each report's time against the bare SQL it runs.
 
-    .venv/bin/python bench/reports.py [--repeat 3]
+    .venv/bin/python bench/reports.py [--repeat 3] [--only drug-screens ...] [--show-sql]
 
 Every report runs for all sites over five years ending today (the widest range allowed). The SQL
 statements it sends are captured, then replayed through the raw driver cursor; the ratio is the
@@ -20,6 +20,8 @@ from _common import machine, make_app
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=(), metavar="REPORT", help="run only these reports")
+    parser.add_argument("--show-sql", action="store_true", help="print each report's SQL")
     options = parser.parse_args()
     from sqlalchemy import event
 
@@ -35,6 +37,8 @@ def main() -> None:
     with app.app_context():
         engine = db.engine
         for report in all_reports():
+            if options.only and report.name not in options.only:
+                continue
             captured: list[tuple[str, Any]] = []
 
             def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -62,6 +66,9 @@ def main() -> None:
                         cursor.fetchall()
                     bare = min(bare, time.perf_counter() - started)
                     connection.rollback()
+            if options.show_sql:
+                for statement, parameters in captured:
+                    print(statement, parameters, sep="\n")
             print(f"{report.name:24} {best:9.3f} {bare:11.3f} {best / bare:6.2f} {rows:>6}")
 
 

@@ -225,6 +225,8 @@ class DrugScreenResult(Base):
     __table_args__ = (
         UniqueConstraint("screen_id", "substance"),
         Index("ix_drug_screen_results_substance", "substance"),
+        #: Covers "which substances were negative in this screen" (the CM ledger) from the index alone.
+        Index("ix_drug_screen_results_screen_id_result", "screen_id", "result", "substance"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

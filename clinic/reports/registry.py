@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, true
+from flask import current_app
+from sqlalchemy import ColumnElement, and_, false, select, text, true
+
+from clinic.extensions import db
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,15 @@ class Scope:
 
     def caseload(self, primary_clinician_column: Any) -> ColumnElement[bool]:
         return true() if self.clinician_id is None else primary_clinician_column == self.clinician_id
+
+    def caseload_clients(self, client_id_column: Any) -> ColumnElement[bool]:
+        """:meth:`caseload` by client id, without joining clients when everyone's clients count."""
+        if self.clinician_id is None:
+            return true()
+        from clinic.clients.models import Client
+
+        mine = select(Client.id).where(Client.primary_clinician_id == self.clinician_id)
+        return client_id_column.in_(mine)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -92,10 +105,34 @@ def report(
     """Register a report computed by the decorated function."""
 
     def register(compute: Callable[[Context], Result]) -> Callable[[Context], Result]:
-        REPORTS[name] = Report(name, title, description, tuple(columns), chart, compute, summary_units or {})
+        tuned = _with_report_settings(compute)
+        REPORTS[name] = Report(name, title, description, tuple(columns), chart, tuned, summary_units or {})
         return compute
 
     return register
+
+
+def _with_report_settings(compute: Callable[[Context], Result]) -> Callable[[Context], Result]:
+    """Run a report's SQL with settings for analytic queries, for its transaction only (PostgreSQL).
+
+    - ``jit = off``: the planner's costs for a report's window functions and correlated
+      subqueries cross the JIT thresholds, and compiling took longer than the query itself
+      (2.6 s of a 5.4 s report at 100,000 clients);
+    - ``work_mem = REPORT_WORK_MEM``: sorts and hashes over millions of rows stay in memory
+      instead of spilling to disk. Only report transactions get it, never the request path.
+    """
+
+    @functools.wraps(compute)
+    def run(ctx: Context) -> Result:
+        session = db.session()
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT set_config('jit', 'off', true), set_config('work_mem', :work_mem, true)"),
+                {"work_mem": str(current_app.config["REPORT_WORK_MEM"])},
+            )
+        return compute(ctx)
+
+    return run
 
 
 def get_report(name: str) -> Report | None:

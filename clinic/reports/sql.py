@@ -86,6 +86,48 @@ def _month_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
     return f"strftime('%Y-%m', {compiler.process(value, **kw)})"
 
 
+class utc_month_start(FunctionElement[Any]):  # noqa: N801
+    """The month of a stored instant, in UTC, as a value to group by.
+
+    On PostgreSQL ``date_trunc('month', instant AT TIME ZONE 'UTC')``: an immutable expression,
+    so statistics can be kept on it (migration 0007) and the planner knows how few months there
+    are. Turn it into ``YYYY-MM`` with :func:`month_text` after grouping.
+    """
+
+    inherit_cache = True
+
+
+@compiles(utc_month_start, "postgresql")
+def _month_start_pg(element: Any, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"date_trunc('month', ({compiler.process(value, **kw)}) AT TIME ZONE 'UTC')"
+
+
+@compiles(utc_month_start, "sqlite")
+def _month_start_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"strftime('%Y-%m', {compiler.process(value, **kw)})"
+
+
+class month_text(FunctionElement[str]):  # noqa: N801
+    """``YYYY-MM`` of a :class:`utc_month_start` value."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(month_text, "postgresql")
+def _month_text_pg(element: Any, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"to_char({compiler.process(value, **kw)}, 'YYYY-MM')"
+
+
+@compiles(month_text, "sqlite")
+def _month_text_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return compiler.process(value, **kw)  # type: ignore[no-any-return]
+
+
 def median_by(subquery: Any, value: str, groups: list[str]) -> Any:
     """``SELECT groups..., median(value)`` over a subquery, with window functions only."""
     cols = [subquery.c[g] for g in groups]
@@ -119,9 +161,11 @@ __all__ = [
     "days_between",
     "literal",
     "median_by",
+    "month_text",
     "rate",
     "utc_date",
     "utc_month",
+    "utc_month_start",
 ]
 
 

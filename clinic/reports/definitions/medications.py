@@ -153,17 +153,16 @@ def iet(ctx: Context) -> Result:
     events = _care_events()
     admissions = (
         select(Episode.id.label("episode_id"), Episode.client_id, Episode.admitted_on)
-        .join(Client, Client.id == Episode.client_id)
         .where(
             Episode.admitted_on >= ctx.start,
             Episode.admitted_on <= ctx.end,
             ctx.scope.sites(Episode.site_id),
-            ctx.scope.caseload(Client.primary_clinician_id),
+            ctx.scope.caseload_clients(Episode.client_id),
         )
         .subquery()
     )
     # Each admission's events from its day to the last day engagement can reach (one hash join, not a
-    # subquery per admission).
+    # subquery per admission), materialised once: initiation and engagement both read it.
     nearby = (
         select(admissions.c.episode_id, admissions.c.admitted_on, events.c.day)
         .join(events, events.c.client_id == admissions.c.client_id)
@@ -171,7 +170,8 @@ def iet(ctx: Context) -> Result:
             events.c.day >= admissions.c.admitted_on,
             events.c.day <= add_days(admissions.c.admitted_on, INITIATION_DAYS - 1 + ENGAGEMENT_DAYS),
         )
-        .subquery()
+        .cte("iet_nearby")
+        .prefix_with("MATERIALIZED")
     )
     initiations = (
         select(nearby.c.episode_id, func.min(nearby.c.day).label("initiated_on"))

@@ -6,11 +6,20 @@ from typing import Any
 
 from sqlalchemy import String, case, cast, func, literal, or_, select, union_all
 
-from clinic.clients.models import Client
 from clinic.extensions import db
 from clinic.plans.models import CMPrize, CMProgram, CMSchedule, DrugScreen, DrugScreenResult, ScreenResult
 from clinic.reports.registry import Chart, Column, Context, Result, report
-from clinic.reports.sql import as_int, json_has_text, json_int, json_length, rate, utc_date, utc_month, utc_year
+from clinic.reports.sql import (
+    as_int,
+    json_has_text,
+    json_int,
+    json_length,
+    month_text,
+    rate,
+    utc_date,
+    utc_month_start,
+    utc_year,
+)
 
 
 @report(
@@ -31,22 +40,23 @@ from clinic.reports.sql import as_int, json_has_text, json_int, json_length, rat
     summary_units={"positivity_rate": "fraction"},
 )
 def drug_screens(ctx: Context) -> Result:
-    month = utc_month(DrugScreen.collected_at)
+    # Grouped by the month's start (PostgreSQL keeps statistics on that expression, so it plans a
+    # parallel partial aggregate over the millions of result rows), printed as YYYY-MM after.
+    month = utc_month_start(DrugScreen.collected_at)
     stmt = (
         select(
-            month.label("month"),
+            month_text(month).label("month"),
             DrugScreenResult.substance,
             func.count().label("screens"),
             func.sum(case((DrugScreenResult.result == ScreenResult.POSITIVE, 1), else_=0)).label("positives"),
         )
         .join(DrugScreen, DrugScreen.id == DrugScreenResult.screen_id)
-        .join(Client, Client.id == DrugScreen.client_id)
         .where(
             DrugScreen.missed.is_(False),
             DrugScreenResult.result != ScreenResult.INVALID,
             ctx.during(DrugScreen.collected_at),
             ctx.scope.sites(DrugScreen.site_id),
-            ctx.scope.caseload(Client.primary_clinician_id),
+            ctx.scope.caseload_clients(DrugScreen.client_id),
         )
         .group_by(month, DrugScreenResult.substance)
         .order_by(month, DrugScreenResult.substance)
@@ -82,14 +92,11 @@ def ledger_entries(*, client_ids: Any = None) -> Any:
     negative = case(
         (DrugScreen.missed.is_(True), 0), (target_negatives == json_length(CMProgram.target_substances), 1), else_=0
     )
+    # The windows below sort every sample three times: carry only what they need, and join the
+    # program's schedule and parameters (parsed from JSON once per program) afterwards.
     samples = (
         select(
             CMProgram.id.label("program_id"),
-            CMProgram.client_id,
-            CMProgram.site_id,
-            CMProgram.schedule,
-            CMProgram.params,
-            CMProgram.annual_cap_cents.label("cap"),
             DrugScreen.id.label("screen_id"),
             DrugScreen.collected_at.label("at"),
             negative.label("negative"),
@@ -99,7 +106,8 @@ def ledger_entries(*, client_ids: Any = None) -> Any:
     )
     if client_ids is not None:
         samples = samples.where(CMProgram.client_id.in_(client_ids))
-    samples_q = samples.subquery()
+    # Materialised: the correlated count runs once per sample, not once per later reference to it.
+    samples_q = samples.cte("cm_samples").prefix_with("MATERIALIZED")
     order = (samples_q.c.at, samples_q.c.screen_id)
     grouped = select(
         samples_q,
@@ -107,7 +115,7 @@ def ledger_entries(*, client_ids: Any = None) -> Any:
         .over(partition_by=samples_q.c.program_id, order_by=order, rows=(None, 0))
         .label("run"),
     ).subquery()
-    streaked = select(
+    streaked_only = select(
         grouped,
         func.sum(grouped.c.negative)
         .over(
@@ -117,10 +125,37 @@ def ledger_entries(*, client_ids: Any = None) -> Any:
         )
         .label("k"),
     ).subquery()
+    programs = select(
+        CMProgram.id,
+        CMProgram.client_id,
+        CMProgram.site_id,
+        CMProgram.schedule,
+        CMProgram.annual_cap_cents.label("cap"),
+        json_int(CMProgram.params, "start_cents").label("start_cents"),
+        json_int(CMProgram.params, "increment_cents").label("increment_cents"),
+        json_int(CMProgram.params, "bonus_cents").label("bonus_cents"),
+        json_int(CMProgram.params, "bonus_every").label("bonus_every"),
+        json_int(CMProgram.params, "max_draws").label("max_draws"),
+    ).subquery()
+    streaked = (
+        select(
+            streaked_only,
+            programs.c.client_id,
+            programs.c.site_id,
+            programs.c.schedule,
+            programs.c.cap,
+            programs.c.start_cents,
+            programs.c.increment_cents,
+            programs.c.bonus_cents,
+            programs.c.bonus_every,
+            programs.c.max_draws,
+        )
+        .join(programs, programs.c.id == streaked_only.c.program_id)
+        .subquery()
+    )
     k = case((streaked.c.negative == 1, streaked.c.k), else_=0)
-    start, increment = json_int(streaked.c.params, "start_cents"), json_int(streaked.c.params, "increment_cents")
-    bonus, every = json_int(streaked.c.params, "bonus_cents"), json_int(streaked.c.params, "bonus_every")
-    max_draws = json_int(streaked.c.params, "max_draws")
+    start, increment = streaked.c.start_cents, streaked.c.increment_cents
+    bonus, every, max_draws = streaked.c.bonus_cents, streaked.c.bonus_every, streaked.c.max_draws
     voucher = case(
         (k == 0, 0),
         else_=start
@@ -213,12 +248,11 @@ def cm_incentives(ctx: Context) -> Result:
             func.sum(func.coalesce(entries.c.draws, 0)),
             func.sum(case((entries.c.amount < entries.c.earned, 1), else_=0)),
         )
-        .join(Client, Client.id == entries.c.client_id)
         .where(
             day >= ctx.start,
             day <= ctx.end,
             ctx.scope.sites(entries.c.site_id),
-            ctx.scope.caseload(Client.primary_clinician_id),
+            ctx.scope.caseload_clients(entries.c.client_id),
         )
         .group_by(entries.c.schedule)
         .order_by(entries.c.schedule)

@@ -15,10 +15,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from flask import g, has_request_context, request
-from sqlalchemy import event, func, insert, select, text, update
+from sqlalchemy import Table, event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from clinic.audit.models import AuditEvent, Outcome
@@ -121,7 +121,8 @@ def _write_events(session: Session, events: list[PendingEvent]) -> None:
     # RETURNING makes SQLAlchemy batch the rows into INSERT ... VALUES (...), (...) statements
     # ("insertmanyvalues"): a page of 50 clients read is one statement and one round trip, where a
     # plain executemany would be 50 statements. The statement is compiled once and cached.
-    session.connection().execute(insert(AuditEvent.__table__).returning(AuditEvent.__table__.c.id), rows)
+    table = cast(Table, AuditEvent.__table__)
+    session.connection().execute(insert(table).returning(table.c.id), rows)
 
 
 def seal_pending(*, batch: int = 5000) -> int:

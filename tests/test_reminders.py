@@ -329,6 +329,36 @@ def test_a_batch_skips_claims_that_changed_and_goes_on_after_a_refused_recipient
     assert len(outbox.emails) == 2
 
 
+def test_a_batch_that_fails_part_way_keeps_the_record_of_what_it_sent(app, practice, outbox, monkeypatch):
+    start = at(days=3)
+    booked, claims = _email_batch(app, practice, 3, start=start)
+    real_context = delivery._context
+    calls = []
+
+    def fail_on_the_second(batch, row):
+        calls.append(row.id)
+        if len(calls) == 2:
+            raise RuntimeError("a bug while preparing the second message")
+        return real_context(batch, row)
+
+    monkeypatch.setattr(delivery, "_context", fail_on_the_second)
+    with app.app_context(), pytest.raises(RuntimeError):
+        delivery.deliver_batch(claims)
+    assert len(outbox.emails) == 1
+    # The first went out and stays recorded as sent (its commit was due with the second's attempt), so
+    # it is never claimed again; the other two keep their claim (the API calls it pending), to be taken
+    # again once stuck.
+    statuses = [(r["status"], r["attempts"]) for b in booked for r in practice.reminders(b["id"])]
+    assert statuses == [("sent", 1), ("pending", 0), ("pending", 0)]
+    claimed_at = start + timedelta(hours=2, minutes=1) - timedelta(days=1)  # when _email_batch dispatched
+    stuck = app.config["REMINDER_STUCK_AFTER_SECONDS"]
+    assert run_dispatch(app, now=claimed_at + timedelta(seconds=stuck - 5)) == []
+    later = run_dispatch(app, now=claimed_at + timedelta(seconds=stuck + 5))
+    assert sorted(c.reminder_id for c in later) == sorted(c.reminder_id for c in claims[1:])
+    log = practice.get("/notifications", client_id=practice.ada["id"]).get_json()["items"]
+    assert [(e["status"], e["reminder_id"]) for e in log] == [("sent", claims[0].reminder_id)]
+
+
 def test_what_the_messages_say(app, practice, outbox):
     quiet_free(practice, practice.ben)  # Ben reads Spanish
     start = at(days=1)

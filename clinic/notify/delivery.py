@@ -10,6 +10,8 @@ never finished — the worker was killed, the broker lost its queue — is claim
 
 from __future__ import annotations
 
+import functools
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from clinic.audit.models import Outcome
-from clinic.audit.operations import record
+from clinic.audit.operations import discard_queue, record
 from clinic.auth.models import Site, User
 from clinic.auth.permissions import scoped_select
 from clinic.clients.models import Channel, Client, Consent, ConsentKind
@@ -62,6 +64,9 @@ from clinic.scheduling.models import OPEN_ATTENDEE_STATUSES, Appointment
 
 #: Opens the connection a batch's email goes over (tests put a fake in its place).
 open_mailer = Mailer
+#: Session key: how to record again the outcome of a sent message whose commit is still to come.
+_UNSETTLED = "clinic.reminder_unsettled"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -339,6 +344,7 @@ def _begin_attempt(row: Reminder, token: str) -> bool:
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     db.session.commit()
+    db.session.info.pop(_UNSETTLED, None)
     if began is None:
         return False
     set_committed_value(row, "attempts", began)  # what the database holds now; nothing to flush
@@ -366,10 +372,36 @@ def deliver_batch(claims: Sequence[Claim]) -> list[str]:
         batch = _load(claims)
         outcomes = [_deliver_one(batch, claim, channels) for claim in claims]
         db.session.commit()
+        session.info.pop(_UNSETTLED, None)
+    except BaseException:
+        _settle_after_failure()
+        raise
     finally:
         channels.close()
         session.expire_on_commit = keep_expiring
     return outcomes
+
+
+def _settle_after_failure() -> None:
+    """The batch failed part-way: roll back, but keep the record of a message already handed over.
+
+    A message's outcome is committed with the next message's attempt; if the batch fails in
+    between, the rollback would forget that the provider took the message, and the claim would
+    be sent again once stuck. So that one outcome is recorded again, on its own.
+    """
+    session = db.session()
+    unsettled = session.info.pop(_UNSETTLED, None)
+    discard_queue()
+    session.rollback()
+    if unsettled is None:
+        return
+    try:
+        unsettled()
+        session.commit()
+    except Exception:  # the batch's own error is the one to report; this one is logged
+        log.exception("could not record a sent reminder after its batch failed")
+        discard_queue()
+        session.rollback()
 
 
 def deliver(reminder_id: int, token: str) -> str:
@@ -438,7 +470,8 @@ def _send_and_settle(
             opt_out(ReminderChannel.SMS, address, source="provider")
             db.session.commit()
         return "failed"
-    _finish(
+    record_sent = functools.partial(
+        _finish,
         row,
         token,
         ReminderStatus.SENT,
@@ -447,6 +480,8 @@ def _send_and_settle(
         provider_message_id=provider_id,
         destination=destination,
     )
+    record_sent()
+    db.session.info[_UNSETTLED] = record_sent  # until committed with the next attempt (or the batch's end)
     return "sent"
 
 

@@ -65,6 +65,17 @@ def _validate_messaging(settings: dict[str, object]) -> None:
         raise ConfigError("REMINDER_LEAD_TIMES_MINUTES must be minutes between 1 and 20160")
 
 
+def _validate_tuning(settings: dict[str, object]) -> None:
+    work_mem = str(settings.get("REPORT_WORK_MEM", ""))
+    # PostgreSQL's memory units; a bad value would fail every report instead of the start-up.
+    if not re.fullmatch(r"[1-9]\d{0,6}(kB|MB|GB)", work_mem):
+        raise ConfigError(f"REPORT_WORK_MEM must be a size such as 64MB (kB, MB or GB), got {work_mem!r}")
+    for name in ("REMINDER_BATCH_SIZE", "REMINDER_SEND_CHUNK"):
+        value = settings.get(name)
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+
 def _database_url() -> str:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'clinic.db'}"
     # Relative SQLite paths are resolved against the project root, not the working directory.
@@ -195,6 +206,7 @@ class Config:
     def validate(cls, settings: dict[str, object]) -> None:
         """Refuse to start with settings that are unsafe for this environment."""
         _validate_messaging(settings)
+        _validate_tuning(settings)
 
 
 class DevelopmentConfig(Config):

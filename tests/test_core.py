@@ -107,6 +107,19 @@ def test_production_refuses_to_start_without_a_secret_key():
         create_app("production", {"SECRET_KEY": "", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("REPORT_WORK_MEM", "64"), ("REPORT_WORK_MEM", "lots"), ("REPORT_WORK_MEM", "64MB; SELECT 1"),
+     ("REMINDER_SEND_CHUNK", 0), ("REMINDER_BATCH_SIZE", -5)],
+)
+def test_bad_tuning_settings_refuse_to_start_naming_the_setting(database_urls, setting, value):
+    from config import ConfigError
+
+    with pytest.raises(ConfigError, match=setting):
+        make_test_app(database_urls("sqlite"), **{setting: value})
+    make_test_app(database_urls("sqlite"), REPORT_WORK_MEM="256MB", REMINDER_SEND_CHUNK=1)  # good ones start
+
+
 def test_signed_in_responses_are_never_cached(client, bearer, make_user):
     response = client.get("/api/v1/auth/me", headers=bearer(make_user("admin")))
     assert response.headers["Cache-Control"] == "no-store"

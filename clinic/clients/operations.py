@@ -521,6 +521,11 @@ def active_channels(client_id: int, *, on: date | None = None) -> set[Channel]:
     consents = db.session.scalars(
         select(Consent).where(Consent.client_id == client_id, Consent.kind == ConsentKind.COMMUNICATION)
     ).all()
+    return channels_in_force(consents, day)
+
+
+def channels_in_force(consents: Iterable[Consent], day: date) -> set[Channel]:
+    """Channels of these communication consents that are in force on ``day``."""
     return {c.channel for c in consents if c.channel is not None and c.is_active_on(day)}
 
 

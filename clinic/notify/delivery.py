@@ -28,6 +28,7 @@ from clinic.audit.operations import discard_queue, record
 from clinic.auth.models import Site, User
 from clinic.auth.permissions import scoped_select
 from clinic.clients.models import Channel, Client, Consent, ConsentKind
+from clinic.clients.operations import channels_in_force
 from clinic.core.pagination import Page, keyset_page
 from clinic.core.time import utcnow
 from clinic.extensions import db
@@ -188,7 +189,7 @@ def _why_not(batch: _Batch, row: Reminder, now: datetime) -> str | None:
 
 
 def _contact_problem(batch: _Batch, row: Reminder, client: Client, now: datetime) -> str | None:
-    consented = {c.channel for c in batch.consents.get(client.id, []) if c.is_active_on(now.date())}
+    consented = channels_in_force(batch.consents.get(client.id, []), now.date())
     if Channel(row.channel.value) not in consented:
         return f"no active consent to {row.channel.value}"
     address = address_for(client, row.channel)

@@ -163,10 +163,7 @@ def mask(channel: ReminderChannel, address: str) -> str:
 
 
 def is_opted_out(channel: ReminderChannel, address: str) -> bool:
-    found = db.session.scalars(
-        select(OptOut.id).where(OptOut.channel == channel, OptOut.address == address.lower())
-    ).first()
-    return found is not None
+    return bool(opted_out_among([(channel, address)]))
 
 
 def opted_out_among(addresses: Sequence[tuple[ReminderChannel, str]]) -> set[tuple[ReminderChannel, str]]:

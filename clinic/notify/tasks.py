@@ -80,7 +80,7 @@ def dispatch_reminders() -> int:
     Reminders are rows, never Celery ``eta``s; a claim whose task is lost is claimed again later.
     """
     ttl = max(int(current_app.config["REMINDER_DISPATCH_SECONDS"]), 1)
-    chunk = max(int(current_app.config["REMINDER_SEND_CHUNK"]), 1)
+    chunk = int(current_app.config["REMINDER_SEND_CHUNK"])  # at least 1 (checked at start-up)
     with job_lock("notify.dispatch_reminders", ttl_seconds=ttl) as held:
         if not held:
             return 0

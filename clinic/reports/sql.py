@@ -67,25 +67,6 @@ def _utc_date_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
     return f"date({compiler.process(value, **kw)})"
 
 
-class utc_month(FunctionElement[str]):  # noqa: N801
-    """``YYYY-MM`` of a stored instant, in UTC."""
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(utc_month, "postgresql")
-def _month_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"to_char(({compiler.process(value, **kw)}) AT TIME ZONE 'UTC', 'YYYY-MM')"
-
-
-@compiles(utc_month, "sqlite")
-def _month_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"strftime('%Y-%m', {compiler.process(value, **kw)})"
-
-
 class utc_month_start(FunctionElement[Any]):  # noqa: N801
     """The month of a stored instant, in UTC, as a value to group by.
 
@@ -164,7 +145,6 @@ __all__ = [
     "month_text",
     "rate",
     "utc_date",
-    "utc_month",
     "utc_month_start",
 ]
 

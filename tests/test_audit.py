@@ -239,3 +239,30 @@ def test_the_seal_cli(app, client, make_user):
     assert sealed.exit_code == 0
     assert sealed.output.startswith("sealed ")
     assert "await sealing" not in runner.invoke(args=["audit", "verify"]).output
+
+
+def test_a_unit_of_works_events_are_written_together_field_for_field(app):
+    """Many events, nulls and non-ASCII details: each row holds exactly what was recorded, and seals."""
+    from clinic.audit.models import Outcome
+    from clinic.audit.operations import record
+
+    recorded = [
+        ("client.read", "client", "17", 17, Outcome.SUCCESS, {"via": "search", "q": "Muñoz Ørsted 東京"}),
+        ("report.run", "report", None, None, Outcome.FAILURE, None),
+        ("access.denied", "client", "18", 18, Outcome.DENIED, {"nested": {"list": [1, 2.5, None, True]}}),
+    ] * 7
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "198.51.100.4"}):
+        before = db.session.scalar(select(text("coalesce(max(id), 0)")).select_from(AuditEvent))
+        for action, resource, resource_id, client_id, outcome, details in recorded:
+            record(action, resource=resource, resource_id=resource_id, client_id=client_id, outcome=outcome,
+                   details=details)
+        db.session.commit()
+        rows = db.session.scalars(select(AuditEvent).where(AuditEvent.id > before).order_by(AuditEvent.id)).all()
+        stored = [(r.action, r.resource, r.resource_id, r.client_id, r.outcome, r.details) for r in rows]
+        assert stored == recorded
+        assert {r.ip for r in rows} == {"198.51.100.4"}
+        assert {r.user_id for r in rows} == {None}
+        assert all(r.at.tzinfo is not None and r.hash is None for r in rows)
+        assert [r.at for r in rows] == sorted(r.at for r in rows)
+        assert seal_pending() >= len(recorded)
+        assert verify_chain().broken is None

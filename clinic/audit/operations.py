@@ -101,8 +101,29 @@ def content_hash(row: AuditEvent | PendingEvent, prev_hash: str) -> str:
 
 
 def _write_events(session: Session, events: list[PendingEvent]) -> None:
-    """Insert the events, unsealed, as one multi-row INSERT (no lock: the sealer chains them)."""
+    """Insert the events, unsealed, in one statement (no lock: the sealer chains them)."""
     if not events:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One fixed statement whatever the number of events: they travel as one JSON array that
+        # the server turns back into rows. Driver and server parse and plan it once per connection,
+        # where a multi-row VALUES list is a new, long statement for every number of rows.
+        payload = [
+            {
+                "at": pending.at.isoformat(),
+                "user_id": pending.user_id,
+                "action": pending.action,
+                "resource": pending.resource,
+                "resource_id": pending.resource_id,
+                "client_id": pending.client_id,
+                "outcome": Outcome(pending.outcome).value,
+                "ip": pending.ip,
+                "details": pending.details,
+            }
+            for pending in events
+        ]
+        connection.execute(_INSERT_FROM_JSON, {"events": json.dumps(payload)})
         return
     rows = [
         {
@@ -119,10 +140,21 @@ def _write_events(session: Session, events: list[PendingEvent]) -> None:
         for pending in events
     ]
     # RETURNING makes SQLAlchemy batch the rows into INSERT ... VALUES (...), (...) statements
-    # ("insertmanyvalues"): a page of 50 clients read is one statement and one round trip, where a
-    # plain executemany would be 50 statements. The statement is compiled once and cached.
+    # ("insertmanyvalues"): one statement where a plain executemany would be one per event.
     table = cast(Table, AuditEvent.__table__)
-    session.connection().execute(insert(table).returning(table.c.id), rows)
+    connection.execute(insert(table).returning(table.c.id), rows)
+
+
+#: PostgreSQL: a unit of work's events as one JSON array of objects (see _write_events).
+_EVENT_COLUMNS = (
+    "at timestamptz, user_id integer, action varchar, resource varchar, resource_id varchar, client_id integer, "
+    "outcome varchar, ip varchar, details json"
+)
+_EVENT_NAMES = ", ".join(column.split()[0] for column in _EVENT_COLUMNS.split(", "))
+_INSERT_FROM_JSON = text(
+    f"INSERT INTO audit_events ({_EVENT_NAMES}) SELECT {_EVENT_NAMES} "  # noqa: S608 - constant text only
+    f"FROM json_to_recordset(CAST(:events AS json)) AS e({_EVENT_COLUMNS})"
+)
 
 
 def seal_pending(*, batch: int = 5000) -> int:

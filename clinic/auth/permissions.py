@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 
 from flask import g, request
 from flask_login import current_user
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 
 from clinic.auth.models import Role, User
 from clinic.core.errors import abort_problem
@@ -169,13 +169,30 @@ def scoped_select(model: type[M], user: User, *, site_column: Any = None) -> Sel
 
 def get_scoped_or_404(model: type[M], ident: Any, user: User, *, site_column: Any = None) -> M:
     """Load one row of ``model`` by primary key within ``user``'s sites; anything else is a 404."""
-    id_column = getattr(model, "id")  # noqa: B009 - generic model
-    stmt = scoped_select(model, user, site_column=site_column).where(id_column == ident)
-    obj = db.session.scalars(stmt).first()
+    if site_column is None:
+        stmt = _by_id_within_sites(model)
+        params = {"ident": ident, "sites": sorted(site_scope(user))}
+        obj = db.session.scalars(stmt, params).first()
+    else:
+        id_column = getattr(model, "id")  # noqa: B009 - generic model
+        obj = db.session.scalars(scoped_select(model, user, site_column=site_column).where(id_column == ident)).first()
     if obj is None:
         _record_denial_if_it_exists(model, ident, user)
         abort_problem(404, "Not found.")
     return cast(M, obj)
+
+
+_BY_ID_WITHIN_SITES: dict[type[Any], Select[Any]] = {}
+
+
+def _by_id_within_sites(model: type[Any]) -> Select[Any]:
+    """``select(model)`` of one id within a list of sites, built once per model (building costs more than running)."""
+    stmt = _BY_ID_WITHIN_SITES.get(model)
+    if stmt is None:
+        in_sites = model.site_id.in_(bindparam("sites", expanding=True))
+        stmt = select(model).where(in_sites, model.id == bindparam("ident"))
+        _BY_ID_WITHIN_SITES[model] = stmt
+    return stmt
 
 
 def _record_denial_if_it_exists(model: type[Any], ident: Any, user: User) -> None:

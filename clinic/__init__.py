@@ -65,7 +65,9 @@ def _limit_only_declared_routes(app: Flask, limiter: Any) -> None:
     limits = limiter.limit_manager
     if limits.default_limits or limits.application_limits:
         return
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    hooks = app.before_request_funcs.get(None, [])
+    if limiter._check_request_limit in hooks:  # absent when rate limiting is turned off
+        hooks.remove(limiter._check_request_limit)
 
 
 def import_models() -> None:

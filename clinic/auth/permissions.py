@@ -167,15 +167,10 @@ def scoped_select(model: type[M], user: User, *, site_column: Any = None) -> Sel
     return select(model).where(column.in_(sorted(site_scope(user))))
 
 
-def get_scoped_or_404(model: type[M], ident: Any, user: User, *, site_column: Any = None) -> M:
+def get_scoped_or_404(model: type[M], ident: Any, user: User) -> M:
     """Load one row of ``model`` by primary key within ``user``'s sites; anything else is a 404."""
-    if site_column is None:
-        stmt = _by_id_within_sites(model)
-        params = {"ident": ident, "sites": sorted(site_scope(user))}
-        obj = db.session.scalars(stmt, params).first()
-    else:
-        id_column = getattr(model, "id")  # noqa: B009 - generic model
-        obj = db.session.scalars(scoped_select(model, user, site_column=site_column).where(id_column == ident)).first()
+    params = {"ident": ident, "sites": sorted(site_scope(user))}
+    obj = db.session.scalars(_by_id_within_sites(model), params).first()
     if obj is None:
         _record_denial_if_it_exists(model, ident, user)
         abort_problem(404, "Not found.")

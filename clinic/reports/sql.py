@@ -1,4 +1,4 @@
-"""Portable SQL pieces: date arithmetic and medians that read the same on SQLite and PostgreSQL."""
+"""Portable SQL pieces: date arithmetic, JSON access and medians that read the same on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,42 +10,42 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 
+def _portable(function: type[FunctionElement[Any]], *, postgresql: str, sqlite: str) -> None:
+    """Compile ``function`` from one SQL template per dialect; ``{0}``, ``{1}``, ... are its compiled arguments.
+
+    Templates are this module's constants and the arguments compiled SQL expressions (bound
+    parameters, columns), so no user text ever reaches the string.
+    """
+    for dialect, template in (("postgresql", postgresql), ("sqlite", sqlite)):
+
+        def _compile(element: Any, compiler: Any, _template: str = template, **kw: Any) -> str:
+            return _template.format(*(compiler.process(clause, **kw) for clause in element.clauses))
+
+        compiles(function, dialect)(_compile)
+
+
 class days_between(FunctionElement[int]):  # noqa: N801 - reads like the SQL function it stands for
-    """``b - a`` in whole days for two dates."""
+    """``days_between(a, b)``: ``b - a`` in whole days for two dates."""
 
     type = Integer()
     inherit_cache = True
 
 
-@compiles(days_between, "postgresql")
-def _days_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    a, b = list(element.clauses)
-    return f"(({compiler.process(b, **kw)})::date - ({compiler.process(a, **kw)})::date)"
-
-
-@compiles(days_between, "sqlite")
-def _days_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    a, b = list(element.clauses)
-    return f"CAST(julianday({compiler.process(b, **kw)}) - julianday({compiler.process(a, **kw)}) AS INTEGER)"
+_portable(
+    days_between,
+    postgresql="(({1})::date - ({0})::date)",
+    sqlite="CAST(julianday({1}) - julianday({0}) AS INTEGER)",
+)
 
 
 class add_days(FunctionElement[Any]):  # noqa: N801
-    """A date plus a number of days."""
+    """``add_days(day, n)``: a date plus a number of days."""
 
     type = Date()
     inherit_cache = True
 
 
-@compiles(add_days, "postgresql")
-def _add_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    day, n = list(element.clauses)
-    return f"(({compiler.process(day, **kw)})::date + ({compiler.process(n, **kw)})::integer)"
-
-
-@compiles(add_days, "sqlite")
-def _add_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    day, n = list(element.clauses)
-    return f"date({compiler.process(day, **kw)}, printf('%+d days', {compiler.process(n, **kw)}))"
+_portable(add_days, postgresql="(({0})::date + ({1})::integer)", sqlite="date({0}, printf('%+d days', {1}))")
 
 
 class utc_date(FunctionElement[Any]):  # noqa: N801
@@ -55,16 +55,21 @@ class utc_date(FunctionElement[Any]):  # noqa: N801
     inherit_cache = True
 
 
-@compiles(utc_date, "postgresql")
-def _utc_date_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"(({compiler.process(value, **kw)}) AT TIME ZONE 'UTC')::date"
+_portable(utc_date, postgresql="(({0}) AT TIME ZONE 'UTC')::date", sqlite="date({0})")
 
 
-@compiles(utc_date, "sqlite")
-def _utc_date_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"date({compiler.process(value, **kw)})"
+class utc_year(FunctionElement[int]):  # noqa: N801
+    """The UTC calendar year of a stored instant."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+_portable(
+    utc_year,
+    postgresql="CAST(EXTRACT(YEAR FROM ({0}) AT TIME ZONE 'UTC') AS INTEGER)",
+    sqlite="CAST(strftime('%Y', {0}) AS INTEGER)",
+)
 
 
 class utc_month_start(FunctionElement[Any]):  # noqa: N801
@@ -78,16 +83,7 @@ class utc_month_start(FunctionElement[Any]):  # noqa: N801
     inherit_cache = True
 
 
-@compiles(utc_month_start, "postgresql")
-def _month_start_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"date_trunc('month', ({compiler.process(value, **kw)}) AT TIME ZONE 'UTC')"
-
-
-@compiles(utc_month_start, "sqlite")
-def _month_start_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"strftime('%Y-%m', {compiler.process(value, **kw)})"
+_portable(utc_month_start, postgresql="date_trunc('month', ({0}) AT TIME ZONE 'UTC')", sqlite="strftime('%Y-%m', {0})")
 
 
 class month_text(FunctionElement[str]):  # noqa: N801
@@ -97,16 +93,45 @@ class month_text(FunctionElement[str]):  # noqa: N801
     inherit_cache = True
 
 
-@compiles(month_text, "postgresql")
-def _month_text_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"to_char({compiler.process(value, **kw)}, 'YYYY-MM')"
+_portable(month_text, postgresql="to_char({0}, 'YYYY-MM')", sqlite="{0}")
 
 
-@compiles(month_text, "sqlite")
-def _month_text_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return compiler.process(value, **kw)  # type: ignore[no-any-return]
+class json_has_text(FunctionElement[bool]):  # noqa: N801
+    """``json_has_text(array, value)``: whether a JSON array of strings contains a value."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+_portable(
+    json_has_text,
+    postgresql="(({0})::jsonb ? ({1}))",
+    sqlite="EXISTS (SELECT 1 FROM json_each({0}) WHERE json_each.value = {1})",
+)
+
+
+class json_length(FunctionElement[int]):  # noqa: N801
+    """The number of elements of a JSON array."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+_portable(json_length, postgresql="json_array_length(({0})::json)", sqlite="json_array_length({0})")
+
+
+class json_int(FunctionElement[int]):  # noqa: N801
+    """An integer member of a JSON object: ``json_int(column, 'key')``."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+_portable(
+    json_int,
+    postgresql="((({0})::json ->> {1})::integer)",
+    sqlite="CAST(json_extract({0}, '$.' || {1}) AS INTEGER)",
+)
 
 
 def median_by(subquery: Any, value: str, groups: list[str]) -> Any:
@@ -140,83 +165,14 @@ __all__ = [
     "add_days",
     "as_int",
     "days_between",
+    "json_has_text",
+    "json_int",
+    "json_length",
     "literal",
     "median_by",
     "month_text",
     "rate",
     "utc_date",
     "utc_month_start",
+    "utc_year",
 ]
-
-
-class json_has_text(FunctionElement[bool]):  # noqa: N801
-    """Whether a JSON array of strings contains a value."""
-
-    type = Boolean()
-    inherit_cache = True
-
-
-@compiles(json_has_text, "postgresql")
-def _json_has_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    array, value = list(element.clauses)
-    return f"(({compiler.process(array, **kw)})::jsonb ? ({compiler.process(value, **kw)}))"
-
-
-@compiles(json_has_text, "sqlite")
-def _json_has_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    array, value = (compiler.process(clause, **kw) for clause in element.clauses)
-    # Compiled SQL expressions only: no user text reaches this string.
-    return f"EXISTS (SELECT 1 FROM json_each({array}) WHERE json_each.value = {value})"  # noqa: S608
-
-
-class json_length(FunctionElement[int]):  # noqa: N801
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(json_length, "postgresql")
-def _json_length_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    (array,) = list(element.clauses)
-    return f"json_array_length(({compiler.process(array, **kw)})::json)"
-
-
-@compiles(json_length, "sqlite")
-def _json_length_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    (array,) = list(element.clauses)
-    return f"json_array_length({compiler.process(array, **kw)})"
-
-
-class json_int(FunctionElement[int]):  # noqa: N801
-    """An integer member of a JSON object: ``json_int(column, 'key')``."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(json_int, "postgresql")
-def _json_int_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    obj, key = list(element.clauses)
-    return f"((({compiler.process(obj, **kw)})::json ->> {compiler.process(key, **kw)})::integer)"
-
-
-@compiles(json_int, "sqlite")
-def _json_int_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    obj, key = list(element.clauses)
-    return f"CAST(json_extract({compiler.process(obj, **kw)}, '$.' || {compiler.process(key, **kw)}) AS INTEGER)"
-
-
-class utc_year(FunctionElement[int]):  # noqa: N801
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(utc_year, "postgresql")
-def _year_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"CAST(EXTRACT(YEAR FROM ({compiler.process(value, **kw)}) AT TIME ZONE 'UTC') AS INTEGER)"
-
-
-@compiles(utc_year, "sqlite")
-def _year_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    (value,) = list(element.clauses)
-    return f"CAST(strftime('%Y', {compiler.process(value, **kw)}) AS INTEGER)"

@@ -22,7 +22,7 @@ from clinic.assessments.schemas import (
     TrendSchema,
 )
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
-from clinic.clients.api import load_client
+from clinic.clients.loaders import load_client
 
 blp = Blueprint("assessments", __name__, url_prefix="/api/v1", description="Instruments and assessments")
 

@@ -17,7 +17,7 @@ from clinic.audit.schemas import (
     DisclosureSchema,
 )
 from clinic.auth.permissions import Permission, authenticated_user, requires
-from clinic.clients.api import load_client
+from clinic.clients.loaders import load_client
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="Audit trail and the accounting of disclosures")
 

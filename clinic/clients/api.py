@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, require_site_in_scope, requires
 from clinic.clients import operations as ops
+from clinic.clients.loaders import load_client
 from clinic.clients.models import Client, Consent, ConsentKind, Episode
 from clinic.clients.schemas import (
     ClientCreateSchema,
@@ -29,12 +30,6 @@ from clinic.clients.schemas import (
 )
 
 blp = Blueprint("clients", __name__, url_prefix="/api/v1", description="Clients, episodes of care and consents")
-
-
-def load_client(client_id: int) -> Client:
-    """The client, if it is in one of the caller's sites; 404 otherwise."""
-    g._client_data = True
-    return get_scoped_or_404(Client, client_id, authenticated_user())
 
 
 @blp.route("/clients", methods=["POST"])

@@ -11,7 +11,7 @@ from flask import Response, current_app, g, request
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, public, requires
-from clinic.clients.api import load_client
+from clinic.clients.loaders import load_client
 from clinic.core.errors import abort_problem
 from clinic.notify import reminders, staff
 from clinic.notify.delivery import delivery_log
@@ -29,7 +29,7 @@ from clinic.notify.schemas import (
     StaffNotificationSchema,
 )
 from clinic.notify.sms import signature_is_valid
-from clinic.scheduling.api import load_appointment
+from clinic.scheduling.loaders import load_appointment
 
 blp = Blueprint(
     "notify", __name__, url_prefix="/api/v1", description="Staff notifications, client reminders and the SMS webhook"

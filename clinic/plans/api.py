@@ -10,7 +10,7 @@ from flask import g
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
-from clinic.clients.api import load_client
+from clinic.clients.loaders import load_client
 from clinic.plans import cm, medications, screens
 from clinic.plans import operations as ops
 from clinic.plans.models import CMProgram, DrugScreen, Medication, Plan

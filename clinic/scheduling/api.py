@@ -7,10 +7,11 @@ from typing import Any
 from flask import Response, g, stream_with_context
 from flask_smorest import Blueprint
 
-from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, require_site_in_scope, requires
+from clinic.auth.permissions import Permission, authenticated_user, require_site_in_scope, requires
 from clinic.scheduling import groups
 from clinic.scheduling import operations as ops
 from clinic.scheduling.export import export_csv
+from clinic.scheduling.loaders import load_appointment
 from clinic.scheduling.models import Appointment, AppointmentAttendee, AppointmentStatus, AttendeeStatus
 from clinic.scheduling.schemas import (
     AppointmentCreateSchema,
@@ -30,12 +31,6 @@ from clinic.scheduling.schemas import (
 blp = Blueprint("scheduling", __name__, url_prefix="/api/v1", description="Appointments and group sessions")
 
 _CONFLICT = "Double booking (`clashes` names them), or a status change the machine does not allow"
-
-
-def load_appointment(appointment_id: int) -> Appointment:
-    """The appointment, if it is in one of the caller's sites; 404 otherwise."""
-    g._client_data = True
-    return get_scoped_or_404(Appointment, appointment_id, authenticated_user())
 
 
 @blp.route("/appointments", methods=["POST"])

@@ -30,8 +30,7 @@ from clinic.auth.schemas import (
 )
 from clinic.auth.sessions import clear_session_cookie, set_session_cookie
 from clinic.core.errors import problem_response
-from clinic.core.pagination import keyset_page
-from clinic.extensions import db, limiter
+from clinic.extensions import limiter
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in, sessions, tokens, sites and users")
 
@@ -148,7 +147,7 @@ def create_site(body: dict[str, Any]) -> Site:
 @requires(Permission.SITES_MANAGE)
 def list_sites(args: dict[str, Any]) -> dict[str, Any]:
     """All sites, by id."""
-    return keyset_page(db.select(Site), keys=[Site.id], limit=args["limit"], cursor=args["cursor"]).as_dict()
+    return ops.list_sites(**args).as_dict()
 
 
 @blp.route("/sites/<int:site_id>", methods=["GET"])
@@ -183,7 +182,7 @@ def create_user(body: dict[str, Any]) -> User:
 @requires(Permission.USERS_MANAGE)
 def list_users(args: dict[str, Any]) -> dict[str, Any]:
     """All staff accounts, by id."""
-    return keyset_page(db.select(User), keys=[User.id], limit=args["limit"], cursor=args["cursor"]).as_dict()
+    return ops.list_users(**args).as_dict()
 
 
 @blp.route("/users/<int:user_id>", methods=["GET"])

@@ -15,6 +15,7 @@ from clinic.auth.models import ApiToken, Role, Site, User, UserSession
 from clinic.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
 from clinic.auth.sessions import TOKEN_PREFIX, digest, new_secret, revoke_all_for_user, start_session
 from clinic.core.errors import abort_problem
+from clinic.core.pagination import Page, keyset_page
 from clinic.core.time import utcnow
 from clinic.extensions import db
 
@@ -213,8 +214,9 @@ def update_site(site: Site, changes: dict[str, Any]) -> Site:
     return site
 
 
-def list_sites() -> Sequence[Site]:
-    return db.session.scalars(select(Site).order_by(Site.id)).all()
+def list_sites(*, limit: int, cursor: str | None) -> Page[Site]:
+    """All sites, by id, a page at a time."""
+    return keyset_page(select(Site), keys=[Site.id], limit=limit, cursor=cursor)
 
 
 def get_site_or_404(site_id: int) -> Site:
@@ -325,8 +327,9 @@ def update_user(user: User, changes: dict[str, Any], *, actor: User) -> User:
     return user
 
 
-def list_users() -> Sequence[User]:
-    return db.session.scalars(select(User).order_by(User.id)).all()
+def list_users(*, limit: int, cursor: str | None) -> Page[User]:
+    """All staff accounts, by id, a page at a time."""
+    return keyset_page(select(User), keys=[User.id], limit=limit, cursor=cursor)
 
 
 def get_user_or_404(user_id: int) -> User:

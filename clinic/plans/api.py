@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from flask import g
+from flask import g, request
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
@@ -137,8 +137,7 @@ def get_plan(plan_id: int) -> Any:
 def update_plan(body: dict[str, Any], plan_id: int) -> Any:
     """Edit the plan (a new revision); needs If-Match. An active plan needs signing again."""
     plan = load_plan(plan_id)
-    ops.check_if_match(plan)
-    return _with_etag(ops.update_plan(plan, body, actor=authenticated_user()))
+    return _with_etag(ops.update_plan(plan, body, actor=authenticated_user(), if_match=request.headers.get("If-Match")))
 
 
 @blp.route("/plans/<int:plan_id>/sign", methods=["POST"])
@@ -147,12 +146,13 @@ def update_plan(body: dict[str, Any], plan_id: int) -> Any:
 @blp.response(200, PlanSchema, headers=_ETAG)
 def sign_plan(body: dict[str, Any], plan_id: int) -> Any:
     """Sign the current revision as clinician, client (witnessed) or supervisor. If-Match is checked when sent."""
-    plan = load_plan(plan_id)
-    from flask import request
-
-    if request.headers.get("If-Match"):
-        ops.check_if_match(plan)
-    signed = ops.sign_plan(plan, actor=authenticated_user(), role=body["as_"], signer_name=body.get("signer_name"))
+    signed = ops.sign_plan(
+        load_plan(plan_id),
+        actor=authenticated_user(),
+        role=body["as_"],
+        signer_name=body.get("signer_name"),
+        if_match=request.headers.get("If-Match"),
+    )
     return _with_etag(signed)
 
 

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from flask import request
 from sqlalchemy import select
 
 from clinic.audit.operations import record
@@ -37,9 +36,8 @@ def etag(plan: Plan) -> str:
     return f'"plan-{plan.id}-v{plan.version_id}"'
 
 
-def check_if_match(plan: Plan) -> None:
+def check_if_match(plan: Plan, header: str | None) -> None:
     """Versioned writes need ``If-Match``: 428 without it, 412 when it is not the current ETag."""
-    header = request.headers.get("If-Match")
     if not header:
         abort_problem(428, "Send If-Match with the ETag of the plan you read.", problem="if-match-required")
     candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
@@ -200,8 +198,9 @@ def _refuse_if_closed(plan: Plan) -> None:
         abort_problem(409, "This plan is closed and read-only.", problem="plan-closed")
 
 
-def update_plan(plan: Plan, changes: dict[str, Any], *, actor: User) -> Plan:
+def update_plan(plan: Plan, changes: dict[str, Any], *, actor: User, if_match: str | None) -> Plan:
     """Apply an edit as a new revision; an active plan goes back to draft until signed again."""
+    check_if_match(plan, if_match)
     _refuse_if_closed(plan)
     client = db.session.get_one(Client, plan.client_id)
     if "episode_id" in changes:
@@ -261,8 +260,15 @@ def signatures_by_plan(plans: Sequence[Plan]) -> dict[int, list[PlanSignature]]:
     return found
 
 
-def sign_plan(plan: Plan, *, actor: User, role: SignerRole, signer_name: str | None) -> Plan:
-    """Sign the current revision; it becomes active once every required role has signed."""
+def sign_plan(
+    plan: Plan, *, actor: User, role: SignerRole, signer_name: str | None, if_match: str | None = None
+) -> Plan:
+    """Sign the current revision; it becomes active once every required role has signed.
+
+    ``if_match`` is checked when the caller sent one: a signature need not name the revision it signs.
+    """
+    if if_match:
+        check_if_match(plan, if_match)
     _refuse_if_closed(plan)
     if role is SignerRole.CLINICIAN and actor.role is not Role.CLINICIAN:
         abort_problem(403, "Only a clinician signs as the clinician.")

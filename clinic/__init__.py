@@ -26,7 +26,6 @@ def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = N
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
     from clinic.core.celery import celery_init_app
-    from clinic.core.errors import register_error_handlers
     from clinic.core.http import init_request_cycle
     from clinic.extensions import api, db, limiter, migrate
 
@@ -46,7 +45,6 @@ def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = N
     app.before_request(enforce_before_request)
     api.init_app(app)
     _document_security(api)
-    register_error_handlers(app)
     init_request_cycle(app)
     celery_init_app(app)
     _register_blueprints(app, api)

@@ -6,6 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from clinic.audit.operations import seal_pending, verify_chain
+from clinic.core.unit_of_work import unit_of_work
 
 audit_cli = AppGroup("audit", help="Audit trail tools.")
 
@@ -27,4 +28,6 @@ def verify() -> None:
 @audit_cli.command("seal")
 def seal() -> None:
     """Chain every committed entry not yet sealed (the worker does this every few seconds)."""
-    click.echo(f"sealed {seal_pending()} entries")
+    with unit_of_work():
+        sealed = seal_pending()
+    click.echo(f"sealed {sealed} entries")

@@ -18,17 +18,17 @@ from datetime import datetime
 from typing import Any, cast
 
 from flask import g, has_request_context, request
-from sqlalchemy import Table, event, func, insert, select, text, update
+from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from clinic.audit.models import AuditEvent, Outcome
+from clinic.core import unit_of_work
 from clinic.core.pagination import Page, keyset_page
 from clinic.core.time import utcnow
 from clinic.extensions import db
 
 #: Key of the PostgreSQL advisory lock that serialises writers of the chain.
 _CHAIN_LOCK_KEY = 7_306_001
-_QUEUE_KEY = "clinic.audit_queue"
 
 
 @dataclass
@@ -76,11 +76,7 @@ def record(
         ip=request.remote_addr if has_request_context() else None,
         details=details,
     )
-    _queue(db.session()).append(pending)
-
-
-def _queue(session: Session) -> list[PendingEvent]:
-    return session.info.setdefault(_QUEUE_KEY, [])  # type: ignore[no-any-return]
+    _EVENTS.add(pending)
 
 
 def content_hash(row: AuditEvent | PendingEvent, prev_hash: str) -> str:
@@ -157,6 +153,12 @@ _INSERT_FROM_JSON = text(
 )
 
 
+#: A unit of work's events, written right before it commits; failures and denials survive a rollback.
+_EVENTS: unit_of_work.Queue[PendingEvent] = unit_of_work.Queue(
+    "audit", write=_write_events, survives_rollback=lambda pending: pending.survives_rollback
+)
+
+
 def seal_pending(*, batch: int = 5000) -> int:
     """Chain committed, unsealed events in id order; returns how many were sealed.
 
@@ -194,27 +196,6 @@ def seal_pending(*, batch: int = 5000) -> int:
         sealed += len(updates)
         if len(pending) < batch:
             return sealed
-
-
-@event.listens_for(Session, "before_commit")
-def _flush_queue_before_commit(session: Session) -> None:
-    events = session.info.pop(_QUEUE_KEY, None)
-    if events:
-        _write_events(session, events)
-
-
-def rollback_keeping_failures() -> None:
-    """Roll back the unit of work, then commit the failure and denial events it had queued."""
-    session = db.session()
-    kept = [e for e in session.info.pop(_QUEUE_KEY, []) if e.survives_rollback]
-    session.rollback()
-    if kept:
-        _queue(session).extend(kept)
-        session.commit()
-
-
-def discard_queue() -> None:
-    db.session().info.pop(_QUEUE_KEY, None)
 
 
 @dataclass(frozen=True)

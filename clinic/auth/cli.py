@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from clinic.auth import operations as ops
 from clinic.auth.models import Role
 from clinic.core.errors import APIError
-from clinic.extensions import db
+from clinic.core.unit_of_work import unit_of_work
 
 users_cli = AppGroup("users", help="Manage staff accounts.")
 
@@ -32,17 +32,16 @@ def create(  # noqa: PLR0917 - click passes options positionally
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = ops.create_user(
-            email=email,
-            name=name,
-            role=Role(role),
-            site_ids=list(site_ids),
-            password=password,
-            is_supervisor=supervisor,
-        )
-        db.session.commit()
+        with unit_of_work():
+            user = ops.create_user(
+                email=email,
+                name=name,
+                role=Role(role),
+                site_ids=list(site_ids),
+                password=password,
+                is_supervisor=supervisor,
+            )
     except HTTPException as exc:
-        db.session.rollback()
         if isinstance(exc, APIError) and exc.errors:
             for field, messages in exc.errors.items():
                 for message in messages:

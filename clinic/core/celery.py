@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,9 @@ from celery import Celery, Task
 from celery.schedules import crontab
 from flask import Flask
 
-from clinic.extensions import db
+from clinic.core.unit_of_work import after_commit, unit_of_work
+
+log = logging.getLogger(__name__)
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -17,16 +20,8 @@ def celery_init_app(app: Flask) -> Celery:
 
     class FlaskTask(Task):  # type: ignore[misc]  # celery's Task is untyped
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            with app.app_context():
-                try:
-                    result = self.run(*args, **kwargs)
-                    db.session.commit()
-                    return result
-                except BaseException:
-                    db.session.rollback()
-                    raise
-                finally:
-                    db.session.remove()
+            with app.app_context(), unit_of_work():
+                return self.run(*args, **kwargs)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(_celery_settings(app), namespace=None)
@@ -112,39 +107,17 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
     }
 
 
-_AFTER_COMMIT = "clinic.tasks_after_commit"
-
-
 def send_after_commit(task_name: str, *args: Any) -> None:
     """Queue a task once the current transaction commits (never for work that is rolled back)."""
-    db.session().info.setdefault(_AFTER_COMMIT, []).append((task_name, args))
+    after_commit(lambda: _send(task_name, args))
 
 
-def _install_after_commit_hooks() -> None:
-    from sqlalchemy import event
-    from sqlalchemy.orm import Session
+def _send(task_name: str, args: tuple[Any, ...]) -> None:
+    from celery import current_app as default_celery
+    from flask import current_app, has_app_context
 
-    @event.listens_for(Session, "after_commit")
-    def _send(session: Session) -> None:
-        pending = session.info.pop(_AFTER_COMMIT, None)
-        if not pending:
-            return
-        from celery import current_app as default_celery
-        from flask import current_app, has_app_context
-
-        celery_app = current_app.extensions["celery"] if has_app_context() else default_celery
-
-        for task_name, args in pending:
-            try:
-                celery_app.send_task(task_name, args=list(args))
-            except Exception:  # noqa: BLE001 - the broker is down; periodic sweeps pick the work up
-                import logging
-
-                logging.getLogger(__name__).warning("could not queue %s%s; a sweep will", task_name, args)
-
-    @event.listens_for(Session, "after_rollback")
-    def _forget(session: Session) -> None:
-        session.info.pop(_AFTER_COMMIT, None)
-
-
-_install_after_commit_hooks()
+    celery_app = current_app.extensions["celery"] if has_app_context() else default_celery
+    try:
+        celery_app.send_task(task_name, args=list(args))
+    except Exception:  # noqa: BLE001 - the broker is down; periodic sweeps pick the work up
+        log.warning("could not queue %s%s; a sweep will", task_name, args)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import wraps
 from http import HTTPStatus
 from typing import Any, NoReturn
 
@@ -113,7 +114,6 @@ def _phrase(status: int) -> str:
 
 def handle_http_exception(error: HTTPException) -> Response:
     """Render any HTTPException (ours, Flask's, webargs's, Flask-Limiter's) as problem+json."""
-    _mark_failed()
     status = error.code or 500
     if status >= 500:
         return handle_unexpected(error)
@@ -156,40 +156,42 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 def handle_unexpected(error: BaseException) -> Response:
     """A 500 that says nothing about the failure; the details go to the log."""
-    _mark_failed()
     original = getattr(error, "original_exception", None) or error
     if not (isinstance(error, InternalServerError) and original is error):
         log.error("Unhandled error on %s %s", request.method, request.path, exc_info=original)
     return problem_response(500, detail="An unexpected error occurred; it has been logged.")
 
 
-def _mark_failed() -> None:
-    from clinic.core.http import mark_request_failed
-
-    mark_request_failed()
-
-
 def handle_stale_data(_error: Exception) -> Response:
     """A versioned row changed under a concurrent write: the later writer's precondition failed."""
-    _mark_failed()
     return problem_response(412, detail="The record changed since you read it; read it again and reapply your change.",
                             problem="stale")
 
 
 def handle_database_unavailable(error: Exception) -> Response:
     """A database that is locked (SQLite under concurrent writers) or unreachable: retry, not a 500."""
-    _mark_failed()
     log.warning("database unavailable on %s %s: %s", request.method, request.path, type(error).__name__)
     return problem_response(503, detail="The database is busy or unavailable; retry shortly.", problem="database-busy",
                             headers={"Retry-After": "1"})
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Route every error the app can raise to problem+json."""
+def register_error_handlers(app: Flask, *, on_error: Callable[[], None]) -> None:
+    """Route every error the app can raise to problem+json, calling ``on_error`` first.
+
+    ``on_error`` is how the request's unit of work learns it failed (``clinic.core.http``).
+    """
     from sqlalchemy.exc import OperationalError
     from sqlalchemy.orm.exc import StaleDataError
 
-    app.register_error_handler(OperationalError, handle_database_unavailable)
-    app.register_error_handler(StaleDataError, handle_stale_data)
-    app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(Exception, handle_unexpected)
+    def failing(handler: Callable[[Any], Response]) -> Callable[[Any], Response]:
+        @wraps(handler)
+        def handle(error: Any) -> Response:
+            on_error()
+            return handler(error)
+
+        return handle
+
+    app.register_error_handler(OperationalError, failing(handle_database_unavailable))
+    app.register_error_handler(StaleDataError, failing(handle_stale_data))
+    app.register_error_handler(HTTPException, failing(handle_http_exception))
+    app.register_error_handler(Exception, failing(handle_unexpected))

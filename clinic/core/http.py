@@ -10,9 +10,8 @@ from typing import Any
 from flask import Flask, Response, g, request
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from clinic.audit.operations import discard_queue, rollback_keeping_failures
-from clinic.core.errors import problem_response
-from clinic.extensions import db
+from clinic.core import unit_of_work
+from clinic.core.errors import problem_response, register_error_handlers
 
 log = logging.getLogger(__name__)
 
@@ -24,30 +23,18 @@ _DOCS_CSP = (
 _API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 
-def mark_request_failed() -> None:
-    """The unit of work failed: roll back at the end of the request instead of committing."""
-    g._clinic_failed = True
-
-
 def _finish_unit_of_work(response: Response) -> Response:
     """Commit once, when the view returned normally; roll back (keeping failure audits) otherwise."""
-    if g.get("_clinic_failed") or response.status_code >= 500:
-        try:
-            rollback_keeping_failures()
-        except Exception:  # the original error matters more; log this one
-            log.exception("could not record failure audit events")
-            db.session.rollback()
-            discard_queue()
+    if unit_of_work.failed() or response.status_code >= 500:
+        unit_of_work.rollback()
         return response
     try:
-        db.session.commit()
+        unit_of_work.commit()
     except IntegrityError:
-        db.session.rollback()
-        discard_queue()
+        unit_of_work.rollback()
         return problem_response(409, detail="The change conflicts with existing data.")
     except OperationalError:
-        db.session.rollback()
-        discard_queue()
+        unit_of_work.rollback()
         log.exception("commit failed")
         return problem_response(503, detail="The database is busy; try again.")
     return response
@@ -123,7 +110,7 @@ def refuse_unstorable_text() -> Response | None:
         errors.setdefault(path, []).append(problem)
     if not errors:
         return None
-    mark_request_failed()
+    unit_of_work.fail()
     return problem_response(
         422, detail="The request has invalid fields: " + ", ".join(sorted(errors)) + ".", errors=errors
     )
@@ -147,7 +134,9 @@ def _security_headers(response: Response, *, hsts: bool) -> Response:
 
 
 def init_request_cycle(app: Flask) -> None:
+    """One unit of work per request (any error rolls it back), input checks, response headers."""
     hsts = bool(app.config.get("HSTS_ENABLED"))
+    register_error_handlers(app, on_error=unit_of_work.fail)
     # After the permission check (registered earlier): authorization precedes validation.
     app.before_request(refuse_unstorable_text)
 
@@ -158,6 +147,5 @@ def init_request_cycle(app: Flask) -> None:
 
     @app.teardown_request
     def teardown(exc: BaseException | None) -> None:
-        if exc is not None:
-            db.session.rollback()
-            discard_queue()
+        if exc is not None:  # the response was never finished: nothing of the request may stand
+            unit_of_work.rollback()

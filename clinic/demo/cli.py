@@ -9,6 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from clinic.core.time import utcnow
+from clinic.core.unit_of_work import unit_of_work
 from clinic.demo.loader import DEMO_PASSWORD, AlreadySeededError, analyze, seed
 from clinic.extensions import db
 
@@ -32,14 +33,14 @@ def seed_command(clients: int, seed_value: int, today_text: str | None, force: b
         raise click.BadParameter("use YYYY-MM-DD", param_hint="--today") from exc
     progress = None if quiet else (lambda line: click.echo(f"  {line}", err=True))
     try:
-        report = seed(clients=clients, seed=seed_value, today=today, force=force, progress=progress)
+        with unit_of_work():
+            report = seed(clients=clients, seed=seed_value, today=today, force=force, progress=progress)
     except AlreadySeededError as exc:
-        db.session.rollback()
         click.echo(f"Not seeding: {exc}. Use --force to add demo data anyway.", err=True)
         raise SystemExit(1) from exc
     started = perf_counter()
-    analyze(db.session.connection())
-    db.session.commit()
+    with unit_of_work():
+        analyze(db.session.connection())
     analyzed = perf_counter() - started
     click.echo(f"Seeded {clients} clients (seed {seed_value}, today {today.isoformat()}) "
                f"in {report.seconds:.1f} s (+{analyzed:.1f} s ANALYZE):")

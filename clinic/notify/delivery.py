@@ -24,11 +24,12 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from clinic.audit.models import Outcome
-from clinic.audit.operations import discard_queue, record
+from clinic.audit.operations import record
 from clinic.auth.models import Site, User
 from clinic.auth.permissions import scoped_select
 from clinic.clients.models import Channel, Client, Consent, ConsentKind
 from clinic.clients.operations import channels_in_force
+from clinic.core import unit_of_work
 from clinic.core.pagination import Page, keyset_page
 from clinic.core.time import utcnow
 from clinic.extensions import db
@@ -66,7 +67,6 @@ from clinic.scheduling.models import OPEN_ATTENDEE_STATUSES, Appointment
 #: Opens the connection a batch's email goes over (tests put a fake in its place).
 open_mailer = Mailer
 #: Session key: how to record again the outcome of a sent message whose commit is still to come.
-_UNSETTLED = "clinic.reminder_unsettled"
 log = logging.getLogger(__name__)
 
 
@@ -345,7 +345,6 @@ def _begin_attempt(row: Reminder, token: str) -> bool:
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     db.session.commit()
-    db.session.info.pop(_UNSETTLED, None)
     if began is None:
         return False
     set_committed_value(row, "attempts", began)  # what the database holds now; nothing to flush
@@ -373,36 +372,14 @@ def deliver_batch(claims: Sequence[Claim]) -> list[str]:
         batch = _load(claims)
         outcomes = [_deliver_one(batch, claim, channels) for claim in claims]
         db.session.commit()
-        session.info.pop(_UNSETTLED, None)
     except BaseException:
-        _settle_after_failure()
+        # Rolls back, but records again a message already handed over (redo_if_rolled_back below).
+        unit_of_work.rollback()
         raise
     finally:
         channels.close()
         session.expire_on_commit = keep_expiring
     return outcomes
-
-
-def _settle_after_failure() -> None:
-    """The batch failed part-way: roll back, but keep the record of a message already handed over.
-
-    A message's outcome is committed with the next message's attempt; if the batch fails in
-    between, the rollback would forget that the provider took the message, and the claim would
-    be sent again once stuck. So that one outcome is recorded again, on its own.
-    """
-    session = db.session()
-    unsettled = session.info.pop(_UNSETTLED, None)
-    discard_queue()
-    session.rollback()
-    if unsettled is None:
-        return
-    try:
-        unsettled()
-        session.commit()
-    except Exception:  # the batch's own error is the one to report; this one is logged
-        log.exception("could not record a sent reminder after its batch failed")
-        discard_queue()
-        session.rollback()
 
 
 def deliver(reminder_id: int, token: str) -> str:
@@ -482,7 +459,9 @@ def _send_and_settle(
         destination=destination,
     )
     record_sent()
-    db.session.info[_UNSETTLED] = record_sent  # until committed with the next attempt (or the batch's end)
+    # Committed with the next message's attempt (or the batch's end). If the batch fails in between,
+    # a rollback would forget that the provider took the message and the claim would be sent again.
+    unit_of_work.redo_if_rolled_back(record_sent)
     return "sent"
 
 

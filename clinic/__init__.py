@@ -30,6 +30,7 @@ def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = N
     from clinic.extensions import api, db, limiter, migrate
 
     import_models()
+    connect_receivers()
     db.init_app(app)
     with app.app_context():
         _configure_engine(db.engine, float(app.config["DATABASE_PING_AFTER_IDLE_SECONDS"]))
@@ -80,6 +81,17 @@ def import_models() -> None:
     import clinic.reports.models
     import clinic.scheduling.models
     import clinic.system.models  # noqa: F401
+
+
+def connect_receivers() -> None:
+    """Import every module that connects receivers to the domain signals (clinic.core.signals)."""
+    import clinic.assessments.operations
+    import clinic.clients.operations
+    import clinic.intake.operations
+    import clinic.notify.reminders
+    import clinic.plans.operations
+    import clinic.plans.screens
+    import clinic.scheduling.operations  # noqa: F401
 
 
 def _migrations_dir() -> Any:

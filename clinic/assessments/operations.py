@@ -13,9 +13,10 @@ from clinic.assessments.models import Assessment, AssessmentStatus
 from clinic.audit.operations import record
 from clinic.auth.models import User
 from clinic.clients.models import Client
-from clinic.clients.timeline import TimelineEntry, timeline_source
+from clinic.clients.timeline import TimelineEntry
 from clinic.core.errors import abort_problem
 from clinic.core.pagination import Page, keyset_page
+from clinic.core.signals import admission_assessment, assessment_signed, timeline_entries
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.notify.models import StaffNotificationKind
@@ -142,6 +143,7 @@ def sign(assessment: Assessment, *, actor: User) -> Assessment:
         original.superseded_by_id = assessment.id
     db.session.flush()
     record("assessment.sign", resource="assessment", resource_id=assessment.id, client_id=assessment.client_id)
+    assessment_signed.send(assessment, actor=actor)
     return assessment
 
 
@@ -258,6 +260,13 @@ def trend(client: Client, instrument: str) -> dict[str, Any]:
     }
 
 
+@admission_assessment.connect
+def level_of_care_chosen(client: Client, *, assessment_id: int) -> tuple[str, str]:
+    """The level of care and ASAM edition a signed ASAM assessment of this client chose (else a 422)."""
+    asam = signed_asam_for_admission(client, assessment_id)
+    return asam.answers["level_of_care"], str(asam.answers["edition"])
+
+
 def signed_asam_for_admission(client: Client, assessment_id: int) -> Assessment:
     """The signed ASAM assessment of this client whose level of care sets a new episode's level."""
     assessment = db.session.get(Assessment, assessment_id)
@@ -275,7 +284,7 @@ def signed_asam_for_admission(client: Client, assessment_id: int) -> Assessment:
     return assessment
 
 
-@timeline_source
+@timeline_entries.connect
 def _assessment_entries(client_id: int) -> Iterable[TimelineEntry]:
     rows = db.session.scalars(select(Assessment).where(Assessment.client_id == client_id)).all()
     for a in rows:

@@ -12,14 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from clinic.audit.operations import record
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import Permission, has_permission, scoped_select, site_scope
-from clinic.clients.contact_changes import contact_changed
 from clinic.clients.identifiers import is_valid_mrn, looks_like_mrn, new_mrn, normalise_mrn
 from clinic.clients.models import Channel, Client, ClientStatus, Consent, ConsentKind, Episode
 from clinic.clients.names import search_key, search_tokens
-from clinic.clients.timeline import TimelineEntry, start_of_day, timeline_source
+from clinic.clients.timeline import TimelineEntry, build_timeline, start_of_day
 from clinic.core.errors import abort_problem
 from clinic.core.pagination import Page, keyset_page
 from clinic.core.phones import try_e164
+from clinic.core.signals import admission_assessment, contact_details_changed, timeline_entries, values_from
 from clinic.core.time import utcnow
 from clinic.extensions import db
 
@@ -195,7 +195,7 @@ def update_client(client: Client, changes: dict[str, Any], *, allow_duplicate: b
         details={"fields": sorted(changes)},
     )
     if {"phone", "email"} & set(changes):
-        contact_changed(client.id)
+        contact_details_changed.send(client.id)
     return client
 
 
@@ -293,10 +293,10 @@ def admit(
     With ``assessment_id`` the level of care and edition come from that signed ASAM assessment.
     """
     if assessment_id is not None:
-        from clinic.assessments.operations import signed_asam_for_admission
-
-        asam = signed_asam_for_admission(client, assessment_id)
-        chosen, edition = asam.answers["level_of_care"], str(asam.answers["edition"])
+        answers = values_from(admission_assessment, client, assessment_id=assessment_id)
+        if not answers:
+            raise RuntimeError("no receiver answers admission_assessment: is clinic.assessments connected?")
+        chosen, edition = answers[0]
         if level_of_care is not None and level_of_care != chosen:
             abort_problem(
                 422,
@@ -467,7 +467,7 @@ def record_consent(client: Client, *, actor: User, kind: ConsentKind, fields: di
         "consent.create", resource="consent", resource_id=consent.id, client_id=client.id, details={"kind": kind.value}
     )
     if kind is ConsentKind.COMMUNICATION:
-        contact_changed(client.id)
+        contact_details_changed.send(client.id)
     return consent
 
 
@@ -511,7 +511,7 @@ def revoke_consent(consent: Consent, *, actor: User) -> Consent:
         db.session.flush()
     record("consent.revoke", resource="consent", resource_id=consent.id, client_id=consent.client_id)
     if consent.kind is ConsentKind.COMMUNICATION:
-        contact_changed(consent.client_id)
+        contact_details_changed.send(consent.client_id)
     return consent
 
 
@@ -537,7 +537,7 @@ def _site_zone(site_id: int) -> str:
     return site.timezone if site is not None else "UTC"
 
 
-@timeline_source
+@timeline_entries.connect
 def _episode_entries(client_id: int) -> Iterable[TimelineEntry]:
     episodes = db.session.scalars(select(Episode).where(Episode.client_id == client_id)).all()
     for episode in episodes:
@@ -560,7 +560,7 @@ def _episode_entries(client_id: int) -> Iterable[TimelineEntry]:
             )
 
 
-@timeline_source
+@timeline_entries.connect
 def _consent_entries(client_id: int) -> Iterable[TimelineEntry]:
     consents = db.session.scalars(select(Consent).where(Consent.client_id == client_id)).all()
     for consent in consents:
@@ -576,8 +576,6 @@ def _consent_entries(client_id: int) -> Iterable[TimelineEntry]:
 
 
 def client_timeline(client: Client, user: User) -> list[TimelineEntry]:
-    from clinic.clients.timeline import build_timeline
-
     entries = build_timeline(client.id, include_clinical=has_permission(user, Permission.CLINICAL_READ))
     record("client.timeline", resource="client", resource_id=client.id, client_id=client.id)
     return entries

@@ -1,11 +1,13 @@
-"""The client timeline: every domain contributes its events through a registered source."""
+"""The client timeline: every domain contributes its entries through the ``timeline_entries`` signal."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
+
+from clinic.core.signals import timeline_entries, values_from
 
 
 @dataclass(frozen=True)
@@ -18,15 +20,6 @@ class TimelineEntry:
     clinical: bool
 
 
-TimelineSource = Callable[[int], Iterable[TimelineEntry]]
-_SOURCES: list[TimelineSource] = []
-
-
-def timeline_source(func: TimelineSource) -> TimelineSource:
-    """Register a function giving a client's entries of one kind."""
-    _SOURCES.append(func)
-    return func
-
 
 def start_of_day(day: date, zone: str) -> datetime:
     """The instant a calendar day begins at a site, in UTC."""
@@ -34,5 +27,6 @@ def start_of_day(day: date, zone: str) -> datetime:
 
 
 def build_timeline(client_id: int, *, include_clinical: bool) -> list[TimelineEntry]:
-    entries = [entry for source in _SOURCES for entry in source(client_id) if include_clinical or not entry.clinical]
+    contributions: list[Iterable[TimelineEntry]] = values_from(timeline_entries, client_id)
+    entries = [entry for entries in contributions for entry in entries if include_clinical or not entry.clinical]
     return sorted(entries, key=lambda e: (e.at, e.kind, e.resource_id))

@@ -13,9 +13,10 @@ from clinic.auth.models import User
 from clinic.auth.permissions import require_site_in_scope, scoped_select
 from clinic.clients.models import Client
 from clinic.clients.operations import register_client
-from clinic.clients.timeline import TimelineEntry, timeline_source
+from clinic.clients.timeline import TimelineEntry
 from clinic.core.errors import abort_problem
 from clinic.core.pagination import Page, keyset_page
+from clinic.core.signals import timeline_entries
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.intake.models import CallOutcome, IntakeCall
@@ -174,7 +175,7 @@ def convert_call(call: IntakeCall, *, actor: User, allow_duplicate: bool, client
     return client
 
 
-@timeline_source
+@timeline_entries.connect
 def _call_entries(client_id: int) -> Iterable[TimelineEntry]:
     calls = db.session.scalars(select(IntakeCall).where(IntakeCall.client_id == client_id)).all()
     for call in calls:

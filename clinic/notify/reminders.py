@@ -18,9 +18,9 @@ from sqlalchemy import or_, select
 
 from clinic.audit.operations import record
 from clinic.auth.models import Site, User
-from clinic.clients.contact_changes import on_contact_change
 from clinic.clients.models import Channel, Client
 from clinic.clients.operations import active_channels
+from clinic.core.signals import appointment_booked, appointment_cancelled, appointment_changed, contact_details_changed
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.notify.messages import message_language
@@ -352,9 +352,19 @@ def replan_client(client_id: int) -> None:
         plan_reminders(appointment, now=now, cache=cache)
 
 
-@on_contact_change
-def _replan_after_contact_change(client_id: int) -> None:
+@contact_details_changed.connect
+def _replan_after_contact_change(client_id: int, **_: Any) -> None:
     replan_client(client_id)
+
+
+@appointment_booked.connect
+@appointment_changed.connect
+@appointment_cancelled.connect
+def _replan_appointments(appointments: Sequence[Appointment], **_: Any) -> None:
+    """Make the reminder rows (the outbox) of appointments just booked, changed or cancelled match them."""
+    cache: ContactCache = {}
+    for appointment in appointments:
+        plan_reminders(appointment, cache=cache)
 
 
 def opt_out(channel: ReminderChannel, address: str, *, source: str) -> list[int]:

@@ -13,6 +13,7 @@ from clinic.audit.operations import record
 from clinic.auth.models import Role, Site, User
 from clinic.clients.models import Client
 from clinic.core.errors import abort_problem
+from clinic.core.signals import medication_changed
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.plans.models import (
@@ -181,6 +182,7 @@ def add_medication(
     if override_reason:
         details["override"] = True
     record("medication.create", resource="medication", resource_id=med.id, client_id=plan.client_id, details=details)
+    medication_changed.send(med, actor=actor, created=True, fields=[])
     return med
 
 
@@ -227,6 +229,7 @@ def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) 
         client_id=med.client_id,
         details={"fields": sorted(changes)},
     )
+    medication_changed.send(med, actor=actor, created=False, fields=sorted(changes))
     return med
 
 

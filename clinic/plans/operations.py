@@ -12,8 +12,9 @@ from clinic.audit.operations import record
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import scoped_select
 from clinic.clients.models import Client, Episode
-from clinic.clients.timeline import TimelineEntry, timeline_source
+from clinic.clients.timeline import TimelineEntry
 from clinic.core.errors import abort_problem
+from clinic.core.signals import timeline_entries
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.notify.models import StaffNotificationKind
@@ -414,7 +415,7 @@ def notify_overdue_reviews(on: date | None = None) -> int:
     return created
 
 
-@timeline_source
+@timeline_entries.connect
 def _plan_entries(client_id: int) -> Iterable[TimelineEntry]:
     for rev in db.session.execute(
         select(PlanRevision.plan_id, PlanRevision.number, PlanRevision.created_at, PlanRevision.reason)

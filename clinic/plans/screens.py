@@ -11,8 +11,9 @@ from sqlalchemy import delete, select
 from clinic.audit.operations import record
 from clinic.auth.models import User
 from clinic.clients.models import Client
-from clinic.clients.timeline import TimelineEntry, timeline_source
+from clinic.clients.timeline import TimelineEntry
 from clinic.core.errors import abort_problem
+from clinic.core.signals import timeline_entries
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.plans.models import DrugScreen, DrugScreenResult, ScreenResult
@@ -148,7 +149,7 @@ def serialise(screens: Sequence[DrugScreen]) -> list[dict[str, Any]]:
     ]
 
 
-@timeline_source
+@timeline_entries.connect
 def _screen_entries(client_id: int) -> Iterable[TimelineEntry]:
     screens = db.session.scalars(select(DrugScreen).where(DrugScreen.client_id == client_id)).all()
     results = results_of([s.id for s in screens])

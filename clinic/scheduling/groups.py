@@ -7,9 +7,9 @@ from sqlalchemy import select
 from clinic.audit.operations import record
 from clinic.auth.models import User
 from clinic.core.errors import abort_problem
+from clinic.core.signals import appointment_changed
 from clinic.core.time import utcnow
 from clinic.extensions import db
-from clinic.notify.reminders import plan_reminders
 from clinic.scheduling.conflicts import Slot, find_clashes, refuse_clashes, refusing_double_booking
 from clinic.scheduling.models import (
     OPEN_ATTENDEE_STATUSES,
@@ -66,7 +66,7 @@ def add_attendee(appointment: Appointment, client_id: int, *, actor: User) -> Ap
             appointment.attendees.append(attendee)
         attendee.status = AttendeeStatus.REGISTERED
         attendee.cancelled_at = attendee.cancel_reason = attendee.confirmed_at = None
-    plan_reminders(appointment)
+    appointment_changed.send([appointment])
     record("appointment.attendee.add", resource="appointment", resource_id=appointment.id, client_id=client_id)
     return attendee
 
@@ -86,7 +86,7 @@ def cancel_attendee(
     attendee.cancelled_at = utcnow()
     attendee.cancel_reason = reason
     db.session.flush()
-    plan_reminders(appointment)
+    appointment_changed.send([appointment])
     record(
         "appointment.attendee.cancel",
         resource="appointment",
@@ -113,7 +113,7 @@ def mark_attendance(
     attendee.status = status
     attendee.marked_at = utcnow()
     db.session.flush()
-    plan_reminders(appointment)
+    appointment_changed.send([appointment])
     record(
         "appointment.attendee.attendance",
         resource="appointment",

@@ -1,7 +1,8 @@
 """Appointments: booking (single or a series), rescheduling, the status machine, group seats.
 
-Every change re-plans the appointment's reminders in the same transaction
-(:func:`clinic.notify.reminders.plan_reminders`): the reminder table is the outbox.
+Every change is announced (``appointment_booked``, ``appointment_changed``,
+``appointment_cancelled`` in :mod:`clinic.core.signals`); clinic.notify re-plans the reminders in
+the same transaction: the reminder table is the outbox.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from clinic.audit.operations import record
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import scoped_select
 from clinic.clients.models import Client
-from clinic.clients.timeline import TimelineEntry, timeline_source
+from clinic.clients.timeline import TimelineEntry
 from clinic.core.errors import abort_problem, field_error
 from clinic.core.pagination import Page, keyset_page
+from clinic.core.signals import appointment_booked, appointment_cancelled, appointment_changed, timeline_entries
 from clinic.core.time import utcnow
 from clinic.extensions import db
-from clinic.notify.reminders import ContactCache, plan_reminders
 from clinic.scheduling.conflicts import (
     Slot,
     find_clashes,
@@ -219,9 +220,8 @@ def book(
                 ]
             db.session.add(appointment)
             appointments.append(appointment)
-    cache: ContactCache = {}
+    appointment_booked.send(appointments)
     for appointment in appointments:
-        plan_reminders(appointment, cache=cache)
         audit("appointment.create", appointment, details={"kind": kind.value, "series_id": appointment.series_id})
     return appointments[0]
 
@@ -371,9 +371,8 @@ def update(appointment: Appointment, changes: dict[str, Any], *, scope: str, act
                     setattr(target, name, changes[name])
             if moved:
                 _reopen_confirmation(target)
-    cache: ContactCache = {}
+    appointment_changed.send([target for target, _start, _end in planned])
     for target, _start, _end in planned:
-        plan_reminders(target, cache=cache)
         audit("appointment.update", target, details={"fields": sorted(changes), "scope": scope})
     return appointment
 
@@ -467,7 +466,8 @@ def transition(
         appointment.cancelled_at = now
         appointment.cancel_reason = reason
     db.session.flush()
-    plan_reminders(appointment)
+    cancelled = target in (S.CANCELLED_BY_CLIENT, S.CANCELLED_BY_CLINIC)
+    (appointment_cancelled if cancelled else appointment_changed).send([appointment])
     audit(f"appointment.{target.value}", appointment, details={"via": via})
     return appointment
 
@@ -496,7 +496,7 @@ def cancel(appointment: Appointment, *, by: str, reason: str | None, scope: str,
 # --- timeline ----------------------------------------------------------------------------
 
 
-@timeline_source
+@timeline_entries.connect
 def _appointment_entries(client_id: int) -> Iterable[TimelineEntry]:
     seats = select(AppointmentAttendee.appointment_id).where(AppointmentAttendee.client_id == client_id)
     appointments = db.session.scalars(

@@ -1,50 +1,40 @@
-"""Roles, permissions and site scoping: access control lives here and nowhere else.
+"""Roles, permission checks and site scoping: access control is enforced here and nowhere else.
 
-Every view declares its permission with :func:`requires` (or :func:`public`); a test walks the
-URL map and fails on a view that declares none. Client data is loaded only through
+Every view declares its permission with ``requires`` (or ``public``, both in
+clinic.core.permissions); :func:`enforce_before_request` checks the declaration before the view
+runs, and a test walks the URL map and fails on a view that declares none. Client data is loaded only through
 :func:`scoped_select` / :func:`get_scoped_or_404`, so a forgotten check yields a 404, not a leak.
 """
 
 from __future__ import annotations
 
-import enum
 import hmac
-from collections.abc import Callable
-from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import g, request
+from flask import current_app, g, request
 from flask_login import current_user
 from sqlalchemy import Select, bindparam, select
 
 from clinic.auth.models import Role, User
 from clinic.core.errors import abort_problem
+from clinic.core.permissions import PERMISSION_ATTR, Permission, declared_permissions, public, requires
 from clinic.extensions import db
 
-F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M")
 
-PERMISSION_ATTR = "__clinic_permissions__"
+__all__ = [  # the declarations are re-exported: views import them with the checks
+    "PERMISSION_ATTR",
+    "Permission",
+    "authenticated_user",
+    "enforce_before_request",
+    "get_scoped_or_404",
+    "has_permission",
+    "public",
+    "requires",
+    "scoped_select",
+    "site_scope",
+]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class Permission(enum.StrEnum):
-    #: Any signed-in user: their own account, sessions, tokens and notifications.
-    SELF = "self"
-    SITES_MANAGE = "sites:manage"
-    USERS_MANAGE = "users:manage"
-    AUDIT_READ = "audit:read"
-    REPORTS_READ = "reports:read"
-    INTAKE_READ = "intake:read"
-    INTAKE_WRITE = "intake:write"
-    #: Client demographics and communication consents (no clinical data).
-    CLIENTS_READ = "clients:read"
-    CLIENTS_WRITE = "clients:write"
-    APPOINTMENTS_READ = "appointments:read"
-    APPOINTMENTS_WRITE = "appointments:write"
-    #: Episodes, assessments, plans, medications, drug screens, disclosures.
-    CLINICAL_READ = "clinical:read"
-    CLINICAL_WRITE = "clinical:write"
 
 
 _FRONT_DESK = {
@@ -81,30 +71,6 @@ def has_permission(user: User, permission: Permission) -> bool:
     return user.is_active and permission in ROLE_PERMISSIONS.get(user.role, frozenset())
 
 
-_SECURITY_DOC: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
-
-
-def requires(*permissions: Permission) -> Callable[[F], F]:
-    """Declare and enforce the permissions a view needs: 401 when signed out, 403 without them.
-
-    Cookie-authenticated unsafe requests must also carry the session's ``X-CSRF-Token``.
-    """
-
-    def decorator(view: F) -> F:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            enforce(frozenset(permissions))
-            return view(*args, **kwargs)
-
-        setattr(wrapper, PERMISSION_ATTR, frozenset(permissions))
-        apidoc = cast(dict[str, Any], wrapper.__dict__.setdefault("_apidoc", {}))
-        manual = apidoc.setdefault("manual_doc", {})
-        manual["security"] = _SECURITY_DOC
-        return cast(F, wrapper)
-
-    return decorator
-
-
 def enforce(permissions: frozenset[Permission]) -> None:
     """401 when signed out, 403 on a missing CSRF token or permission."""
     user = authenticated_user()
@@ -121,20 +87,11 @@ def enforce_before_request() -> None:
     """
     if request.endpoint is None or request.method == "OPTIONS":
         return
-    from flask import current_app
-
-    view = current_app.view_functions.get(request.endpoint)
-    declared = getattr(view, PERMISSION_ATTR, None)
+    declared = declared_permissions(current_app.view_functions.get(request.endpoint))
     if declared is None:
         abort_problem(403, "This endpoint declares no permission.")
     if declared:
         enforce(declared)
-
-
-def public(view: F) -> F:
-    """Declare that a view needs no sign-in (health checks, login, the API spec)."""
-    setattr(view, PERMISSION_ATTR, frozenset())
-    return view
 
 
 def authenticated_user() -> User:

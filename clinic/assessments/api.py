@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
 from flask_smorest import Blueprint
 
 from clinic.assessments import operations as ops
@@ -27,9 +26,8 @@ from clinic.clients.loaders import load_client
 blp = Blueprint("assessments", __name__, url_prefix="/api/v1", description="Instruments and assessments")
 
 
-def load_assessment(assessment_id: int) -> Assessment:
-    g._client_data = True
-    return get_scoped_or_404(Assessment, assessment_id, authenticated_user())
+def load_assessment(assessment_id: int, *, audit_read: bool = False) -> Assessment:
+    return get_scoped_or_404(Assessment, assessment_id, authenticated_user(), audit_read=audit_read)
 
 
 @blp.route("/instruments", methods=["GET"])
@@ -72,7 +70,7 @@ def assessment_trend(args: dict[str, Any], client_id: int) -> dict[str, Any]:
 @blp.response(200, AssessmentSchema)
 def get_assessment(assessment_id: int) -> Assessment:
     """One assessment (any revision)."""
-    return ops.read(load_assessment(assessment_id))
+    return load_assessment(assessment_id, audit_read=True)
 
 
 @blp.route("/assessments/<int:assessment_id>", methods=["PATCH"])

@@ -193,11 +193,6 @@ def amend(assessment: Assessment, *, actor: User, answers: Any, reason: str) -> 
     return amendment
 
 
-def read(assessment: Assessment) -> Assessment:
-    record("assessment.read", resource="assessment", resource_id=assessment.id, client_id=assessment.client_id)
-    return assessment
-
-
 def list_for_client(
     client: Client, *, instrument: str | None = None, limit: int, cursor: str | None
 ) -> Page[Assessment]:

@@ -79,6 +79,55 @@ def record(
     _EVENTS.add(pending)
 
 
+def audit(
+    verb: str,
+    obj: Any,
+    *,
+    details: dict[str, Any] | None = None,
+    outcome: Outcome = Outcome.SUCCESS,
+    user_id: int | None = None,
+) -> None:
+    """Record ``<resource>.<verb>`` on a row: resource, id and client come from the row itself.
+
+    One event per client the row concerns (a group session: each seated client; none: one event
+    without a client), so a client's trail is complete whatever kind of row was touched.
+    """
+    resource = resource_name(type(obj))
+    for client_id in concerned_clients(obj):
+        record(
+            f"{resource}.{verb}",
+            resource=resource,
+            resource_id=getattr(obj, "id", None),
+            client_id=client_id,
+            details=details,
+            outcome=outcome,
+            user_id=user_id,
+        )
+
+
+def resource_name(model: type[Any]) -> str:
+    """The audit trail's name of a kind of row: singular and independent of the table's name.
+
+    A model may set ``__audit_resource__``; otherwise its table's name in the singular
+    (``clients`` -> ``client``, ``drug_screens`` -> ``drug_screen``).
+    """
+    declared = getattr(model, "__audit_resource__", None)
+    if declared:
+        return str(declared)
+    table = str(model.__tablename__)
+    return table[:-1] if table.endswith("s") else table
+
+
+def concerned_clients(obj: Any) -> tuple[int | None, ...]:
+    """The clients whose record ``obj`` is part of; ``(None,)`` for a row of no client."""
+    if hasattr(obj, "audit_client_ids"):
+        return tuple(obj.audit_client_ids()) or (None,)
+    client_id = getattr(obj, "client_id", None)
+    if client_id is None and resource_name(type(obj)) == "client":
+        client_id = obj.id
+    return (client_id,)
+
+
 def content_hash(row: AuditEvent | PendingEvent, prev_hash: str) -> str:
     """SHA-256 over the previous hash and a canonical form of the row's content."""
     payload = {

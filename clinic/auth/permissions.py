@@ -15,8 +15,11 @@ from flask import current_app, g, request
 from flask_login import current_user
 from sqlalchemy import Select, bindparam, select
 
+from clinic.audit.models import Outcome
+from clinic.audit.operations import audit, concerned_clients, record, resource_name
 from clinic.auth.models import Role, User
 from clinic.core.errors import abort_problem
+from clinic.core.http import mark_client_data
 from clinic.core.permissions import PERMISSION_ATTR, Permission, declared_permissions, public, requires
 from clinic.extensions import db
 
@@ -72,11 +75,30 @@ def has_permission(user: User, permission: Permission) -> bool:
 
 
 def enforce(permissions: frozenset[Permission]) -> None:
-    """401 when signed out, 403 on a missing CSRF token or permission."""
+    """401 when signed out, 403 (audited as ``access.denied``) on a missing CSRF token or permission."""
     user = authenticated_user()
-    check_csrf()
-    if any(not has_permission(user, p) for p in permissions):
+    if not _csrf_ok():
+        _record_forbidden(user, "missing or wrong CSRF token")
+        abort_problem(403, "Missing or wrong X-CSRF-Token header.", problem="csrf")
+    missing = sorted(p.value for p in permissions if not has_permission(user, p))
+    if missing:
+        _record_forbidden(user, "the role lacks " + ", ".join(missing))
         abort_problem(403, "Your role does not allow this.")
+
+
+def _record_forbidden(user: User, reason: str) -> None:
+    """Every 403 is in the audit trail, with the client the request named when it named one."""
+    view_args = request.view_args or {}
+    client_id = view_args.get("client_id")
+    record(
+        "access.denied",
+        resource="endpoint",
+        resource_id=request.endpoint,
+        client_id=client_id if isinstance(client_id, int) else None,
+        outcome=Outcome.DENIED,
+        user_id=user.id,
+        details={"reason": reason, "method": request.method, "path": request.path},
+    )
 
 
 def enforce_before_request() -> None:
@@ -101,14 +123,13 @@ def authenticated_user() -> User:
     return cast(User, current_user._get_current_object())
 
 
-def check_csrf() -> None:
+def _csrf_ok() -> bool:
     """A cookie-authenticated unsafe request must echo the session's CSRF token."""
     if request.method in SAFE_METHODS or g.get("auth_kind") != "session":
-        return
+        return True
     expected = g.user_session.csrf_token
     sent = request.headers.get("X-CSRF-Token", "")
-    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
-        abort_problem(403, "Missing or wrong X-CSRF-Token header.", problem="csrf")
+    return bool(sent) and hmac.compare_digest(sent.encode(), expected.encode())
 
 
 def site_scope(user: User) -> frozenset[int]:
@@ -119,18 +140,31 @@ def site_scope(user: User) -> frozenset[int]:
 
 
 def scoped_select(model: type[M], user: User, *, site_column: Any = None) -> Select[Any]:
-    """``select(model)`` limited to the sites ``user`` may see; every client-data query starts here."""
+    """``select(model)`` limited to the sites ``user`` may see; every client-data query starts here.
+
+    The response that serves its rows carries client data: it is marked ``no-store`` here.
+    """
+    mark_client_data()
     column = site_column if site_column is not None else getattr(model, "site_id")  # noqa: B009 - generic model
     return select(model).where(column.in_(sorted(site_scope(user))))
 
 
-def get_scoped_or_404(model: type[M], ident: Any, user: User) -> M:
-    """Load one row of ``model`` by primary key within ``user``'s sites; anything else is a 404."""
+def get_scoped_or_404(model: type[M], ident: Any, user: User, *, audit_read: bool = False) -> M:
+    """Load one row of ``model`` by primary key within ``user``'s sites; anything else is a 404.
+
+    The response is marked ``no-store``. With ``audit_read`` the read is audited here
+    (``<resource>.read``): views that show the row itself ask for it; views that load a row to
+    act on it or to list its children leave it to the operation, which records what it did.
+    A row that exists outside the caller's sites is answered 404 and audited as ``access.denied``.
+    """
+    mark_client_data()
     params = {"ident": ident, "sites": sorted(site_scope(user))}
     obj = db.session.scalars(_by_id_within_sites(model), params).first()
     if obj is None:
         _record_denial_if_it_exists(model, ident, user)
         abort_problem(404, "Not found.")
+    if audit_read:
+        audit("read", obj, user_id=user.id)
     return cast(M, obj)
 
 
@@ -149,27 +183,23 @@ def _by_id_within_sites(model: type[Any]) -> Select[Any]:
 
 def _record_denial_if_it_exists(model: type[Any], ident: Any, user: User) -> None:
     """An attempt on a record outside the caller's sites is answered 404 but audited as denied."""
-    from clinic.audit.models import Outcome
-    from clinic.audit.operations import record
-
     try:
         existing = db.session.get(model, ident)
     except (TypeError, ValueError):
         return
     if existing is None:
         return
-    client_id = getattr(existing, "client_id", None)
-    if client_id is None and model.__tablename__ == "clients":
-        client_id = existing.id
-    record(
-        "access.denied",
-        resource=model.__tablename__,
-        resource_id=ident,
-        client_id=client_id,
-        outcome=Outcome.DENIED,
-        user_id=user.id,
-        details={"reason": "outside the user's sites or role"},
-    )
+    resource = resource_name(model)
+    for client_id in concerned_clients(existing):
+        record(
+            "access.denied",
+            resource=resource,
+            resource_id=ident,
+            client_id=client_id,
+            outcome=Outcome.DENIED,
+            user_id=user.id,
+            details={"reason": "outside the user's sites or role"},
+        )
 
 
 def require_site_in_scope(site_id: int, user: User, *, field: str = "site_id") -> None:

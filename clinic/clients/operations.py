@@ -199,11 +199,6 @@ def update_client(client: Client, changes: dict[str, Any], *, allow_duplicate: b
     return client
 
 
-def read_client(client: Client) -> Client:
-    record("client.read", resource="client", resource_id=client.id, client_id=client.id)
-    return client
-
-
 def search_clients(
     user: User,
     *,

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from clinic.core import unit_of_work
@@ -21,6 +21,15 @@ _DOCS_CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 _API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def mark_client_data() -> None:
+    """The response carries client data: ``Cache-Control: no-store``, signed in or not.
+
+    The scoped loaders (clinic.auth.permissions) call it for every row and list they hand out.
+    """
+    if has_request_context():
+        g._client_data = True
 
 
 def _finish_unit_of_work(response: Response) -> Response:

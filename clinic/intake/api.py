@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
@@ -24,9 +23,8 @@ from clinic.intake.schemas import (
 blp = Blueprint("intake", __name__, url_prefix="/api/v1", description="Intake calls")
 
 
-def load_call(call_id: int) -> IntakeCall:
-    g._client_data = True
-    return get_scoped_or_404(IntakeCall, call_id, authenticated_user())
+def load_call(call_id: int, *, audit_read: bool = False) -> IntakeCall:
+    return get_scoped_or_404(IntakeCall, call_id, authenticated_user(), audit_read=audit_read)
 
 
 @blp.route("/intake-calls", methods=["POST"])
@@ -35,7 +33,6 @@ def load_call(call_id: int) -> IntakeCall:
 @blp.response(201, IntakeCallSchema)
 def create_call(body: dict[str, Any]) -> IntakeCall:
     """Log an inquiry call."""
-    g._client_data = True
     return ops.log_call(actor=authenticated_user(), **body)
 
 
@@ -45,7 +42,6 @@ def create_call(body: dict[str, Any]) -> IntakeCall:
 @blp.response(200, IntakeCallPageSchema)
 def list_calls(args: dict[str, Any]) -> dict[str, Any]:
     """The call log: calls with risk flags first, then newest first. `follow_up_due=true` is the follow-up queue."""
-    g._client_data = True
     return ops.search_calls(authenticated_user(), **args).as_dict()
 
 
@@ -54,7 +50,7 @@ def list_calls(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, IntakeCallSchema)
 def get_call(call_id: int) -> IntakeCall:
     """One call."""
-    return ops.read_call(load_call(call_id))
+    return load_call(call_id, audit_read=True)
 
 
 @blp.route("/intake-calls/<int:call_id>", methods=["PATCH"])

@@ -101,11 +101,6 @@ def update_call(call: IntakeCall, changes: dict[str, Any]) -> IntakeCall:
     return call
 
 
-def read_call(call: IntakeCall) -> IntakeCall:
-    record("intake_call.read", resource="intake_call", resource_id=call.id, client_id=call.client_id)
-    return call
-
-
 def search_calls(
     user: User,
     *,

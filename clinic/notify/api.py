@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from xml.sax.saxutils import escape
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, public, requires
@@ -85,7 +85,6 @@ def list_reminders(appointment_id: int) -> list[Reminder]:
 @blp.response(200, NotificationLogPageSchema)
 def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
     """The delivery log: every send outcome and inbound text in the caller's sites, newest first."""
-    g._client_data = True
     return delivery_log(authenticated_user(), **args).as_dict()
 
 
@@ -119,6 +118,5 @@ def _twiml(reply: str | None) -> Response:
 @blp.response(200, content_type="text/xml", description="TwiML: the reply to send back, if any")
 def inbound_sms(form: dict[str, Any]) -> Response:
     """The SMS provider's webhook (Twilio's signature): STOP opts out, START back in, YES confirms."""
-    g._client_data = True
     reply = handle_inbound(from_number=form["From"], body=form.get("Body", ""), message_sid=form.get("MessageSid"))
     return _twiml(reply)

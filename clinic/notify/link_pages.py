@@ -6,7 +6,7 @@ changes nothing — link previews fetch it — each action is a POST of the page
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 
 from clinic.auth.permissions import public
 from clinic.notify import links
@@ -20,7 +20,6 @@ _ACTIONS = ("confirm", "cancel", "stop")
 
 
 def _html(body: str, status: int = 200) -> Response:
-    g._client_data = True  # the page shows an appointment's time: never cached
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Content-Security-Policy"] = _PAGE_CSP
     return response

@@ -18,6 +18,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from clinic.audit.operations import record
 from clinic.auth.models import Site
 from clinic.clients.models import Client
+from clinic.core.http import mark_client_data
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.notify.messages import MessageContext
@@ -57,7 +58,12 @@ class LinkTarget:
 
 
 def read_token(token: str) -> LinkTarget | None:
-    """The appointment and client a link is for; None when forged, expired or out of date."""
+    """The appointment and client a link is for; None when forged, expired or out of date.
+
+    The link pages' loader: whatever it finds, the page is marked ``no-store`` (it shows an
+    appointment's time).
+    """
+    mark_client_data()
     try:
         payload = _serializer().loads(token, max_age=int(LINK_MAX_AGE.total_seconds()))
     except BadData:

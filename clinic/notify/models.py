@@ -75,6 +75,7 @@ class NotificationPreference(Base):
     """How a client wants to be reminded; without a row the defaults apply."""
 
     __tablename__ = "notification_preferences"
+    __audit_resource__ = "notification_preferences"
 
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"), index=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from flask import g, request
+from flask import request
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
@@ -56,9 +56,8 @@ _IF_MATCH = {
 _ETAG = {"ETag": {"description": "The plan's version; send it back as If-Match", "schema": {"type": "string"}}}
 
 
-def load_plan(plan_id: int) -> Plan:
-    g._client_data = True
-    return get_scoped_or_404(Plan, plan_id, authenticated_user())
+def load_plan(plan_id: int, *, audit_read: bool = False) -> Plan:
+    return get_scoped_or_404(Plan, plan_id, authenticated_user(), audit_read=audit_read)
 
 
 def plan_view(plan: Plan, signatures: Sequence[Any] | None = None) -> dict[str, Any]:
@@ -123,7 +122,7 @@ def plan_suggestions(client_id: int) -> list[dict[str, Any]]:
 @blp.response(200, PlanSchema, headers=_ETAG)
 def get_plan(plan_id: int) -> Any:
     """The plan at its current revision, with its ETag."""
-    return _with_etag(ops.read_plan(load_plan(plan_id)))
+    return _with_etag(load_plan(plan_id, audit_read=True))
 
 
 @blp.route("/plans/<int:plan_id>", methods=["PATCH"])
@@ -205,7 +204,6 @@ def review_plan(body: dict[str, Any], plan_id: int) -> dict[str, Any]:
 @blp.response(200, DueListSchema)
 def due_reviews(args: dict[str, Any]) -> dict[str, Any]:
     """Plans at the caller's sites whose review is due on or before `before` (default today)."""
-    g._client_data = True
     before: date = args.get("before") or ops.today()
     return {"items": ops.due_reviews(authenticated_user(), before=before, site_id=args.get("site_id"))}
 
@@ -225,7 +223,6 @@ def add_medication(body: dict[str, Any], plan_id: int) -> Medication:
 @blp.response(200, MedicationSchema)
 def update_medication(body: dict[str, Any], medication_id: int) -> dict[str, Any]:
     """Change dose, unit, frequency, phase or end date; the dose history is kept."""
-    g._client_data = True
     med = get_scoped_or_404(Medication, medication_id, authenticated_user())
     updated = medications.update_medication(med, body, actor=authenticated_user())
     return medications.view(updated, medications.history(updated))
@@ -266,7 +263,6 @@ def list_screens(client_id: int) -> dict[str, Any]:
 @blp.response(200, DrugScreenSchema)
 def update_screen(body: dict[str, Any], screen_id: int) -> dict[str, Any]:
     """Correct a drug screen; the CM ledger is recomputed without double counting."""
-    g._client_data = True
     screen = get_scoped_or_404(DrugScreen, screen_id, authenticated_user())
     return screens.serialise([screens.update_screen(screen, body, actor=authenticated_user())])[0]
 
@@ -286,7 +282,6 @@ def create_cm_program(body: dict[str, Any], plan_id: int) -> CMProgram:
 @blp.response(201, PrizeSchema)
 def record_prize(body: dict[str, Any], program_id: int) -> Any:
     """Record the value of a prize the client drew."""
-    g._client_data = True
     program = get_scoped_or_404(CMProgram, program_id, authenticated_user())
     return cm.record_prize(program, actor=authenticated_user(), prize_cents=body["prize_cents"])
 
@@ -296,6 +291,5 @@ def record_prize(body: dict[str, Any], program_id: int) -> Any:
 @blp.response(200, LedgerSchema)
 def cm_ledger(program_id: int) -> dict[str, Any]:
     """Earnings computed from the screens, in time order, with the annual cap applied."""
-    g._client_data = True
     program = get_scoped_or_404(CMProgram, program_id, authenticated_user())
     return cm.ledger(program)

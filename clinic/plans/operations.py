@@ -343,11 +343,6 @@ def review_plan(plan: Plan, *, actor: User, note: str, outcome: ReviewOutcome) -
     return review
 
 
-def read_plan(plan: Plan) -> Plan:
-    record("plan.read", resource="plan", resource_id=plan.id, client_id=plan.client_id)
-    return plan
-
-
 def list_plans(client: Client) -> Sequence[Plan]:
     record("plan.read", resource="plan", client_id=client.id, details={"via": "list"})
     return db.session.scalars(select(Plan).where(Plan.client_id == client.id).order_by(Plan.id.desc())).all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g, stream_with_context
+from flask import Response, stream_with_context
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, require_site_in_scope, requires
@@ -42,7 +42,6 @@ def create_appointment(body: dict[str, Any]) -> Appointment:
     """Book an appointment, or a series (`recurrence`); a series answers with its first occurrence."""
     user = authenticated_user()
     require_site_in_scope(body["site_id"], user)
-    g._client_data = True
     return ops.book(actor=user, **body)
 
 
@@ -52,7 +51,6 @@ def create_appointment(body: dict[str, Any]) -> Appointment:
 @blp.response(200, AppointmentPageSchema)
 def list_appointments(args: dict[str, Any]) -> dict[str, Any]:
     """Appointments of the caller's sites in start order; `client_id` includes group seats."""
-    g._client_data = True
     return ops.list_appointments(authenticated_user(), **args).as_dict()
 
 
@@ -70,7 +68,6 @@ _CSV = {
 @blp.doc(responses=_CSV)
 def export_appointments(args: dict[str, Any]) -> Response:
     """Every appointment of the caller's sites (or `site_id`) starting in `from`..`to`, as CSV."""
-    g._client_data = True
     lines = export_csv(authenticated_user(), **args)
     response = Response(stream_with_context(lines), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="appointments.csv"'
@@ -82,7 +79,7 @@ def export_appointments(args: dict[str, Any]) -> Response:
 @blp.response(200, AppointmentSchema)
 def get_appointment(appointment_id: int) -> Appointment:
     """One appointment."""
-    return ops.read(load_appointment(appointment_id))
+    return load_appointment(appointment_id, audit_read=True)
 
 
 @blp.route("/appointments/<int:appointment_id>", methods=["PATCH"])

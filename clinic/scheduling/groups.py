@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from clinic.audit.operations import record
+from clinic.audit.operations import audit, record
 from clinic.auth.models import User
 from clinic.core.errors import abort_problem
 from clinic.core.signals import appointment_changed
@@ -19,7 +19,7 @@ from clinic.scheduling.models import (
     AppointmentStatus,
     AttendeeStatus,
 )
-from clinic.scheduling.operations import CHECK_IN_OPENS, audit, check_client, require_kind_rights, seated
+from clinic.scheduling.operations import CHECK_IN_OPENS, check_client, require_kind_rights, seated
 
 S = AppointmentStatus
 
@@ -38,7 +38,7 @@ def attendee_or_404(appointment: Appointment, client_id: int) -> AppointmentAtte
 
 def list_attendees(appointment: Appointment) -> list[AppointmentAttendee]:
     _require_group(appointment)
-    audit("appointment.attendees.read", appointment)
+    audit("attendees.read", appointment)
     return sorted(appointment.attendees, key=lambda a: a.id)
 
 

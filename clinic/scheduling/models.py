@@ -71,6 +71,7 @@ class AppointmentSeries(TimestampMixin, Base):
     """A recurring appointment: the rule that made its occurrences (which are ordinary rows)."""
 
     __tablename__ = "appointment_series"
+    __audit_resource__ = "appointment_series"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"), index=True)
@@ -138,6 +139,12 @@ class Appointment(TimestampMixin, Base):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    def audit_client_ids(self) -> tuple[int, ...]:
+        """The clients whose record this appointment is part of: its client, or a group's seated attendees."""
+        if self.client_id is not None:
+            return (self.client_id,)
+        return tuple(a.client_id for a in self.attendees if a.status in SEATED_ATTENDEE_STATUSES)
 
 
 class AppointmentAttendee(TimestampMixin, Base):

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from clinic.audit.operations import record
+from clinic.audit.operations import audit
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import scoped_select
 from clinic.clients.models import Client
@@ -108,16 +108,7 @@ def seated(appointment: Appointment) -> list[AppointmentAttendee]:
 
 
 def booked_clients(appointment: Appointment) -> tuple[int, ...]:
-    if appointment.client_id is not None:
-        return (appointment.client_id,)
-    return tuple(a.client_id for a in seated(appointment))
-
-
-def audit(action: str, appointment: Appointment, *, details: dict[str, Any] | None = None) -> None:
-    """One event per client the appointment concerns (a group session without attendees: one)."""
-    clients: Iterable[int | None] = booked_clients(appointment) or (None,)
-    for client_id in clients:
-        record(action, resource="appointment", resource_id=appointment.id, client_id=client_id, details=details)
+    return appointment.audit_client_ids()
 
 
 # --- booking -----------------------------------------------------------------------------
@@ -222,16 +213,11 @@ def book(
             appointments.append(appointment)
     appointment_booked.send(appointments)
     for appointment in appointments:
-        audit("appointment.create", appointment, details={"kind": kind.value, "series_id": appointment.series_id})
+        audit("create", appointment, details={"kind": kind.value, "series_id": appointment.series_id})
     return appointments[0]
 
 
 # --- reading -----------------------------------------------------------------------------
-
-
-def read(appointment: Appointment) -> Appointment:
-    audit("appointment.read", appointment)
-    return appointment
 
 
 def list_appointments(
@@ -269,7 +255,7 @@ def list_appointments(
         stmt = stmt.where(Appointment.series_id == series_id)
     page = keyset_page(stmt, keys=[Appointment.starts_at, Appointment.id], limit=limit, cursor=cursor)
     for appointment in page.items:
-        audit("appointment.read", appointment, details={"via": "list"})
+        audit("read", appointment, details={"via": "list"})
     return page
 
 
@@ -373,7 +359,7 @@ def update(appointment: Appointment, changes: dict[str, Any], *, scope: str, act
                 _reopen_confirmation(target)
     appointment_changed.send([target for target, _start, _end in planned])
     for target, _start, _end in planned:
-        audit("appointment.update", target, details={"fields": sorted(changes), "scope": scope})
+        audit("update", target, details={"fields": sorted(changes), "scope": scope})
     return appointment
 
 
@@ -468,7 +454,7 @@ def transition(
     db.session.flush()
     cancelled = target in (S.CANCELLED_BY_CLIENT, S.CANCELLED_BY_CLINIC)
     (appointment_cancelled if cancelled else appointment_changed).send([appointment])
-    audit(f"appointment.{target.value}", appointment, details={"via": via})
+    audit(target.value, appointment, details={"via": via})
     return appointment
 
 
@@ -476,7 +462,8 @@ def confirm(appointment: Appointment, *, actor: User) -> Appointment:
     """Staff record the client's confirmation (phone, desk); confirming again changes nothing."""
     if appointment.status is S.CONFIRMED:
         require_kind_rights(actor, appointment.kind)
-        return read(appointment)
+        audit("read", appointment)  # already confirmed: nothing changes, the client's record was read
+        return appointment
     return transition(appointment, S.CONFIRMED, actor=actor)
 
 

@@ -7,6 +7,7 @@ still a dependency.
 from __future__ import annotations
 
 import ast
+import itertools
 from collections import defaultdict
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def test_the_package_graph_has_no_cycle() -> None:
     graph = _package_graph()
     cycle = _cycle(graph)
     if cycle:
-        edges = [f"{a} -> {b} (in {', '.join(sorted(graph[a][b]))})" for a, b in zip(cycle, cycle[1:], strict=False)]
+        edges = [f"{a} -> {b} (in {', '.join(sorted(graph[a][b]))})" for a, b in itertools.pairwise(cycle)]
         pytest.fail("the packages import each other in a cycle:\n" + "\n".join(edges))
 
 

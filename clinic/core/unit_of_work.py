@@ -52,6 +52,10 @@ def _pending(session: Session) -> _Pending:
     state = session.info.get(_STATE)
     if state is None:
         state = session.info[_STATE] = _Pending()
+    if not session.in_transaction():
+        # What is registered belongs to a transaction, so that its rollback (whoever calls it) ends it
+        # too. Beginning takes no connection yet: the first statement does.
+        session.begin()
     return state
 
 

@@ -96,10 +96,14 @@ def test_the_context_manager_commits_once_or_rolls_back_and_reraises(app: Flask)
         with unit_of_work.unit_of_work():
             record("probe.kept", resource="probe")
         assert _events("probe.kept") == 1
-        with pytest.raises(ValueError, match="boom"), unit_of_work.unit_of_work():
-            record("probe.lost", resource="probe")
-            record("probe.refused", resource="probe", outcome=Outcome.FAILURE)
-            raise ValueError("boom")
+        def failing_work() -> None:
+            with unit_of_work.unit_of_work():
+                record("probe.lost", resource="probe")
+                record("probe.refused", resource="probe", outcome=Outcome.FAILURE)
+                raise ValueError("boom")
+
+        with pytest.raises(ValueError, match="boom"):
+            failing_work()
         assert (_events("probe.lost"), _events("probe.refused")) == (0, 1)
 
 

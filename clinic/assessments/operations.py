@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from clinic.assessments.definitions import AnswerError, Instrument, Score, get_instrument, instruments
 from clinic.assessments.models import Assessment, AssessmentStatus
-from clinic.audit.operations import record
+from clinic.audit.operations import audit, record
 from clinic.auth.models import User
 from clinic.clients.models import Client
 from clinic.clients.timeline import TimelineEntry
@@ -72,11 +72,9 @@ def administer(client: Client, *, actor: User, instrument: str, answers: Any, ad
     )
     db.session.add(assessment)
     db.session.flush()
-    record(
-        "assessment.create",
-        resource="assessment",
-        resource_id=assessment.id,
-        client_id=client.id,
+    audit(
+        "create",
+        assessment,
         details={"instrument": definition.code, "flags": score.flags}
         if score.flags
         else {"instrument": definition.code},
@@ -122,13 +120,7 @@ def update_draft(assessment: Assessment, changes: dict[str, Any], *, actor: User
         client = db.session.get_one(Client, assessment.client_id)
         _raise_alerts(client, assessment, score, actor=actor)
     db.session.flush()
-    record(
-        "assessment.update",
-        resource="assessment",
-        resource_id=assessment.id,
-        client_id=assessment.client_id,
-        details={"fields": sorted(changes)},
-    )
+    audit("update", assessment, details={"fields": sorted(changes)})
     return assessment
 
 
@@ -142,7 +134,7 @@ def sign(assessment: Assessment, *, actor: User) -> Assessment:
         original = db.session.get_one(Assessment, assessment.amends_id)
         original.superseded_by_id = assessment.id
     db.session.flush()
-    record("assessment.sign", resource="assessment", resource_id=assessment.id, client_id=assessment.client_id)
+    audit("sign", assessment)
     assessment_signed.send(assessment, actor=actor)
     return assessment
 
@@ -181,13 +173,7 @@ def amend(assessment: Assessment, *, actor: User, answers: Any, reason: str) -> 
     )
     db.session.add(amendment)
     db.session.flush()
-    record(
-        "assessment.amend",
-        resource="assessment",
-        resource_id=amendment.id,
-        client_id=assessment.client_id,
-        details={"amends_id": assessment.id},
-    )
+    audit("amend", amendment, details={"amends_id": assessment.id})
     client = db.session.get_one(Client, assessment.client_id)
     _raise_alerts(client, amendment, score, actor=actor)
     return amendment

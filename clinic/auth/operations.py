@@ -9,8 +9,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
+from clinic.audit import operations as audit_trail  # create_user's ``audit`` flag hides the helper
 from clinic.audit.models import Outcome
-from clinic.audit.operations import record
+from clinic.audit.operations import audit, record
 from clinic.auth.models import ApiToken, Role, Site, User, UserSession
 from clinic.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
 from clinic.auth.sessions import TOKEN_PREFIX, digest, new_secret, revoke_all_for_user, start_session
@@ -200,7 +201,7 @@ def create_site(
     )
     db.session.add(site)
     db.session.flush()
-    record("site.create", resource="site", resource_id=site.id, details={"name": site.name})
+    audit("create", site, details={"name": site.name})
     return site
 
 
@@ -210,7 +211,7 @@ def update_site(site: Site, changes: dict[str, Any]) -> Site:
     for key, value in changes.items():
         setattr(site, key, value.strip() if isinstance(value, str) else value)
     db.session.flush()
-    record("site.update", resource="site", resource_id=site.id, details={"fields": sorted(changes)})
+    audit("update", site, details={"fields": sorted(changes)})
     return site
 
 
@@ -284,11 +285,8 @@ def create_user(
     db.session.add(user)
     db.session.flush()
     if audit:
-        record(
-            "user.create",
-            resource="user",
-            resource_id=user.id,
-            details={"role": role.value, "site_ids": user.site_ids, "is_supervisor": is_supervisor},
+        audit_trail.audit(
+            "create", user, details={"role": role.value, "site_ids": user.site_ids, "is_supervisor": is_supervisor}
         )
     return user
 
@@ -323,7 +321,7 @@ def update_user(user: User, changes: dict[str, Any], *, actor: User) -> User:
         _set_password(user, changes["password"])
         details["password_reset"] = True
     db.session.flush()
-    record("user.update", resource="user", resource_id=user.id, details=details)
+    audit("update", user, details=details)
     return user
 
 

@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from clinic.audit.operations import record
+from clinic.audit.operations import audit, record
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import Permission, has_permission, scoped_select, site_scope
 from clinic.clients.identifiers import is_valid_mrn, looks_like_mrn, new_mrn, normalise_mrn
@@ -141,7 +141,7 @@ def register_client(
         created_by_id=actor.id,
     )
     _insert_with_new_mrn(client)
-    record("client.create", resource="client", resource_id=client.id, client_id=client.id)
+    audit("create", client)
     return client
 
 
@@ -187,13 +187,7 @@ def update_client(client: Client, changes: dict[str, Any], *, allow_duplicate: b
     client.search_first = search_key(client.first_name)
     client.search_last = search_key(client.last_name)
     db.session.flush()
-    record(
-        "client.update",
-        resource="client",
-        resource_id=client.id,
-        client_id=client.id,
-        details={"fields": sorted(changes)},
-    )
+    audit("update", client, details={"fields": sorted(changes)})
     if {"phone", "email"} & set(changes):
         contact_details_changed.send(client.id)
     return client
@@ -228,7 +222,7 @@ def search_clients(
         any_of=alternatives if len(alternatives) > 1 else (),
     )
     for client in page.items:
-        record("client.read", resource="client", resource_id=client.id, client_id=client.id, details={"via": "search"})
+        audit("read", client, details={"via": "search"})
     return page
 
 
@@ -348,13 +342,7 @@ def admit(
     db.session.add(episode)
     client.status = ClientStatus.ACTIVE
     db.session.flush()
-    record(
-        "episode.admit",
-        resource="episode",
-        resource_id=episode.id,
-        client_id=client.id,
-        details={"level_of_care": level_of_care},
-    )
+    audit("admit", episode, details={"level_of_care": level_of_care})
     return episode
 
 
@@ -381,13 +369,7 @@ def discharge(
     client = db.session.get_one(Client, episode.client_id)
     client.status = ClientStatus.DISCHARGED
     db.session.flush()
-    record(
-        "episode.discharge",
-        resource="episode",
-        resource_id=episode.id,
-        client_id=episode.client_id,
-        details={"reason_code": reason_code},
-    )
+    audit("discharge", episode, details={"reason_code": reason_code})
     return episode
 
 
@@ -458,9 +440,7 @@ def record_consent(client: Client, *, actor: User, kind: ConsentKind, fields: di
         )
     db.session.add(consent)
     db.session.flush()
-    record(
-        "consent.create", resource="consent", resource_id=consent.id, client_id=client.id, details={"kind": kind.value}
-    )
+    audit("create", consent, details={"kind": kind.value})
     if kind is ConsentKind.COMMUNICATION:
         contact_details_changed.send(client.id)
     return consent
@@ -504,7 +484,7 @@ def revoke_consent(consent: Consent, *, actor: User) -> Consent:
         consent.revoked_at = utcnow()
         consent.revoked_by_id = actor.id
         db.session.flush()
-    record("consent.revoke", resource="consent", resource_id=consent.id, client_id=consent.client_id)
+    audit("revoke", consent)
     if consent.kind is ConsentKind.COMMUNICATION:
         contact_details_changed.send(consent.client_id)
     return consent
@@ -572,7 +552,7 @@ def _consent_entries(client_id: int) -> Iterable[TimelineEntry]:
 
 def client_timeline(client: Client, user: User) -> list[TimelineEntry]:
     entries = build_timeline(client.id, include_clinical=has_permission(user, Permission.CLINICAL_READ))
-    record("client.timeline", resource="client", resource_id=client.id, client_id=client.id)
+    audit("timeline", client)
     return entries
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from clinic.audit.operations import record
+from clinic.audit.operations import audit
 from clinic.auth.models import User
 from clinic.auth.permissions import require_site_in_scope, scoped_select
 from clinic.clients.models import Client
@@ -64,12 +64,7 @@ def log_call(*, actor: User, site_id: int, **fields: Any) -> IntakeCall:
     _apply(call, fields)
     db.session.add(call)
     db.session.flush()
-    record(
-        "intake_call.create",
-        resource="intake_call",
-        resource_id=call.id,
-        details={"risk_flags": call.risk_flags} if call.risk_flags else None,
-    )
+    audit("create", call, details={"risk_flags": call.risk_flags} if call.risk_flags else None)
     return call
 
 
@@ -91,13 +86,7 @@ def update_call(call: IntakeCall, changes: dict[str, Any]) -> IntakeCall:
         _check_occurred_at(changes["occurred_at"])
     _apply(call, changes)
     db.session.flush()
-    record(
-        "intake_call.update",
-        resource="intake_call",
-        resource_id=call.id,
-        client_id=call.client_id,
-        details={"fields": sorted(changes)},
-    )
+    audit("update", call, details={"fields": sorted(changes)})
     return call
 
 
@@ -138,13 +127,7 @@ def search_calls(
         descending=True,
     )
     for call in page.items:
-        record(
-            "intake_call.read",
-            resource="intake_call",
-            resource_id=call.id,
-            client_id=call.client_id,
-            details={"via": "list"},
-        )
+        audit("read", call, details={"via": "list"})
     return page
 
 
@@ -166,7 +149,7 @@ def convert_call(call: IntakeCall, *, actor: User, allow_duplicate: bool, client
     locked.client_id = client.id
     locked.converted_at = utcnow()
     db.session.flush()
-    record("intake_call.convert", resource="intake_call", resource_id=locked.id, client_id=client.id)
+    audit("convert", locked)
     return client
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from clinic.audit.models import Outcome
-from clinic.audit.operations import record
+from clinic.audit.operations import audit, record
 from clinic.auth.models import Site, User
 from clinic.auth.permissions import scoped_select
 from clinic.clients.models import Channel, Client, Consent, ConsentKind
@@ -246,11 +246,9 @@ def _finish(
                 provider_message_id=provider_message_id,
             )
         )
-        record(
-            f"reminder.{log.value}",
-            resource="reminder",
-            resource_id=row.id,
-            client_id=row.client_id,
+        audit(
+            log.value,
+            row,
             outcome=Outcome.FAILURE if log is LogStatus.FAILED else Outcome.SUCCESS,
             details={"channel": row.channel.value, "attempt": row.attempts},
         )

@@ -14,7 +14,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from clinic.audit.operations import record
+from clinic.audit.operations import audit, record
 from clinic.auth.models import User
 from clinic.core.celery import send_after_commit
 from clinic.core.errors import abort_problem
@@ -89,7 +89,7 @@ def mark_read(user: User, notification_id: int) -> StaffNotification:
         row.read_at = utcnow()
         db.session.flush()
     if row.client_id is not None:
-        record("staff_notification.read", resource="staff_notification", resource_id=row.id, client_id=row.client_id)
+        audit("read", row)
     return row
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from clinic.audit.operations import record
+from clinic.audit.operations import audit, record
 from clinic.auth.models import Role, Site, User
 from clinic.clients.models import Client
 from clinic.core.errors import abort_problem
@@ -181,7 +181,7 @@ def add_medication(
     details: dict[str, Any] = {"medication": medication.value}
     if override_reason:
         details["override"] = True
-    record("medication.create", resource="medication", resource_id=med.id, client_id=plan.client_id, details=details)
+    audit("create", med, details=details)
     medication_changed.send(med, actor=actor, created=True, fields=[])
     return med
 
@@ -222,13 +222,7 @@ def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) 
         )
     med.updated_at = utcnow()
     db.session.flush()
-    record(
-        "medication.update",
-        resource="medication",
-        resource_id=med.id,
-        client_id=med.client_id,
-        details={"fields": sorted(changes)},
-    )
+    audit("update", med, details={"fields": sorted(changes)})
     medication_changed.send(med, actor=actor, created=False, fields=sorted(changes))
     return med
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from clinic.audit.operations import record
+from clinic.audit.operations import audit, record
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import scoped_select
 from clinic.clients.models import Client, Episode
@@ -190,7 +190,7 @@ def create_plan(
     db.session.add(plan)
     db.session.flush()
     _write_revision(plan, actor, "created")
-    record("plan.create", resource="plan", resource_id=plan.id, client_id=client.id)
+    audit("create", plan)
     return plan
 
 
@@ -220,13 +220,7 @@ def update_plan(plan: Plan, changes: dict[str, Any], *, actor: User, if_match: s
     plan.updated_at = utcnow()
     db.session.flush()  # the version check happens here: a stale write raises StaleDataError -> 412
     _write_revision(plan, actor, "edited")
-    record(
-        "plan.update",
-        resource="plan",
-        resource_id=plan.id,
-        client_id=plan.client_id,
-        details={"revision": plan.revision, "fields": sorted(changes)},
-    )
+    audit("update", plan, details={"revision": plan.revision, "fields": sorted(changes)})
     return plan
 
 
@@ -298,13 +292,7 @@ def sign_plan(
     plan.updated_by_id = actor.id
     plan.updated_at = utcnow()
     db.session.flush()
-    record(
-        "plan.sign",
-        resource="plan",
-        resource_id=plan.id,
-        client_id=plan.client_id,
-        details={"role": role.value, "revision": plan.revision, "status": plan.status.value},
-    )
+    audit("sign", plan, details={"role": role.value, "revision": plan.revision, "status": plan.status.value})
     return plan
 
 
@@ -333,13 +321,7 @@ def review_plan(plan: Plan, *, actor: User, note: str, outcome: ReviewOutcome) -
     plan.updated_by_id = actor.id
     plan.updated_at = utcnow()
     db.session.flush()
-    record(
-        "plan.review",
-        resource="plan",
-        resource_id=plan.id,
-        client_id=plan.client_id,
-        details={"outcome": outcome.value},
-    )
+    audit("review", plan, details={"outcome": outcome.value})
     return review
 
 
@@ -349,7 +331,7 @@ def list_plans(client: Client) -> Sequence[Plan]:
 
 
 def revisions(plan: Plan) -> Sequence[PlanRevision]:
-    record("plan.read", resource="plan", resource_id=plan.id, client_id=plan.client_id, details={"via": "revisions"})
+    audit("read", plan, details={"via": "revisions"})
     return db.session.scalars(
         select(PlanRevision).where(PlanRevision.plan_id == plan.id).order_by(PlanRevision.number)
     ).all()
@@ -361,7 +343,7 @@ def get_revision(plan: Plan, number: int) -> PlanRevision:
     ).first()
     if row is None:
         abort_problem(404, "No such revision.")
-    record("plan.read", resource="plan", resource_id=plan.id, client_id=plan.client_id, details={"revision": number})
+    audit("read", plan, details={"revision": number})
     return row
 
 
@@ -377,7 +359,7 @@ def due_reviews(user: User, *, before: date, site_id: int | None = None) -> Sequ
         stmt = stmt.where(Plan.site_id == site_id)
     plans = db.session.scalars(stmt.order_by(Plan.next_review_on, Plan.id).limit(500)).all()
     for plan in plans:
-        record("plan.read", resource="plan", resource_id=plan.id, client_id=plan.client_id, details={"via": "due"})
+        audit("read", plan, details={"via": "due"})
     return plans
 
 

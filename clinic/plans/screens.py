@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from clinic.audit.operations import record
+from clinic.audit.operations import audit, record
 from clinic.auth.models import User
 from clinic.clients.models import Client
 from clinic.clients.timeline import TimelineEntry
@@ -76,12 +76,7 @@ def record_screen(
     db.session.flush()
     _set_results(screen, results or {})
     db.session.flush()
-    record(
-        "drug_screen.create" if created else "drug_screen.update",
-        resource="drug_screen",
-        resource_id=screen.id,
-        client_id=client.id,
-    )
+    audit("create" if created else "update", screen)
     return screen, created
 
 
@@ -116,13 +111,7 @@ def update_screen(screen: DrugScreen, changes: dict[str, Any], *, actor: User) -
     screen.updated_at = utcnow()
     _set_results(screen, effective_results)
     db.session.flush()
-    record(
-        "drug_screen.update",
-        resource="drug_screen",
-        resource_id=screen.id,
-        client_id=screen.client_id,
-        details={"fields": sorted(changes)},
-    )
+    audit("update", screen, details={"fields": sorted(changes)})
     return screen
 
 

@@ -9,17 +9,19 @@ runs, and a test walks the URL map and fails on a view that declares none. Clien
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
 from flask import current_app, g, request
 from flask_login import current_user
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 
 from clinic.audit.models import Outcome
 from clinic.audit.operations import audit, concerned_clients, record, resource_name
 from clinic.auth.models import Role, User
 from clinic.core.errors import abort_problem
 from clinic.core.http import mark_client_data
+from clinic.core.pagination import Page, keyset_page
 from clinic.core.permissions import PERMISSION_ATTR, Permission, declared_permissions, public, requires
 from clinic.extensions import db
 
@@ -33,6 +35,7 @@ __all__ = [  # the declarations are re-exported: views import them with the chec
     "get_scoped_or_404",
     "has_permission",
     "public",
+    "read_scoped_page",
     "requires",
     "scoped_select",
     "site_scope",
@@ -179,6 +182,26 @@ def _by_id_within_sites(model: type[Any]) -> Select[Any]:
         stmt = select(model).where(in_sites, model.id == bindparam("ident"))
         _BY_ID_WITHIN_SITES[model] = stmt
     return stmt
+
+
+def read_scoped_page(
+    stmt: Select[Any],
+    *,
+    keys: Sequence[Any],
+    limit: int,
+    cursor: str | None,
+    via: str,
+    descending: bool = False,
+    any_of: Sequence[ColumnElement[bool]] = (),
+) -> Page[Any]:
+    """The list loader: one keyset page of a :func:`scoped_select`, the read of each row audited.
+
+    Each row gets ``<resource>.read`` with ``details={"via": via}`` (``"search"``, ``"list"``).
+    """
+    page = keyset_page(stmt, keys=keys, limit=limit, cursor=cursor, descending=descending, any_of=any_of)
+    for row in page.items:
+        audit("read", row, details={"via": via})
+    return page
 
 
 def _record_denial_if_it_exists(model: type[Any], ident: Any, user: User) -> None:

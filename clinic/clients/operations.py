@@ -11,13 +11,13 @@ from sqlalchemy.exc import IntegrityError
 
 from clinic.audit.operations import audit, record
 from clinic.auth.models import Role, Site, User
-from clinic.auth.permissions import Permission, has_permission, scoped_select, site_scope
+from clinic.auth.permissions import Permission, has_permission, read_scoped_page, scoped_select, site_scope
 from clinic.clients.identifiers import is_valid_mrn, looks_like_mrn, new_mrn, normalise_mrn
 from clinic.clients.models import Channel, Client, ClientStatus, Consent, ConsentKind, Episode
 from clinic.clients.names import search_key, search_tokens
 from clinic.clients.timeline import TimelineEntry, build_timeline, start_of_day
 from clinic.core.errors import abort_problem
-from clinic.core.pagination import Page, keyset_page
+from clinic.core.pagination import Page
 from clinic.core.phones import try_e164
 from clinic.core.signals import admission_assessment, contact_details_changed, timeline_entries, values_from
 from clinic.core.time import utcnow
@@ -214,16 +214,14 @@ def search_clients(
     alternatives = _query_alternatives(q) if q else []
     if len(alternatives) == 1:
         stmt = stmt.where(alternatives[0])
-    page = keyset_page(
+    return read_scoped_page(
         stmt,
         keys=[Client.search_last, Client.search_first, Client.id],
         limit=limit,
         cursor=cursor,
+        via="search",
         any_of=alternatives if len(alternatives) > 1 else (),
     )
-    for client in page.items:
-        audit("read", client, details={"via": "search"})
-    return page
 
 
 def _query_alternatives(q: str) -> list[Any]:

@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from clinic.audit.operations import audit
 from clinic.auth.models import User
-from clinic.auth.permissions import require_site_in_scope, scoped_select
+from clinic.auth.permissions import read_scoped_page, require_site_in_scope, scoped_select
 from clinic.clients.models import Client
 from clinic.clients.operations import register_client
 from clinic.clients.timeline import TimelineEntry
 from clinic.core.errors import abort_problem
-from clinic.core.pagination import Page, keyset_page
+from clinic.core.pagination import Page
 from clinic.core.signals import timeline_entries
 from clinic.core.time import utcnow
 from clinic.extensions import db
@@ -119,16 +119,14 @@ def search_calls(
             | (IntakeCall.follow_up_at > utcnow())
             | IntakeCall.client_id.is_not(None)
         )
-    page = keyset_page(
+    return read_scoped_page(
         stmt,
         keys=[IntakeCall.has_risk_flags, IntakeCall.occurred_at, IntakeCall.id],
         limit=limit,
         cursor=cursor,
+        via="list",
         descending=True,
     )
-    for call in page.items:
-        audit("read", call, details={"via": "list"})
-    return page
 
 
 def convert_call(call: IntakeCall, *, actor: User, allow_duplicate: bool, client_fields: dict[str, Any]) -> Client:

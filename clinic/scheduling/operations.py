@@ -15,11 +15,11 @@ from sqlalchemy import or_, select
 
 from clinic.audit.operations import audit
 from clinic.auth.models import Role, Site, User
-from clinic.auth.permissions import scoped_select
+from clinic.auth.permissions import read_scoped_page, scoped_select
 from clinic.clients.models import Client
 from clinic.clients.timeline import TimelineEntry
 from clinic.core.errors import abort_problem, field_error
-from clinic.core.pagination import Page, keyset_page
+from clinic.core.pagination import Page
 from clinic.core.signals import appointment_booked, appointment_cancelled, appointment_changed, timeline_entries
 from clinic.core.time import utcnow
 from clinic.extensions import db
@@ -253,10 +253,7 @@ def list_appointments(
         stmt = stmt.where(Appointment.kind == kind)
     if series_id is not None:
         stmt = stmt.where(Appointment.series_id == series_id)
-    page = keyset_page(stmt, keys=[Appointment.starts_at, Appointment.id], limit=limit, cursor=cursor)
-    for appointment in page.items:
-        audit("read", appointment, details={"via": "list"})
-    return page
+    return read_scoped_page(stmt, keys=[Appointment.starts_at, Appointment.id], limit=limit, cursor=cursor, via="list")
 
 
 def series_members(appointment: Appointment, scope: str, *, now: datetime) -> list[Appointment]:

@@ -6,11 +6,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clinic.core.models import Base, UTCDateTime, enum_column
-from clinic.core.time import utcnow
 
 
 class Outcome(enum.StrEnum):
@@ -55,22 +54,3 @@ class AuditEvent(Base):
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     #: SHA-256 over ``prev_hash`` and this row's content; null until sealed.
     hash: Mapped[str | None] = mapped_column(String(64))
-
-
-class Disclosure(Base):
-    """One disclosure of a client's records, for the accounting of disclosures (42 CFR 2.24)."""
-
-    __tablename__ = "disclosures"
-    __table_args__ = (Index("ix_disclosures_client_id_disclosed_at", "client_id", "disclosed_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
-    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
-    consent_id: Mapped[int] = mapped_column(ForeignKey("consents.id", ondelete="RESTRICT"))
-    recipient: Mapped[str] = mapped_column(String(200))
-    #: What was disclosed.
-    description: Mapped[str] = mapped_column(Text)
-    purpose: Mapped[str] = mapped_column(String(500))
-    disclosed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -8,7 +8,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from clinic.audit.models import Outcome
 from clinic.core.pagination import PageArgsSchema, page_schema
-from clinic.core.schemas import Instant, StrictSchema, id_field, instant, text
+from clinic.core.schemas import Instant, StrictSchema
 
 
 class AuditEventSchema(StrictSchema):
@@ -39,26 +39,3 @@ class AuditQuerySchema(PageArgsSchema):
     def _range(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
             raise ValidationError("Must not be before from.", field_name="to")
-
-
-class DisclosureCreateSchema(StrictSchema):
-    consent_id = id_field()
-    recipient = text()
-    description = text(max_length=5000)
-    purpose = text(max_length=500)
-    disclosed_at = instant()
-
-
-class DisclosureSchema(StrictSchema):
-    id = fields.Integer(required=True)
-    client_id = fields.Integer(required=True)
-    consent_id = fields.Integer(required=True)
-    recipient = fields.String(required=True)
-    description = fields.String(required=True)
-    purpose = fields.String(required=True)
-    disclosed_at = fields.DateTime(required=True)
-    recorded_by_id = fields.Integer(allow_none=True)
-
-
-class DisclosureListSchema(StrictSchema):
-    items = fields.List(fields.Nested(DisclosureSchema), required=True)

@@ -9,9 +9,10 @@ from flask import g
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, require_site_in_scope, requires
+from clinic.clients import disclosures
 from clinic.clients import operations as ops
 from clinic.clients.loaders import load_client
-from clinic.clients.models import Client, Consent, ConsentKind, Episode
+from clinic.clients.models import Client, Consent, ConsentKind, Disclosure, Episode
 from clinic.clients.schemas import (
     ClientCreateSchema,
     ClientPageSchema,
@@ -22,6 +23,9 @@ from clinic.clients.schemas import (
     ConsentListSchema,
     ConsentSchema,
     DischargeSchema,
+    DisclosureCreateSchema,
+    DisclosureListSchema,
+    DisclosureSchema,
     DuplicateArgsSchema,
     EpisodeCreateSchema,
     EpisodeListSchema,
@@ -29,7 +33,9 @@ from clinic.clients.schemas import (
     TimelineSchema,
 )
 
-blp = Blueprint("clients", __name__, url_prefix="/api/v1", description="Clients, episodes of care and consents")
+blp = Blueprint(
+    "clients", __name__, url_prefix="/api/v1", description="Clients, episodes of care, consents and disclosures"
+)
 
 
 @blp.route("/clients", methods=["POST"])
@@ -134,6 +140,24 @@ def revoke_consent(consent_id: int) -> Consent:
     g._client_data = True
     user = authenticated_user()
     return ops.revoke_consent(ops.get_consent_or_404(consent_id, user), actor=user)
+
+
+@blp.route("/clients/<int:client_id>/disclosures", methods=["POST"])
+@requires(Permission.CLINICAL_WRITE)
+@blp.arguments(DisclosureCreateSchema)
+@blp.response(201, DisclosureSchema)
+@blp.alt_response(403, description="No live consent of this client covers that recipient and purpose")
+def create_disclosure(body: dict[str, Any], client_id: int) -> Disclosure:
+    """Record a disclosure made under a consent (refused when the consent does not cover it)."""
+    return disclosures.record_disclosure(load_client(client_id), actor=authenticated_user(), **body)
+
+
+@blp.route("/clients/<int:client_id>/disclosures", methods=["GET"])
+@requires(Permission.CLINICAL_READ)
+@blp.response(200, DisclosureListSchema)
+def list_disclosures(client_id: int) -> dict[str, Any]:
+    """The accounting of disclosures: date, recipient, description, purpose and consent of each."""
+    return {"items": disclosures.accounting(load_client(client_id))}
 
 
 @blp.route("/clients/<int:client_id>/timeline", methods=["GET"])

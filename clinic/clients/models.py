@@ -1,4 +1,4 @@
-"""Clients, their episodes of care and their consents."""
+"""Clients, their episodes of care, their consents and the disclosures made under them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Intege
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clinic.core.models import Base, TimestampMixin, UTCDateTime, enum_column
+from clinic.core.time import utcnow
 
 #: Normalised search keys compare byte-wise on PostgreSQL, so one b-tree serves both
 #: ``LIKE 'prefix%'`` and ``ORDER BY``.
@@ -173,3 +174,22 @@ class Consent(TimestampMixin, Base):
         if start is not None and start > day:
             return False
         return self.expires_on is None or self.expires_on >= day
+
+
+class Disclosure(Base):
+    """One disclosure of a client's records, for the accounting of disclosures (42 CFR 2.24)."""
+
+    __tablename__ = "disclosures"
+    __table_args__ = (Index("ix_disclosures_client_id_disclosed_at", "client_id", "disclosed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="RESTRICT"))
+    consent_id: Mapped[int] = mapped_column(ForeignKey("consents.id", ondelete="RESTRICT"))
+    recipient: Mapped[str] = mapped_column(String(200))
+    #: What was disclosed.
+    description: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(500))
+    disclosed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -11,7 +11,7 @@ from marshmallow.exceptions import ValidationError
 from clinic.clients.models import Channel, ClientStatus, ConsentKind, SexAtBirth
 from clinic.core.pagination import PageArgsSchema, page_schema
 from clinic.core.phones import PhoneField
-from clinic.core.schemas import StrictSchema, id_field, language_tag, past_date, text
+from clinic.core.schemas import StrictSchema, id_field, instant, language_tag, past_date, text
 
 
 class ClientFieldsSchema(StrictSchema):
@@ -179,6 +179,29 @@ class ConsentSchema(StrictSchema):
 
 class ConsentListSchema(StrictSchema):
     items = fields.List(fields.Nested(ConsentSchema), required=True)
+
+
+class DisclosureCreateSchema(StrictSchema):
+    consent_id = id_field()
+    recipient = text()
+    description = text(max_length=5000)
+    purpose = text(max_length=500)
+    disclosed_at = instant()
+
+
+class DisclosureSchema(StrictSchema):
+    id = fields.Integer(required=True)
+    client_id = fields.Integer(required=True)
+    consent_id = fields.Integer(required=True)
+    recipient = fields.String(required=True)
+    description = fields.String(required=True)
+    purpose = fields.String(required=True)
+    disclosed_at = fields.DateTime(required=True)
+    recorded_by_id = fields.Integer(allow_none=True)
+
+
+class DisclosureListSchema(StrictSchema):
+    items = fields.List(fields.Nested(DisclosureSchema), required=True)
 
 
 class TimelineEntrySchema(StrictSchema):

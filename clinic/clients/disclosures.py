@@ -7,10 +7,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from clinic.audit.models import Disclosure, Outcome
+from clinic.audit.models import Outcome
 from clinic.audit.operations import record
 from clinic.auth.models import User
-from clinic.clients.models import Client, Consent, ConsentKind
+from clinic.clients.models import Client, Consent, ConsentKind, Disclosure
 from clinic.core.errors import abort_problem
 from clinic.extensions import db
 

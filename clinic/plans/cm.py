@@ -1,16 +1,15 @@
 """Contingency management: programs, prizes, and the ledger computed from drug screens.
 
 The ledger is never stored: it is recomputed from the client's screens and recorded prizes on
-every read, so correcting or re-recording a screen can never count an earning twice.
+every read, so correcting or re-recording a screen can never count an earning twice. The rules
+themselves are one SQL query in :mod:`clinic.plans.cm_ledger`, which the cm-incentives report sums.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -19,8 +18,8 @@ from clinic.auth.models import User
 from clinic.core.errors import abort_problem
 from clinic.core.time import utcnow
 from clinic.extensions import db
-from clinic.plans.models import CMPrize, CMProgram, CMSchedule, DrugScreen, Plan, PlanStatus
-from clinic.plans.screens import results_of
+from clinic.plans.cm_ledger import annual_cap, ledger_entries
+from clinic.plans.models import CMPrize, CMProgram, CMSchedule, Plan, PlanStatus
 
 DEFAULT_PARAMS = {
     CMSchedule.ESCALATING_VOUCHER: {"start_cents": 250, "increment_cents": 125, "bonus_cents": 1000, "bonus_every": 3},
@@ -90,107 +89,15 @@ def record_prize(program: CMProgram, *, actor: User, prize_cents: int) -> CMPriz
     return prize
 
 
-@dataclass
-class Entry:
-    at: datetime
-    kind: str  # voucher | draws | prize
-    program_id: int
-    earned_cents: int
-    draws: int | None = None
-    drug_screen_id: int | None = None
-    entry_id: int = 0
-    amount_cents: int = 0
-    capped: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _local_date(at: datetime, zone: ZoneInfo) -> date:
-    return at.astimezone(zone).date()
-
-
-def _program_entries(program: CMProgram, zone: ZoneInfo) -> list[Entry]:
-    """Earnings of one program from the screens in its window, before the cap."""
-    start = datetime.combine(program.starts_on, time.min, tzinfo=zone)
-    stmt = select(DrugScreen).where(DrugScreen.client_id == program.client_id, DrugScreen.collected_at >= start)
-    if program.ends_on is not None:
-        stmt = stmt.where(
-            DrugScreen.collected_at < datetime.combine(program.ends_on + timedelta(days=1), time.min, tzinfo=zone)
-        )
-    screens: Sequence[DrugScreen] = db.session.scalars(stmt.order_by(DrugScreen.collected_at, DrugScreen.id)).all()
-    results = results_of([s.id for s in screens])
-    params = program.params
-    entries: list[Entry] = []
-    streak = 0
-    for screen in screens:
-        found = results[screen.id]
-        negative = not screen.missed and all(found.get(s) == "negative" for s in program.target_substances)
-        streak = streak + 1 if negative else 0
-        if program.schedule is CMSchedule.ESCALATING_VOUCHER:
-            earned = 0
-            if negative:
-                earned = params["start_cents"] + (streak - 1) * params["increment_cents"]
-                if params["bonus_every"] and streak % params["bonus_every"] == 0:
-                    earned += params["bonus_cents"]
-            entries.append(
-                Entry(screen.collected_at, "voucher", program.id, earned, drug_screen_id=screen.id, entry_id=screen.id)
-            )
-        else:
-            draws = min(streak, params["max_draws"]) if negative else 0
-            entries.append(
-                Entry(
-                    screen.collected_at,
-                    "draws",
-                    program.id,
-                    0,
-                    draws=draws,
-                    drug_screen_id=screen.id,
-                    entry_id=screen.id,
-                )
-            )
-    for prize in db.session.scalars(select(CMPrize).where(CMPrize.program_id == program.id)):
-        entries.append(
-            Entry(
-                prize.drawn_at, "prize", program.id, prize.prize_cents, entry_id=prize.id, extra={"prize_id": prize.id}
-            )
-        )
-    return entries
-
-
-def _client_ledger(client_id: int) -> tuple[list[Entry], dict[int, int]]:
-    """Every CM entry of the client across programs, with the yearly cap applied in time order.
-
-    The cap is per client: with several programs, the smallest of their caps applies. Program windows
-    and calendar years are UTC dates, as in the cm-incentives report, which computes the same in SQL.
-    """
-    programs = db.session.scalars(select(CMProgram).where(CMProgram.client_id == client_id)).all()
-    if not programs:
-        return [], {}
-    zone = ZoneInfo("UTC")
-    cap = min(p.annual_cap_cents for p in programs)
-    entries = sorted(
-        (e for p in programs for e in _program_entries(p, zone)),
-        key=lambda e: (e.at, 0 if e.kind != "prize" else 1, e.program_id, e.entry_id),
-    )
-    earned_by_year: dict[int, int] = {}
-    for entry in entries:
-        year = _local_date(entry.at, zone).year
-        so_far = earned_by_year.get(year, 0)
-        room = max(0, cap - so_far)
-        entry.amount_cents = min(entry.earned_cents, room)
-        entry.capped = entry.amount_cents < entry.earned_cents
-        earned_by_year[year] = so_far + entry.amount_cents
-    return entries, earned_by_year
-
-
 def ledger(program: CMProgram) -> dict[str, Any]:
     """The program's entries in time order, its total, and what the cap leaves this year."""
-    entries, earned_by_year = _client_ledger(program.client_id)
+    entries = ledger_entries(client_ids=[program.client_id])
+    rows = db.session.execute(
+        select(entries).order_by(entries.c.at, entries.c.kind_order, entries.c.program_id, entries.c.entry_id)
+    ).all()
     this_year = utcnow().year
-    cap = min(
-        p.annual_cap_cents
-        for p in db.session.scalars(select(CMProgram).where(CMProgram.client_id == program.client_id))
-    )
-    mine = [e for e in entries if e.program_id == program.id]
+    cap = annual_cap(program.client_id, this_year, program=program) or 0
+    mine = [r for r in rows if r.program_id == program.id]
     record(
         "cm_program.read",
         resource="cm_program",
@@ -202,18 +109,18 @@ def ledger(program: CMProgram) -> dict[str, Any]:
         "program_id": program.id,
         "entries": [
             {
-                "at": e.at,
-                "kind": e.kind,
-                "amount_cents": e.amount_cents,
-                "draws": e.draws,
-                "drug_screen_id": e.drug_screen_id,
-                "capped": e.capped,
-                "earned_before_cap_cents": e.earned_cents,
+                "at": r.at,
+                "kind": r.kind,
+                "amount_cents": r.amount,
+                "draws": r.draws,
+                "drug_screen_id": None if r.kind == "prize" else r.entry_id,
+                "capped": r.amount < r.earned,
+                "earned_before_cap_cents": r.earned,
             }
-            for e in mine
+            for r in mine
         ],
-        "total_cents": sum(e.amount_cents for e in mine),
-        "cap_remaining_cents": max(0, cap - earned_by_year.get(this_year, 0)),
+        "total_cents": sum(r.amount for r in mine),
+        "cap_remaining_cents": max(0, cap - sum(r.amount for r in rows if r.year == this_year)),
     }
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
-    Date,
     Integer,
     String,
     Subquery,
@@ -27,69 +25,10 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
+from clinic.core.sql import json_has_text, json_length, utc_date, utc_year
 from clinic.extensions import db
 from clinic.plans.models import CMPrize, CMProgram, CMSchedule, DrugScreen, DrugScreenResult, ScreenResult
-
-# Dialect pieces for SQLite and PostgreSQL. clinic.reports.sql has the same ones, but plans sits
-# below reports and must not import it.
-
-
-class _utc_date(FunctionElement[Any]):  # noqa: N801 - reads like the SQL function it stands for
-    """The UTC calendar date of a stored instant."""
-
-    type = Date()
-    inherit_cache = True
-
-
-class _utc_year(FunctionElement[int]):  # noqa: N801
-    """The UTC calendar year of a stored instant."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-class _json_has_text(FunctionElement[bool]):  # noqa: N801
-    """``_json_has_text(array, value)``: whether a JSON array of strings contains a value."""
-
-    type = Boolean()
-    inherit_cache = True
-
-
-class _json_length(FunctionElement[int]):  # noqa: N801
-    """The number of elements of a JSON array."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-_TEMPLATES: dict[type[FunctionElement[Any]], dict[str, str]] = {
-    _utc_date: {"postgresql": "(({0}) AT TIME ZONE 'UTC')::date", "sqlite": "date({0})"},
-    _utc_year: {
-        "postgresql": "CAST(EXTRACT(YEAR FROM ({0}) AT TIME ZONE 'UTC') AS INTEGER)",
-        "sqlite": "CAST(strftime('%Y', {0}) AS INTEGER)",
-    },
-    _json_has_text: {
-        "postgresql": "(({0})::jsonb ? ({1}))",
-        "sqlite": "EXISTS (SELECT 1 FROM json_each({0}) WHERE json_each.value = {1})",
-    },
-    _json_length: {"postgresql": "json_array_length(({0})::json)", "sqlite": "json_array_length({0})"},
-}
-
-
-def _register(function: type[FunctionElement[Any]], dialect: str, template: str) -> None:
-    # The templates are the constants above and the arguments compiled expressions: no user text.
-    def _compile(element: Any, compiler: Any, **kw: Any) -> str:
-        return template.format(*(compiler.process(clause, **kw) for clause in element.clauses))
-
-    compiles(function, dialect)(_compile)
-
-
-for _function, _by_dialect in _TEMPLATES.items():
-    for _dialect, _template in _by_dialect.items():
-        _register(_function, _dialect, _template)
 
 
 def active_in(year: Any) -> ColumnElement[bool]:
@@ -102,7 +41,7 @@ def active_in(year: Any) -> ColumnElement[bool]:
         extract("year", CMProgram.starts_on) <= year,
         or_(CMProgram.ends_on.is_(None), extract("year", CMProgram.ends_on) >= year),
     )
-    paid_a_prize = exists().where(CMPrize.program_id == CMProgram.id, _utc_year(CMPrize.drawn_at) == year)
+    paid_a_prize = exists().where(CMPrize.program_id == CMProgram.id, utc_year(CMPrize.drawn_at) == year)
     return or_(dates_overlap, paid_a_prize)
 
 
@@ -126,15 +65,15 @@ def _samples(client_ids: Any) -> Any:
         .where(
             DrugScreenResult.screen_id == DrugScreen.id,
             DrugScreenResult.result == ScreenResult.NEGATIVE,
-            _json_has_text(CMProgram.target_substances, DrugScreenResult.substance),
+            json_has_text(CMProgram.target_substances, DrugScreenResult.substance),
         )
         .correlate(DrugScreen, CMProgram)
         .scalar_subquery()
     )
-    screen_day = _utc_date(DrugScreen.collected_at)
+    screen_day = utc_date(DrugScreen.collected_at)
     # Negative: not missed, and every target substance present with a negative result.
     negative = case(
-        (DrugScreen.missed.is_(True), 0), (target_negatives == _json_length(CMProgram.target_substances), 1), else_=0
+        (DrugScreen.missed.is_(True), 0), (target_negatives == json_length(CMProgram.target_substances), 1), else_=0
     )
     # The windows sort every sample three times: carry only what they need, and join the program's
     # schedule and parameters (parsed from JSON once per program) afterwards.
@@ -246,7 +185,7 @@ def ledger_entries(*, client_ids: Any = None) -> Subquery:
     the entry that would pass it is cut to what remains.
     """
     both = union_all(_earnings_from_screens(client_ids), _prizes(client_ids)).subquery()
-    entries = select(both, _utc_year(both.c.at).label("year")).cte("cm_entries").prefix_with("MATERIALIZED")
+    entries = select(both, utc_year(both.c.at).label("year")).cte("cm_entries").prefix_with("MATERIALIZED")
     client_years = select(entries.c.client_id, entries.c.year).distinct().subquery()
     caps = (
         select(client_years.c.client_id, client_years.c.year, func.min(CMProgram.annual_cap_cents).label("cap"))

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import exists, select
 
-from clinic.reports.sql import utc_date
+from clinic.core.sql import utc_date
 from clinic.scheduling.models import (
     Appointment,
     AppointmentAttendee,

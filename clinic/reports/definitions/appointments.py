@@ -7,11 +7,12 @@ from typing import Any
 from sqlalchemy import String, case, cast, func, literal, select, union_all
 
 from clinic.clients.models import Client
+from clinic.core.sql import utc_date
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.notify.models import Reminder, ReminderStatus
 from clinic.reports.registry import Chart, Column, Context, Result, report
-from clinic.reports.sql import as_int, rate, utc_date
+from clinic.reports.sql import as_int, rate
 from clinic.scheduling.models import Appointment, AppointmentAttendee, AppointmentStatus, AttendeeStatus
 
 

@@ -9,9 +9,10 @@ from sqlalchemy import case, func, literal, or_, select
 from clinic.auth.models import User
 from clinic.clients.models import Client, Episode
 from clinic.clients.operations import TEDS_REASONS
+from clinic.core.sql import days_between
 from clinic.extensions import db
 from clinic.reports.registry import Chart, Column, Context, Result, report
-from clinic.reports.sql import as_int, days_between, median_by, rate
+from clinic.reports.sql import as_int, median_by, rate
 
 
 def _length_of_stay() -> Any:

@@ -6,12 +6,13 @@ from sqlalchemy import exists, func, select
 
 from clinic.assessments.models import Assessment, AssessmentStatus
 from clinic.clients.models import Episode
+from clinic.core.sql import days_between, utc_date
 from clinic.extensions import db
 from clinic.intake.models import IntakeCall
 from clinic.plans.models import Medication
 from clinic.reports.completed_intake import completed_intake_assessment
 from clinic.reports.registry import Chart, Column, Context, Result, report
-from clinic.reports.sql import as_int, days_between, median_by, rate, utc_date
+from clinic.reports.sql import as_int, median_by, rate
 
 STAGES = ("calls", "converted", "assessed", "admitted", "mat_started")
 LABELS = {

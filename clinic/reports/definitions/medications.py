@@ -7,11 +7,12 @@ from typing import Any
 from sqlalchemy import case, func, literal, or_, select, union_all
 
 from clinic.clients.models import Client, Episode
+from clinic.core.sql import add_days, days_between
 from clinic.extensions import db
 from clinic.plans.models import Medication, MedicationDoseChange
 from clinic.reports.completed_intake import completed_appointment_days
 from clinic.reports.registry import Chart, Column, Context, Result, report
-from clinic.reports.sql import add_days, as_int, days_between, rate
+from clinic.reports.sql import as_int, rate
 
 #: Days without any MAT coverage before a start for it to count as a new start (HEDIS POD).
 NEW_START_CLEAN_DAYS = 60

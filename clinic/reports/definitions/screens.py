@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import case, func, select
 
+from clinic.core.sql import month_text, utc_date, utc_month_start
 from clinic.extensions import db
 from clinic.plans.cm_ledger import ledger_entries
 from clinic.plans.models import DrugScreen, DrugScreenResult, ScreenResult
 from clinic.reports.registry import Chart, Column, Context, Result, report
-from clinic.reports.sql import as_int, month_text, rate, utc_date, utc_month_start
+from clinic.reports.sql import as_int, rate
 
 
 @report(

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from clinic.audit.models import AuditEvent
+from clinic.core.time import from_local
 from clinic.extensions import db
-from clinic.scheduling.recurrence import RecurrenceError, from_local, normalise_rule, occurrences
+from clinic.scheduling.recurrence import RecurrenceError, normalise_rule, occurrences
 from tests.appointments_setup import ZONE, Practice, at, build_practice
 
 NY = ZoneInfo(ZONE)

@@ -15,12 +15,12 @@ from clinic.auth.permissions import Permission, has_permission, read_scoped_page
 from clinic.clients.identifiers import is_valid_mrn, looks_like_mrn, new_mrn, normalise_mrn
 from clinic.clients.models import Channel, Client, ClientStatus, Consent, ConsentKind, Episode
 from clinic.clients.names import search_key, search_tokens
-from clinic.clients.timeline import TimelineEntry, build_timeline, start_of_day
+from clinic.clients.timeline import TimelineEntry, build_timeline
 from clinic.core.errors import abort_problem
 from clinic.core.pagination import Page
 from clinic.core.phones import try_e164
 from clinic.core.signals import admission_assessment, contact_details_changed, timeline_entries, values_from
-from clinic.core.time import utcnow
+from clinic.core.time import start_of_day, today, utcnow
 from clinic.extensions import db
 
 #: Fields of a client that registration and PATCH may set; everything else is the system's.
@@ -261,10 +261,6 @@ def _query_alternatives(q: str) -> list[Any]:
 # --- episodes ----------------------------------------------------------------------------
 
 
-def _today() -> date:
-    return utcnow().date()
-
-
 def admit(
     client: Client,
     *,
@@ -304,7 +300,7 @@ def admit(
             "Unknown ASAM level of care.",
             errors={"level_of_care": [f"Not an ASAM level of the edition {asam_edition} criteria."]},
         )
-    if admitted_on > _today() + timedelta(days=1):
+    if admitted_on > today() + timedelta(days=1):
         abort_problem(
             422, "An admission cannot be dated in the future.", errors={"admitted_on": ["Must not be in the future."]}
         )
@@ -356,7 +352,7 @@ def discharge(
             "Discharge cannot come before admission.",
             errors={"discharged_on": [f"Must be on or after {episode.admitted_on.isoformat()}."]},
         )
-    if discharged_on > _today() + timedelta(days=1):
+    if discharged_on > today() + timedelta(days=1):
         abort_problem(
             422, "A discharge cannot be dated in the future.", errors={"discharged_on": ["Must not be in the future."]}
         )
@@ -490,7 +486,7 @@ def revoke_consent(consent: Consent, *, actor: User) -> Consent:
 
 def active_channels(client_id: int, *, on: date | None = None) -> set[Channel]:
     """Channels on which the client has an active communication consent."""
-    day = on or _today()
+    day = on or today()
     consents = db.session.scalars(
         select(Consent).where(Consent.client_id == client_id, Consent.kind == ConsentKind.COMMUNICATION)
     ).all()

@@ -12,6 +12,7 @@ from clinic.clients.models import Channel, ClientStatus, ConsentKind, SexAtBirth
 from clinic.core.pagination import PageArgsSchema, page_schema
 from clinic.core.phones import PhoneField
 from clinic.core.schemas import StrictSchema, id_field, instant, language_tag, past_date, text
+from clinic.core.time import today
 
 
 class ClientFieldsSchema(StrictSchema):
@@ -167,14 +168,12 @@ class ConsentSchema(StrictSchema):
     created_at = fields.DateTime(required=True)
 
     def _status(self, consent: Any) -> str:
-        from clinic.core.time import utcnow
-
-        today = utcnow().date()
+        on = today()
         if consent.revoked_at is not None:
             return "revoked"
-        if consent.expires_on is not None and consent.expires_on < today:
+        if consent.expires_on is not None and consent.expires_on < on:
             return "expired"
-        return "active" if consent.is_active_on(today) else "pending"
+        return "active" if consent.is_active_on(on) else "pending"
 
 
 class ConsentListSchema(StrictSchema):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from clinic.core.signals import timeline_entries, values_from
 
@@ -18,12 +17,6 @@ class TimelineEntry:
     summary: str
     #: Clinical entries are shown only to roles that may read clinical data.
     clinical: bool
-
-
-
-def start_of_day(day: date, zone: str) -> datetime:
-    """The instant a calendar day begins at a site, in UTC."""
-    return datetime.combine(day, time.min, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
 def build_timeline(client_id: int, *, include_clinical: bool) -> list[TimelineEntry]:

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from clinic.core.time import today
+
 
 class ProblemSchema(Schema):
     """RFC 9457 problem details."""
@@ -78,7 +80,7 @@ class StrictSchema(Schema):
 
 
 def _not_future(value: date) -> None:
-    if value > datetime.now(UTC).date() + timedelta(days=1):
+    if value > today() + timedelta(days=1):
         raise ValidationError("Must not be in the future.")
 
 

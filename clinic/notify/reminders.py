@@ -21,12 +21,11 @@ from clinic.auth.models import Site, User
 from clinic.clients.models import Channel, Client
 from clinic.clients.operations import active_channels
 from clinic.core.signals import appointment_booked, appointment_cancelled, appointment_changed, contact_details_changed
-from clinic.core.time import utcnow
+from clinic.core.time import from_local, to_local, today, utcnow
 from clinic.extensions import db
 from clinic.notify.messages import message_language
 from clinic.notify.models import NotificationPreference, OptOut, Reminder, ReminderChannel, ReminderStatus
 from clinic.scheduling.models import OPEN_ATTENDEE_STATUSES, OPEN_STATUSES, Appointment, AppointmentAttendee
-from clinic.scheduling.recurrence import from_local, to_local
 
 DEFAULT_CHANNELS = (ReminderChannel.SMS, ReminderChannel.EMAIL)
 #: A reminder that would fall in quiet hours is due this long before they begin, so that the
@@ -112,7 +111,7 @@ def read_preferences(client: Client) -> dict[str, Any]:
     consented = active_channels(client.id)
     return {
         **prefs.as_dict(),
-        "active_channels": sorted(c.value for c in usable_channels(client, prefs, on=utcnow().date())),
+        "active_channels": sorted(c.value for c in usable_channels(client, prefs, on=today())),
         "consented_channels": sorted(c.value for c in consented),
         "opted_out_channels": sorted(c.value for c in DEFAULT_CHANNELS if _opted_out_on(client, c)),
     }

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
 from clinic.clients.loaders import load_client
+from clinic.core.time import today
 from clinic.plans import cm, medications, screens
 from clinic.plans import operations as ops
 from clinic.plans.models import CMProgram, DrugScreen, Medication, Plan
@@ -204,7 +205,7 @@ def review_plan(body: dict[str, Any], plan_id: int) -> dict[str, Any]:
 @blp.response(200, DueListSchema)
 def due_reviews(args: dict[str, Any]) -> dict[str, Any]:
     """Plans at the caller's sites whose review is due on or before `before` (default today)."""
-    before: date = args.get("before") or ops.today()
+    before: date = args.get("before") or today()
     return {"items": ops.due_reviews(authenticated_user(), before=before, site_id=args.get("site_id"))}
 
 

@@ -14,7 +14,7 @@ from clinic.auth.models import Role, Site, User
 from clinic.clients.models import Client
 from clinic.core.errors import abort_problem
 from clinic.core.signals import medication_changed
-from clinic.core.time import utcnow
+from clinic.core.time import today, utcnow
 from clinic.extensions import db
 from clinic.plans.models import (
     NALTREXONE,
@@ -189,7 +189,7 @@ def add_medication(
 def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) -> Medication:
     """Change dose, unit, frequency, phase or end; every dose change is kept in the history."""
     reason = changes.pop("reason", None)
-    effective_on = changes.pop("effective_on", None) or utcnow().date()
+    effective_on = changes.pop("effective_on", None) or today()
     if effective_on < med.start_on:
         abort_problem(
             422,

@@ -15,7 +15,7 @@ from clinic.clients.models import Client, Episode
 from clinic.clients.timeline import TimelineEntry
 from clinic.core.errors import abort_problem
 from clinic.core.signals import timeline_entries
-from clinic.core.time import utcnow
+from clinic.core.time import today, utcnow
 from clinic.extensions import db
 from clinic.notify.models import StaffNotificationKind
 from clinic.notify.staff import notify_staff
@@ -24,10 +24,6 @@ from clinic.plans.models import Plan, PlanReview, PlanRevision, PlanSignature, P
 
 FIRST_REVIEW_DAYS = 30
 LATER_REVIEW_DAYS = 90
-
-
-def today() -> date:
-    return utcnow().date()
 
 
 # --- ETags -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from clinic.audit.operations import record
 from clinic.auth.models import Role, User
 from clinic.core.celery import send_after_commit
 from clinic.core.errors import abort_problem
-from clinic.core.time import utcnow
+from clinic.core.time import today, utcnow
 from clinic.extensions import db
 from clinic.reports.models import ReportRun, RunStatus
 from clinic.reports.registry import Context, Report, Scope, all_reports, get_report
@@ -49,8 +49,7 @@ def resolve_scope(user: User, site_id: int | None) -> Scope:
 
 
 def resolve_params(args: dict[str, Any], user: User) -> tuple[date, date, Scope, dict[str, Any]]:
-    today = utcnow().date()
-    end: date = args.get("to") or today
+    end: date = args.get("to") or today()
     start: date = args.get("from_") or end - timedelta(days=DEFAULT_RANGE_DAYS)
     if start > end:
         abort_problem(422, "`from` must not be after `to`.", errors={"from": ["Must not be after to."]})
@@ -62,7 +61,7 @@ def resolve_params(args: dict[str, Any], user: User) -> tuple[date, date, Scope,
 
 
 def build_document(report: Report, *, start: date, end: date, scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
-    result = report.compute(Context(start=start, end=end, today=utcnow().date(), scope=scope))
+    result = report.compute(Context(start=start, end=end, today=today(), scope=scope))
     return {
         "name": report.name,
         "title": report.title,

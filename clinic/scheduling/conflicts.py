@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from clinic.auth.models import User
 from clinic.auth.permissions import site_scope
 from clinic.core.errors import abort_problem
+from clinic.core.time import to_local
 from clinic.extensions import db
 from clinic.scheduling.models import (
     MAX_APPOINTMENT_LENGTH,
@@ -29,7 +30,6 @@ from clinic.scheduling.models import (
     Appointment,
     AppointmentAttendee,
 )
-from clinic.scheduling.recurrence import to_local
 
 #: The PostgreSQL exclusion constraints of migration 0005, and whom each protects.
 EXCLUSION_CONSTRAINTS = {

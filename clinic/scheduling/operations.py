@@ -21,7 +21,7 @@ from clinic.clients.timeline import TimelineEntry
 from clinic.core.errors import abort_problem, field_error
 from clinic.core.pagination import Page
 from clinic.core.signals import appointment_booked, appointment_cancelled, appointment_changed, timeline_entries
-from clinic.core.time import utcnow
+from clinic.core.time import shift_wall_clock, to_local, utcnow
 from clinic.extensions import db
 from clinic.scheduling.conflicts import (
     Slot,
@@ -39,7 +39,7 @@ from clinic.scheduling.models import (
     AppointmentStatus,
     AttendeeStatus,
 )
-from clinic.scheduling.recurrence import RecurrenceError, occurrences, shift_wall_clock, to_local
+from clinic.scheduling.recurrence import RecurrenceError, occurrences
 
 S = AppointmentStatus
 

@@ -1,4 +1,4 @@
-"""Series of appointments from an RFC 5545 RRULE, and wall-clock time in a zone.
+"""Series of appointments from an RFC 5545 RRULE, expanded on the wall clock of a zone.
 
 A rule is evaluated on the wall clock of the appointment's zone (python-dateutil's rrule on
 local times), then each local time is turned into an instant. So "every Monday at 09:00"
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
+
+from clinic.core.time import from_local, to_local
 
 #: Frequencies a clinic schedules at; finer ones would book a clinician every hour.
 FREQUENCIES = frozenset({"DAILY", "WEEKLY", "MONTHLY"})
@@ -27,21 +28,6 @@ _UNTIL = re.compile(r"^(\d{8})(T\d{6})?(Z?)$")
 
 class RecurrenceError(ValueError):
     """The rule is not one clinic can expand; the message says why, for the caller."""
-
-
-def to_local(instant: datetime, zone: str) -> datetime:
-    """``instant`` on the wall clock of ``zone``, as a naive local time."""
-    return instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-
-
-def from_local(wall_time: datetime, zone: str) -> datetime:
-    """The UTC instant of a naive wall-clock time in ``zone``.
-
-    A wall time that does not exist (skipped when clocks go forward) is moved forward by the
-    gap, 02:30 becoming 03:30; one that happens twice (clocks go back) is the first of the two.
-    """
-    aware = wall_time.replace(tzinfo=ZoneInfo(zone), fold=0)
-    return aware.astimezone(UTC)
 
 
 def normalise_rule(text: str) -> str:
@@ -120,8 +106,3 @@ def occurrences(first_start: datetime, rule_text: str, zone: str) -> list[dateti
     if not starts:
         raise RecurrenceError("The rule gives no occurrence.")
     return starts
-
-
-def shift_wall_clock(instant: datetime, delta: timedelta, zone: str) -> datetime:
-    """Move ``instant`` by ``delta`` on the wall clock of ``zone`` (09:00 → 10:00 on any date)."""
-    return from_local(to_local(instant, zone) + delta, zone)

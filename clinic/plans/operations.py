@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from clinic.assessments.suggestions import problem_suggestions
 from clinic.audit.operations import audit, record
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import scoped_select
@@ -52,63 +53,10 @@ def check_if_match(plan: Plan, header: str | None) -> None:
 
 def suggested_problems(client: Client) -> list[dict[str, Any]]:
     """Problems suggested by the client's latest signed assessments (the clinician edits them)."""
-    from clinic.assessments.operations import current_signed
-
-    suggestions: list[dict[str, Any]] = []
-    rules: list[tuple[str, Any]] = [
-        (
-            "DSM5-OUD",
-            lambda a: (
-                a.severity in {"mild", "moderate", "severe"}
-                and f"Opioid use disorder, {a.severity} (DSM-5: {a.total_score} of 11 criteria)"
-            ),
-        ),
-        (
-            "COWS",
-            lambda a: (
-                a.total_score is not None
-                and a.total_score >= 13
-                and f"Opioid withdrawal, {a.severity.replace('_', ' ')} (COWS {a.total_score})"
-            ),
-        ),
-        (
-            "PHQ-9",
-            lambda a: (
-                ((a.total_score is not None and a.total_score >= 10) or "suicide_risk_item" in a.flags)
-                and f"Depressive symptoms, {a.severity.replace('_', ' ')} (PHQ-9 {a.total_score})"
-                + ("; safety plan needed (item 9)" if "suicide_risk_item" in a.flags else "")
-            ),
-        ),
-        (
-            "GAD-7",
-            lambda a: (
-                a.total_score is not None
-                and a.total_score >= 10
-                and f"Anxiety symptoms, {a.severity} (GAD-7 {a.total_score})"
-            ),
-        ),
-        (
-            "DAST-10",
-            lambda a: (
-                a.total_score is not None
-                and a.total_score >= 3
-                and f"Other drug use, {a.severity} (DAST-10 {a.total_score})"
-            ),
-        ),
-        (
-            "AUDIT-C",
-            lambda a: a.severity == "positive" and f"Unhealthy alcohol use (AUDIT-C {a.total_score}, positive)",
-        ),
+    return [
+        {"description": suggestion.description, "source_assessment_id": suggestion.assessment_id, "goals": []}
+        for suggestion in problem_suggestions(client.id)
     ]
-    for code, rule in rules:
-        signed = current_signed(client.id, code)
-        if not signed:
-            continue
-        latest = signed[-1]
-        text = rule(latest)
-        if text:
-            suggestions.append({"description": text, "source_assessment_id": latest.id, "goals": []})
-    return suggestions
 
 
 # --- plans -------------------------------------------------------------------------------

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import config_for
@@ -27,16 +24,14 @@ def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = N
 
     from clinic.core.celery import celery_init_app
     from clinic.core.http import init_request_cycle
-    from clinic.extensions import api, db, limiter, migrate
+    from clinic.extensions import api, configure_engine, db, init_limiter, migrate
 
     import_models()
     connect_receivers()
     db.init_app(app)
-    with app.app_context():
-        _configure_engine(db.engine, float(app.config["DATABASE_PING_AFTER_IDLE_SECONDS"]))
+    configure_engine(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
-    limiter.init_app(app)
-    _limit_only_declared_routes(app, limiter)
+    init_limiter(app)
 
     from clinic.auth.sessions import init_login
 
@@ -51,22 +46,6 @@ def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = N
     _register_blueprints(app, api)
     _register_cli(app)
     return app
-
-
-def _limit_only_declared_routes(app: Flask, limiter: Any) -> None:
-    """Skip Flask-Limiter's check before every request: clinic sets no default or application limit.
-
-    The only limit is the login route's, which its ``@limiter.limit`` decorator enforces when the
-    view is called. The per-request check would look for limits that do not exist, at about 5% of
-    the CPU of a simple read. With a default or application limit configured, the check stays.
-    (A blueprint-wide limit would need it too: declare limits on routes.)
-    """
-    limits = limiter.limit_manager
-    if limits.default_limits or limits.application_limits:
-        return
-    hooks = app.before_request_funcs.get(None, [])
-    if limiter._check_request_limit in hooks:  # absent when rate limiting is turned off
-        hooks.remove(limiter._check_request_limit)
 
 
 def import_models() -> None:
@@ -157,55 +136,3 @@ def _document_security(api: Any) -> None:
 
     api.spec.components.schema("ReportDocument", schema=ReportDocumentSchema)
     del ProblemSchema
-
-
-def _configure_engine(engine: Any, ping_after_idle: float) -> None:
-    """SQLite: real transactions (savepoints work), foreign keys on, wait on locks.
-
-    A server database: ping a pooled connection before use only when it sat idle.
-    """
-    if engine.dialect.name != "sqlite":
-        _ping_idle_connections(engine, ping_after_idle)
-        return
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        # Write-ahead logging: readers never block the writer (web, worker and beat share the file).
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
-
-
-def _ping_idle_connections(engine: Any, idle_seconds: float) -> None:
-    """Ping a pooled connection on checkout when it has been idle ``idle_seconds`` or more.
-
-    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round trip per request.
-    A connection in steady use cannot have gone stale unnoticed, so only one that sat idle
-    (through a database restart or a dropped connection, say) is pinged. A failed ping
-    discards it and the pool connects afresh. A connection that dies within the idle window
-    fails its request with a 503 (clinic.core.errors), and SQLAlchemy then discards the pool.
-    """
-
-    @event.listens_for(engine, "checkin")
-    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
-        record.info[_IDLE_SINCE] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        idle_since = record.info.get(_IDLE_SINCE)
-        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except Exception as exc:
-            raise DisconnectionError("the pooled connection did not answer a ping") from exc
-
-
-_IDLE_SINCE = "clinic.idle_since"

@@ -1,14 +1,17 @@
 """Extensions, created unbound here and bound to the app in ``create_app``.
 
 Celery is created by :func:`clinic.core.celery.celery_init_app` (the Flask documentation's
-pattern) and kept in ``app.extensions["celery"]``.
+pattern) and kept in ``app.extensions["celery"]``. How clinic tunes an extension once it is
+bound (the engine's connections, the limiter's hooks) is here too, beside the extension.
 """
 
 from __future__ import annotations
 
 import http
+import time
 from typing import Any
 
+from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -16,6 +19,8 @@ from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DisconnectionError
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import IntegerConverter, ValidationError
 
@@ -82,3 +87,75 @@ migrate = Migrate()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 api = ProblemApi()
+
+
+def configure_engine(app: Flask) -> None:
+    """SQLite: real transactions (savepoints work), foreign keys on, wait on locks.
+
+    A server database: ping a pooled connection before use only when it sat idle.
+    """
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "sqlite":
+        _ping_idle_connections(engine, float(app.config["DATABASE_PING_AFTER_IDLE_SECONDS"]))
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        # Write-ahead logging: readers never block the writer (web, worker and beat share the file).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Ping a pooled connection on checkout when it has been idle ``idle_seconds`` or more.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round trip per request.
+    A connection in steady use cannot have gone stale unnoticed, so only one that sat idle
+    (through a database restart or a dropped connection, say) is pinged. A failed ping
+    discards it and the pool connects afresh. A connection that dies within the idle window
+    fails its request with a 503 (clinic.core.errors), and SQLAlchemy then discards the pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection did not answer a ping") from exc
+
+
+_IDLE_SINCE = "clinic.idle_since"
+
+
+def init_limiter(app: Flask) -> None:
+    """Bind the limiter; skip its check before every request, since clinic sets no default or application limit.
+
+    The only limit is the login route's, which its ``@limiter.limit`` decorator enforces when the
+    view is called. The per-request check would look for limits that do not exist, at about 5% of
+    the CPU of a simple read. With a default or application limit configured, the check stays.
+    (A blueprint-wide limit would need it too: declare limits on routes.) This reaches into
+    Flask-Limiter's internals (``_check_request_limit``), so it is kept beside the limiter.
+    """
+    limiter.init_app(app)
+    limits = limiter.limit_manager
+    if limits.default_limits or limits.application_limits:
+        return
+    hooks = app.before_request_funcs.get(None, [])
+    if limiter._check_request_limit in hooks:  # absent when rate limiting is turned off
+        hooks.remove(limiter._check_request_limit)

@@ -533,6 +533,87 @@ def test_report_runs_on_the_worker_and_download(app, episodes, client):
     assert client.get(f"/api/v1/report-runs/{run_id}", headers=episodes["headers"]).status_code == 404
 
 
+def _finish(app, run_id):
+    from clinic.reports.tasks import run_report
+
+    with app.app_context():
+        assert run_report.apply(args=[run_id]).get() == "done"
+
+
+def test_a_run_downloaded_as_json_is_the_report_document(app, episodes, client):
+    headers = episodes["admin_headers"]
+    params = {"from": days(-60), "to": days(0), "site_id": episodes["site"].id}
+    run_id = client.post("/api/v1/reports/census/runs", headers=headers, query_string=params).get_json()["id"]
+    _finish(app, run_id)
+    url = client.get(f"/api/v1/report-runs/{run_id}", headers=headers).get_json()["download_url"]
+    live = client.get("/api/v1/reports/census", headers=headers, query_string=params).get_json()
+    for query in ("", "?format=json"):
+        download = client.get(url + query, headers=headers)
+        assert download.status_code == 200, download.get_data(as_text=True)
+        assert download.mimetype == "application/json"
+        document = download.get_json()
+        assert {k: document[k] for k in ("name", "title", "params", "columns", "rows", "summary")} == {
+            k: live[k] for k in ("name", "title", "params", "columns", "rows", "summary")
+        }
+        assert document["summary"] == {"total_clients": 2}
+        # RFC 3339 with an offset, like every timestamp of the API.
+        assert datetime.fromisoformat(document["generated_at"]).utcoffset() == timedelta(0)
+    # A result stored before with the JSON encoder's HTTP date still downloads.
+    from clinic.reports.models import ReportRun
+
+    with app.app_context():
+        run = db.session.get(ReportRun, run_id)
+        run.result = {**run.result, "generated_at": "Sun, 29 Nov 2026 10:00:00 GMT"}
+        db.session.commit()
+    assert client.get(url, headers=headers).get_json()["generated_at"] == "2026-11-29T10:00:00+00:00"
+
+
+def test_a_run_computes_the_range_given_in_its_json_body(app, episodes, client):
+    headers = episodes["admin_headers"]
+    # On day -35, One (admitted -100), Two (-50) and Three (-40 to -10) were in treatment: 3, not
+    # today's 2 (the default `to`).
+    body = {"from": days(-60), "to": days(-35), "site_id": episodes["site"].id}
+    queued = client.post("/api/v1/reports/census/runs", headers=headers, json=body)
+    assert queued.status_code == 202, queued.get_json()
+    run_id = queued.get_json()["id"]
+    assert client.get(f"/api/v1/report-runs/{run_id}", headers=headers).get_json()["params"] == body
+    _finish(app, run_id)
+    url = client.get(f"/api/v1/report-runs/{run_id}", headers=headers).get_json()["download_url"]
+    document = client.get(url, headers=headers).get_json()
+    assert document["params"] == body
+    assert document["summary"] == {"total_clients": 3}
+    assert document["rows"] == [{"level_of_care": "1", "clients": 2}, {"level_of_care": "1-OTP", "clients": 1}]
+
+
+def test_a_runs_range_in_body_and_query_must_agree_and_be_valid(episodes, client):
+    headers = episodes["admin_headers"]
+    url = "/api/v1/reports/census/runs"
+    clash = client.post(url, headers=headers, query_string={"to": days(-1)}, json={"to": days(-2)})
+    assert clash.status_code == 422
+    assert list(clash.get_json()["errors"]) == ["to"]
+    same = client.post(url, headers=headers, query_string={"to": days(-1)}, json={"to": days(-1), "from": days(-9)})
+    assert same.status_code == 202
+    for bad, field in (({"from": "soon"}, "from"), ({"until": days(0)}, "until"), ({"from": days(0), "to": days(-1)}, "from")):
+        refused = client.post(url, headers=headers, json=bad)
+        assert refused.status_code == 422, bad
+        assert field in refused.get_json()["errors"], refused.get_json()
+    outside = client.post(url, headers=episodes["headers"], json={"site_id": episodes["other"].id})
+    assert outside.status_code == 422
+    assert "site_id" in outside.get_json()["errors"]
+
+
+def test_the_spec_says_where_a_runs_range_goes(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    operation = spec["paths"]["/api/v1/reports/{name}/runs"]["post"]
+    assert {p["name"] for p in operation["parameters"] if p["in"] == "query"} == {"from", "to", "site_id"}
+    body = operation["requestBody"]
+    assert body["required"] is False
+    schema = body["content"]["application/json"]["schema"]
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    assert set(schema["properties"]) == {"from", "to", "site_id"}
+
+
 def test_old_report_runs_expire(app, episodes, client):
     from clinic.reports.models import ReportRun
     from clinic.reports.tasks import sweep_report_runs

@@ -72,10 +72,17 @@ def get_report(args: dict[str, Any], name: str) -> Response:
 @blp.route("/reports/<string:name>/runs", methods=["POST"])
 @requires(Permission.REPORTS_READ)
 @blp.arguments(ReportArgsSchema, location="query")
+@blp.arguments(
+    ReportArgsSchema,
+    location="json",
+    required=False,
+    description="The range and site, here or in the query string (a field given in both must agree).",
+)
 @blp.response(202, RunCreatedSchema)
-def create_run(args: dict[str, Any], name: str) -> dict[str, Any]:
+def create_run(query: dict[str, Any], body: dict[str, Any], name: str) -> dict[str, Any]:
     """Compute a report on the worker (for large ranges); poll the run, then download it."""
-    run = ops.queue_run(ops.report_or_404(name), args, authenticated_user())
+    report = ops.report_or_404(name)
+    run = ops.queue_run(report, ops.run_arguments(query=query, body=body), authenticated_user())
     return {"id": run.id, "status": run.status.value}
 
 
@@ -112,4 +119,4 @@ def download_run(args: dict[str, Any], run_id: int) -> Response:
     if run.status is not RunStatus.DONE or run.result is None:
         abort_problem(409, "The run has not finished.", problem="run-not-done")
     report = ops.report_or_404(run.name)
-    return render(report, run.result, args["format"])
+    return render(report, ops.stored_document(run), args["format"])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
-from flask import current_app
+from flask import current_app, json
 from sqlalchemy import delete, select
 
 from clinic.audit.operations import record
@@ -79,6 +80,22 @@ def run_now(report: Report, args: dict[str, Any], user: User) -> dict[str, Any]:
     return build_document(report, start=start, end=end, scope=scope, params=params)
 
 
+#: The names of the range fields in requests, by their loaded key.
+_ARG_NAMES = {"from_": "from", "to": "to", "site_id": "site_id"}
+
+
+def run_arguments(*, query: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """A run's range from the query string and the JSON body: either may hold a field; both must agree."""
+    clashes = {
+        _ARG_NAMES.get(key, key): ["Given differently in the query string and the body."]
+        for key in sorted(query.keys() & body.keys())
+        if query[key] != body[key]
+    }
+    if clashes:
+        abort_problem(422, "The query string and the body disagree.", errors=clashes)
+    return {**query, **body}
+
+
 def queue_run(report: Report, args: dict[str, Any], user: User) -> ReportRun:
     """Store a run request; the worker computes it after commit."""
     _start, _end, scope, params = resolve_params(args, user)
@@ -122,9 +139,8 @@ def execute_run(run_id: int) -> str:
             scope=scope,
             params={k: p[k] for k in ("from", "to", "site_id")},
         )
-        from flask import json
-
-        run.result = json.loads(json.dumps(document))
+        # Stored as JSON, with the instant in RFC 3339 (the JSON encoder would write an HTTP date).
+        run.result = json.loads(json.dumps({**document, "generated_at": document["generated_at"].isoformat()}))
         run.status = RunStatus.DONE
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the run for its requester
         db.session.rollback()
@@ -133,6 +149,18 @@ def execute_run(run_id: int) -> str:
         run.error = type(exc).__name__
     run.finished_at = utcnow()
     return run.status.value
+
+
+def stored_document(run: ReportRun) -> dict[str, Any]:
+    """A finished run's result as the document :func:`build_document` made."""
+    if run.result is None:
+        abort_problem(409, "The run has not finished.", problem="run-not-done")
+    generated = run.result["generated_at"]
+    try:
+        generated_at = datetime.fromisoformat(generated)
+    except ValueError:  # stored before results kept RFC 3339: an HTTP date
+        generated_at = parsedate_to_datetime(generated)
+    return {**run.result, "generated_at": generated_at}
 
 
 def own_run_or_404(run_id: int, user: User) -> ReportRun:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, CursorResult, and_, case, func, literal, null, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from clinic.audit import operations as audit_trail  # create_user's ``audit`` flag hides the helper
 from clinic.audit.models import Outcome
@@ -16,6 +17,7 @@ from clinic.auth.models import ApiToken, Role, Site, User, UserSession
 from clinic.auth.passwords import hash_password, needs_rehash, password_problems, verify_password
 from clinic.auth.sessions import TOKEN_PREFIX, digest, new_secret, revoke_all_for_user, start_session
 from clinic.core.errors import abort_problem
+from clinic.core.models import UTCDateTime
 from clinic.core.pagination import Page, keyset_page
 from clinic.core.time import utcnow
 from clinic.extensions import db
@@ -34,7 +36,6 @@ def authenticate(email: str, password: str) -> User | None:
     A wrong password, an unknown email, a locked and a disabled account are told apart only
     in the audit trail, never to the caller.
     """
-    config = current_app.config
     now = utcnow()
     email_norm = normalise_email(email)
     user = db.session.scalars(select(User).where(User.email == email_norm)).first()
@@ -48,46 +49,101 @@ def authenticate(email: str, password: str) -> User | None:
         )
         return None
     if not user.is_active:
-        _login_failed(user, "disabled", count=False)
+        _login_failed(user, "disabled")
         return None
     if user.locked_until is not None and user.locked_until > now:
-        _login_failed(user, "locked", count=False)
+        _login_failed(user, "locked")
         return None
     if not password_ok:
-        _login_failed(user, "wrong_password", count=True)
-        window = config["LOGIN_LOCKOUT_WINDOW"]
-        if user.failed_login_count >= config["LOGIN_LOCKOUT_THRESHOLD"]:
-            user.locked_until = now + config["LOGIN_LOCKOUT_DURATION"]
-            user.failed_login_count = 0
-            user.failed_login_window_started_at = None
-            record(
-                "auth.lockout",
-                resource="user",
-                resource_id=user.id,
-                user_id=user.id,
-                outcome=Outcome.FAILURE,
-                details={"window_minutes": int(window.total_seconds() // 60)},
-            )
+        _count_failure(user, now=now)
         return None
-    user.failed_login_count = 0
-    user.failed_login_window_started_at = None
-    user.locked_until = None
-    user.last_login_at = now
+    if not _clear_failures(user, now=now):
+        return None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
 
 
-def _login_failed(user: User, reason: str, *, count: bool) -> None:
-    if count:
-        now = utcnow()
-        window = current_app.config["LOGIN_LOCKOUT_WINDOW"]
-        started = user.failed_login_window_started_at
-        if started is None or now - started > window:
-            user.failed_login_window_started_at = now
-            user.failed_login_count = 1
-        else:
-            user.failed_login_count += 1
+# The failure count and the lock change only through the two conditional UPDATE statements
+# below, never read-modify-write in Python: the database serialises concurrent attempts on the
+# user's row and each sees what the previous one left, so parallel guesses cannot outrun the lockout.
+
+
+def _signable(user: User, now: datetime) -> ColumnElement[bool]:
+    """The row of ``user`` while it is active and not locked."""
+    return and_(
+        User.id == user.id, User.is_active.is_(True), or_(User.locked_until.is_(None), User.locked_until <= now)
+    )
+
+
+def _count_failure(user: User, *, now: datetime) -> None:
+    """Count a wrong password; the failure that reaches the threshold locks the account, once."""
+    config = current_app.config
+    window: timedelta = config["LOGIN_LOCKOUT_WINDOW"]
+    instant = UTCDateTime()
+    in_window = User.failed_login_window_started_at >= now - window  # false when never started (NULL)
+    count = case((in_window, User.failed_login_count + 1), else_=1)
+    locks = count >= config["LOGIN_LOCKOUT_THRESHOLD"]
+    row = db.session.execute(
+        update(User)
+        .where(_signable(user, now))
+        .values(
+            failed_login_count=case((locks, 0), else_=count),
+            failed_login_window_started_at=case(
+                (locks, null()), (in_window, User.failed_login_window_started_at), else_=literal(now, instant)
+            ),
+            locked_until=case(
+                (locks, literal(now + config["LOGIN_LOCKOUT_DURATION"], instant)), else_=User.locked_until
+            ),
+        )
+        .returning(User.failed_login_count, User.failed_login_window_started_at, User.locked_until)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        _refused_meanwhile(user)
+        return
+    _set_loaded(user, failed_login_count=row[0], failed_login_window_started_at=row[1], locked_until=row[2])
+    _login_failed(user, "wrong_password")
+    if user.locked_until is not None and user.locked_until > now:
+        record(
+            "auth.lockout",
+            resource="user",
+            resource_id=user.id,
+            user_id=user.id,
+            outcome=Outcome.FAILURE,
+            details={"window_minutes": int(window.total_seconds() // 60)},
+        )
+
+
+def _clear_failures(user: User, *, now: datetime) -> bool:
+    """Record a successful sign-in; false (and audited) when the account was locked meanwhile."""
+    cleared = {"failed_login_count": 0, "failed_login_window_started_at": None, "locked_until": None}
+    changed = db.session.execute(
+        update(User)
+        .where(_signable(user, now))
+        .values(**cleared, last_login_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not cast("CursorResult[Any]", changed).rowcount:
+        _refused_meanwhile(user)
+        return False
+    _set_loaded(user, **cleared, last_login_at=now)
+    return True
+
+
+def _refused_meanwhile(user: User) -> None:
+    """Audit an attempt that found the account locked (or disabled) by another request meanwhile."""
+    db.session.refresh(user)
+    _login_failed(user, "locked" if user.is_active else "disabled")
+
+
+def _set_loaded(user: User, **values: Any) -> None:
+    """Tell the session what the database now holds, without a change to flush or a reload."""
+    for key, value in values.items():
+        set_committed_value(user, key, value)
+
+
+def _login_failed(user: User, reason: str) -> None:
     record(
         "auth.login",
         resource="user",

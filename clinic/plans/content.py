@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -14,6 +14,10 @@ from clinic.core.errors import abort_problem
 LEVELS = (("problems", "problem"), ("goals", "goal"), ("objectives", "objective"), ("interventions", "intervention"))
 _CHILDREN = {"problem": "goals", "goal": "objectives", "objective": "interventions", "intervention": None}
 _PREFIX = {"problem": "p", "goal": "g", "objective": "o", "intervention": "i"}
+#: Fields of the plan itself that each revision keeps beside the tree, in the order a diff lists them.
+PLAN_FIELDS = ("status", "episode_id", "review_interval_days")
+#: Level, node id and path of a change to the plan itself rather than to an entry of its tree.
+PLAN_LEVEL = "plan"
 
 
 def _new_id(level: str) -> str:
@@ -140,6 +144,16 @@ def diff(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[Chan
         for key in sorted(set(previous) | set(current)):
             if previous.get(key) != current.get(key):
                 changes.append(Change("changed", level, node_id, path, key, previous.get(key), current.get(key)))
+    return changes
+
+
+def plan_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
+    """What changed in the plan's own fields (``PLAN_FIELDS``) between two revisions."""
+    changes = []
+    for key in PLAN_FIELDS:
+        old, new = _plain(before.get(key)), _plain(after.get(key))
+        if old != new:
+            changes.append(Change("changed", PLAN_LEVEL, PLAN_LEVEL, "Plan", key, old, new))
     return changes
 
 

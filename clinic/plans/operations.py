@@ -20,7 +20,7 @@ from clinic.core.time import today, utcnow
 from clinic.extensions import db
 from clinic.notify.models import StaffNotificationKind
 from clinic.notify.staff import notify_staff
-from clinic.plans.content import Change, assign_ids, diff, interventions, node_ids
+from clinic.plans.content import PLAN_FIELDS, Change, assign_ids, diff, interventions, node_ids, plan_changes
 from clinic.plans.models import Plan, PlanReview, PlanRevision, PlanSignature, PlanStatus, ReviewOutcome, SignerRole
 
 FIRST_REVIEW_DAYS = 30
@@ -292,7 +292,10 @@ def get_revision(plan: Plan, number: int) -> PlanRevision:
 
 
 def revision_diff(plan: Plan, first: int, second: int) -> list[Change]:
-    return diff(get_revision(plan, first).content, get_revision(plan, second).content)
+    """What changed between two revisions: the plan's own fields first, then the tree's entries."""
+    older, newer = get_revision(plan, first), get_revision(plan, second)
+    fields = [{name: getattr(revision, name) for name in PLAN_FIELDS} for revision in (older, newer)]
+    return plan_changes(*fields) + diff(older.content, newer.content)
 
 
 def due_reviews(user: User, *, before: date, site_id: int | None = None) -> Sequence[Plan]:

@@ -55,7 +55,10 @@ run: $(INSTALLED)
 	else echo "  broker:      file system (instance/broker); set REDIS_URL to use Redis"; fi
 	@echo "  first admin: $(FLASK) users create --email you@example.org --name \"Your Name\" --role admin --password-stdin"
 	@echo
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --no-colour -f Procfile.dev start --port $(PORT)
+	@# honcho gives each process type its own PORT (web PORT, worker PORT+100, ...): the links the
+	@# worker writes must point at the web process, so every process gets the same PUBLIC_BASE_URL.
+	PATH="$(CURDIR)/$(BIN):$$PATH" PUBLIC_BASE_URL="$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)}" \
+		$(BIN)/honcho --no-colour -f Procfile.dev start --port $(PORT)
 
 test: $(INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -209,9 +209,15 @@ class Config:
         _validate_tuning(settings)
 
 
+def development_base_url() -> str:
+    """Development: links point where ``make run`` serves (``PORT``), unless PUBLIC_BASE_URL is set."""
+    return os.environ.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{_env_int('PORT', 8000)}"
+
+
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
     SECRET_KEY = os.environ.get("SECRET_KEY") or "development-only-not-secret"
+    PUBLIC_BASE_URL = development_base_url()
     SESSION_COOKIE_SECURE = False
     HSTS_ENABLED = False
 

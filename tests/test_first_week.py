@@ -56,3 +56,62 @@ def test_a_diff_shows_a_change_of_the_review_interval_alone(client, clinician_wi
     # Read backwards, the same change the other way round.
     back = client.get(f"{url}/diff?from=2&to=1", headers=ctx["headers"]).get_json()["changes"]
     assert [(c["field"], c["before"], c["after"]) for c in back] == [("review_interval_days", 60, 30)]
+
+
+# --- reminders: the reply word in Spanish, and the links' port ---------------------------------------
+
+
+def _spanish_and_english(template: str) -> tuple[str, str]:
+    from datetime import UTC, datetime
+
+    from clinic.notify.messages import MessageContext, render
+
+    def in_language(language: str) -> str:
+        context = MessageContext(
+            site="Riverside Health", starts_at=datetime(2026, 3, 9, 13, 30, tzinfo=UTC), zone="America/New_York",
+            language=language, link="http://127.0.0.1:8000/r/abc",
+        )
+        return render(template, context)
+
+    return in_language("es"), in_language("en")
+
+
+@pytest.mark.parametrize(("template", "word"), [("sms.txt", "SI"), ("reply_help.txt", "SÍ")])
+def test_spanish_messages_ask_for_si_and_english_ones_for_yes(app, template, word):
+    with app.app_context():
+        spanish, english = _spanish_and_english(template)
+    assert f"Responda {word} para confirmar" in spanish
+    assert "YES" not in spanish
+    assert "Reply YES to confirm" in english
+
+
+@pytest.mark.parametrize("reply", ["Sí", "sí.", "SI", "si!", "SÍ", "Si\u0301"])
+def test_a_spanish_yes_confirms_the_next_appointment(app, client, make_site, make_user, bearer, reply):
+    from clinic.notify.sms import request_signature
+    from tests.appointments_setup import at, build_practice
+
+    practice = build_practice(client, make_site, make_user, bearer)
+    booked = practice.booked_ok(starts_at=at(days=2), client_id=practice.ben["id"])  # Ben reads Spanish
+    form = {"From": practice.ben["phone"], "To": "+15005550006", "Body": reply, "MessageSid": "SM" + "1" * 32}
+    signature = request_signature(
+        f"{app.config['PUBLIC_BASE_URL']}/api/v1/notify/sms/inbound", form.items(), app.config["SMS_AUTH_TOKEN"]
+    )
+
+    response = client.post("/api/v1/notify/sms/inbound", data=form, headers={"X-Twilio-Signature": signature})
+
+    assert response.status_code == 200
+    assert "está confirmada" in response.get_data(as_text=True)
+    assert practice.get(f"/appointments/{booked['id']}").get_json()["status"] == "confirmed"
+
+
+def test_development_links_point_at_the_port_make_run_serves_on(monkeypatch):
+    from config import development_base_url
+
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    monkeypatch.setenv("PORT", "8123")
+    assert development_base_url() == "http://127.0.0.1:8123"
+    monkeypatch.delenv("PORT")
+    assert development_base_url() == "http://127.0.0.1:8000"
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://clinic.example.org")
+    monkeypatch.setenv("PORT", "8123")
+    assert development_base_url() == "https://clinic.example.org"

@@ -366,7 +366,7 @@ def test_what_the_messages_say(app, practice, outbox):
                                 location="Methadone dispensing window 2", telehealth_url="https://video.example/tx")
     deliver(app, run_dispatch(app, now=start - timedelta(minutes=119)))
     (_to, text), email = outbox.texts[0], outbox.emails[0]
-    assert "Riverside Health" in text and "Responda YES" in text and "STOP" in text
+    assert "Riverside Health" in text and "Responda SI" in text and "STOP" in text
     local = start.astimezone(ZONE_INFO)
     assert f"{local.hour}:{local.minute:02d}" in text
     body = email.get_body(preferencelist=("plain",)).get_content()

@@ -105,3 +105,39 @@ def test_parallel_wrong_passwords_lock_the_account_and_are_audited_once(committe
         db.session.commit()
     signed_in = app.test_client().post(LOGIN, json={"email": "target@example.org", "password": PASSWORD})
     assert signed_in.status_code == 200
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(committed_postgres_app: Flask) -> None:
+    app = committed_postgres_app
+    with app.test_request_context():
+        site_id = auth_ops.create_site(name="Race", timezone="America/Chicago").id
+        db.session.commit()
+    for round_number in range(5):
+        with app.test_request_context():
+            # Only this round's two administrators are active.
+            db.session.execute(update(User).where(User.role == Role.ADMIN).values(is_active=False))
+            admins = [
+                auth_ops.create_user(
+                    email=f"admin{round_number}-{n}@example.org", name="Admin", role=Role.ADMIN, site_ids=[], password=PASSWORD
+                )
+                for n in range(2)
+            ]
+            tokens = [auth_ops.create_token(admin, name="t", expires_in_days=1)[1] for admin in admins]
+            ids = [admin.id for admin in admins]
+            db.session.commit()
+
+        def demote_the_other(n: int, ids: list[int] = ids, tokens: list[str] = tokens) -> int:
+            response = app.test_client().patch(
+                f"/api/v1/users/{ids[1 - n]}",
+                json={"role": "clinician", "site_ids": [site_id]},
+                headers={"Authorization": f"Bearer {tokens[n]}"},
+            )
+            return response.status_code
+
+        statuses = _in_parallel(2, demote_the_other)
+        assert sorted(statuses.values()) == [200, 409], round_number
+        with app.app_context():
+            active_admins = db.session.scalars(
+                select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True))
+            ).all()
+            assert len(active_admins) == 1, round_number

@@ -198,5 +198,9 @@ def get_user(user_id: int) -> User:
 @blp.response(200, UserSchema)
 @requires(Permission.USERS_MANAGE)
 def update_user(body: dict[str, Any], user_id: int) -> User:
-    """Change an account; `is_active: false` or a new password ends its sessions and tokens."""
+    """Change an account; `is_active: false` or a new password ends its sessions and tokens.
+
+    409 when the change would take administrator rights (role or `is_active`) from the caller
+    themself or from the last active administrator.
+    """
     return ops.update_user(ops.get_user_or_404(user_id), body, actor=authenticated_user())

@@ -347,8 +347,47 @@ def create_user(
     return user
 
 
+def _keep_administrators(user: User, changes: dict[str, Any], *, actor: User) -> None:
+    """Refuse (409) a change that takes administrator rights from oneself or from the last active admin.
+
+    The rights go with a role change away from admin and with disabling the account. The active
+    administrators' rows are locked first, so two admins demoting each other at the same moment
+    cannot both succeed and leave none.
+    """
+    if user.role is not Role.ADMIN or not user.is_active:
+        return
+    fields = sorted(
+        name
+        for name, taken in (
+            ("role", changes.get("role", Role.ADMIN) is not Role.ADMIN),
+            ("is_active", changes.get("is_active", True) is False),
+        )
+        if taken
+    )
+    if not fields:
+        return
+    if user.id == actor.id:
+        abort_problem(
+            409,
+            "You cannot take away your own administrator rights; another administrator can.",
+            errors={field: ["Not for your own account."] for field in fields},
+            problem="own-admin-rights",
+        )
+    active_admins = db.session.scalars(
+        select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True)).order_by(User.id).with_for_update()
+    ).all()
+    if set(active_admins) <= {user.id}:
+        abort_problem(
+            409,
+            "This is the last active administrator; make another one first.",
+            errors={field: ["The last active administrator keeps this."] for field in fields},
+            problem="last-admin",
+        )
+
+
 def update_user(user: User, changes: dict[str, Any], *, actor: User) -> User:
     """Apply an admin's changes; disabling a user or setting a password ends their sessions."""
+    _keep_administrators(user, changes, actor=actor)
     details: dict[str, Any] = {"fields": sorted(k for k in changes if k != "password")}
     if "email" in changes:
         email_norm = normalise_email(changes["email"])
@@ -367,8 +406,6 @@ def update_user(user: User, changes: dict[str, Any], *, actor: User) -> User:
     if "is_supervisor" in changes:
         user.is_supervisor = changes["is_supervisor"]
     if "is_active" in changes and changes["is_active"] != user.is_active:
-        if not changes["is_active"] and user.id == actor.id:
-            abort_problem(422, "You cannot disable your own account.", errors={"is_active": ["Not for yourself."]})
         user.is_active = changes["is_active"]
         if not user.is_active:
             revoke_all_for_user(user.id)

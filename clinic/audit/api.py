@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from clinic.audit import operations as ops
 from clinic.audit.schemas import AuditEventPageSchema, AuditQuerySchema
-from clinic.auth.permissions import Permission, requires
+from clinic.core.permissions import Permission, requires
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="Audit trail")
 

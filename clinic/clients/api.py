@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flask import g
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, require_site_in_scope, requires
@@ -48,7 +47,6 @@ def create_client(body: dict[str, Any], args: dict[str, Any]) -> Client:
     """Register a prospective client; the MRN is assigned by clinic."""
     user = authenticated_user()
     require_site_in_scope(body["site_id"], user)
-    g._client_data = True
     return ops.register_client(actor=user, allow_duplicate=args["allow_duplicate"], **body)
 
 
@@ -58,7 +56,6 @@ def create_client(body: dict[str, Any], args: dict[str, Any]) -> Client:
 @blp.response(200, ClientPageSchema)
 def list_clients(args: dict[str, Any]) -> dict[str, Any]:
     """Search clients by name prefix, MRN or phone, alphabetically."""
-    g._client_data = True
     return ops.search_clients(authenticated_user(), **args).as_dict()
 
 
@@ -67,7 +64,7 @@ def list_clients(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, ClientSchema)
 def get_client(client_id: int) -> Client:
     """One client's registration record."""
-    return ops.read_client(load_client(client_id))
+    return load_client(client_id, audit_read=True)
 
 
 @blp.route("/clients/<int:client_id>", methods=["PATCH"])
@@ -103,7 +100,6 @@ def list_episodes(client_id: int) -> dict[str, Sequence[Episode]]:
 @blp.response(200, EpisodeSchema)
 def discharge(body: dict[str, Any], episode_id: int) -> Episode:
     """Discharge the client from the episode with a TEDS reason."""
-    g._client_data = True
     episode = get_scoped_or_404(Episode, episode_id, authenticated_user())
     return ops.discharge(
         episode,
@@ -137,7 +133,6 @@ def list_consents(client_id: int) -> dict[str, Sequence[Consent]]:
 @blp.response(200, ConsentSchema)
 def revoke_consent(consent_id: int) -> Consent:
     """Revoke a consent; it no longer applies from the next request."""
-    g._client_data = True
     user = authenticated_user()
     return ops.revoke_consent(ops.get_consent_or_404(consent_id, user), actor=user)
 

@@ -76,6 +76,27 @@ def _validate_tuning(settings: dict[str, object]) -> None:
             raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
+def _anchor_target(value: str) -> str:
+    """``file:<path>`` with a relative path resolved against the project root, ``log``, or the default file."""
+    value = value.strip() or f"file:{INSTANCE_DIR / 'audit-anchors.jsonl'}"
+    if value.startswith("file:"):
+        path = Path(value.removeprefix("file:"))
+        if str(path) not in ("", "."):
+            return f"file:{path if path.is_absolute() else BASE_DIR / path}"
+    return value
+
+
+def _validate_audit(settings: dict[str, object]) -> None:
+    if not settings.get("AUDIT_CHAIN_KEY"):
+        raise ConfigError("AUDIT_CHAIN_KEY must be set")
+    target = str(settings.get("AUDIT_ANCHOR_TARGET", ""))
+    if target != "log" and not (target.startswith("file:") and target.removeprefix("file:").strip() not in ("", ".")):
+        raise ConfigError(f"AUDIT_ANCHOR_TARGET must be file:<path> or log, got {target!r}")
+    hour = settings.get("AUDIT_ANCHOR_HOUR_UTC")
+    if not isinstance(hour, int) or not 0 <= hour <= 23:
+        raise ConfigError(f"AUDIT_ANCHOR_HOUR_UTC must be an hour from 0 to 23, got {hour!r}")
+
+
 def _database_url() -> str:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'clinic.db'}"
     # Relative SQLite paths are resolved against the project root, not the working directory.
@@ -150,6 +171,14 @@ class Config:
     HEARTBEAT_INTERVAL_SECONDS = _env_int("HEARTBEAT_INTERVAL_SECONDS", 60)
     #: How often the worker seals new audit events into the hash chain.
     AUDIT_SEAL_INTERVAL_SECONDS = _env_int("AUDIT_SEAL_INTERVAL_SECONDS", 10)
+    #: Key of the audit chain's HMAC (docs/security.md): required in production, never stored in the database.
+    AUDIT_CHAIN_KEY = os.environ.get("AUDIT_CHAIN_KEY", "")
+    #: Retired audit chain keys, separated by commas: they only verify the entries they sealed.
+    AUDIT_CHAIN_KEYS = os.environ.get("AUDIT_CHAIN_KEYS", "")
+    #: Where the chain's head is anchored: "file:<path>" (appended JSON lines) or "log".
+    AUDIT_ANCHOR_TARGET = _anchor_target(os.environ.get("AUDIT_ANCHOR_TARGET", ""))
+    #: Hour (UTC) of the daily job that anchors the audit chain's head.
+    AUDIT_ANCHOR_HOUR_UTC = _env_int("AUDIT_ANCHOR_HOUR_UTC", 1)
 
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
@@ -207,6 +236,7 @@ class Config:
         """Refuse to start with settings that are unsafe for this environment."""
         _validate_messaging(settings)
         _validate_tuning(settings)
+        _validate_audit(settings)
 
 
 def development_base_url() -> str:
@@ -218,6 +248,8 @@ class DevelopmentConfig(Config):
     ENV_NAME = "development"
     SECRET_KEY = os.environ.get("SECRET_KEY") or "development-only-not-secret"
     PUBLIC_BASE_URL = development_base_url()
+    #: A fixed key, so that the worker, the web process and the CLI agree across restarts.
+    AUDIT_CHAIN_KEY = os.environ.get("AUDIT_CHAIN_KEY") or "development-only-audit-chain-key"
     SESSION_COOKIE_SECURE = False
     HSTS_ENABLED = False
 
@@ -226,6 +258,9 @@ class TestingConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
     SECRET_KEY = os.environ.get("SECRET_KEY") or "testing-only-not-secret"
+    AUDIT_CHAIN_KEY = os.environ.get("AUDIT_CHAIN_KEY") or "testing-only-audit-chain-key"
+    #: Tests that anchor name a file of their own; the default file belongs to the development database.
+    AUDIT_ANCHOR_TARGET = "log"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_SQLALCHEMY_URI", "sqlite://")
     SESSION_COOKIE_SECURE = False
     RATELIMIT_STORAGE_URI = "memory://"
@@ -246,6 +281,12 @@ class ProductionConfig(Config):
         secret = settings.get("SECRET_KEY")
         if not isinstance(secret, str) or len(secret) < 32:
             raise ConfigError("SECRET_KEY must be set to at least 32 random characters in production")
+        chain_key = settings.get("AUDIT_CHAIN_KEY")
+        if not isinstance(chain_key, str) or len(chain_key) < 32:
+            raise ConfigError("AUDIT_CHAIN_KEY must be set to at least 32 random characters in production")
+        if chain_key == secret:
+            # Whoever learns the session-signing key must not also be able to rewrite the audit chain.
+            raise ConfigError("AUDIT_CHAIN_KEY must differ from SECRET_KEY")
 
 
 CONFIGS: dict[str, type[Config]] = {

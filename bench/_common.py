@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/clinic_bench")
 os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
 os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-0123456789abcdef")
+os.environ.setdefault("AUDIT_CHAIN_KEY", "benchmark-only-audit-chain-key-0123456789abcdef")
 
 CLINICIAN_EMAIL = "clinician1.riverside@demo.example.org"
 ADMIN_EMAIL = "admin@demo.example.org"

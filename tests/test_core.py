@@ -93,7 +93,10 @@ def test_security_headers_on_every_response(client, path):
 def test_hsts_outside_development(database_urls):
     from clinic import create_app
 
-    strict = create_app("production", {"SECRET_KEY": "x" * 40, "SQLALCHEMY_DATABASE_URI": database_urls("sqlite")})
+    strict = create_app(
+        "production",
+        {"SECRET_KEY": "x" * 40, "AUDIT_CHAIN_KEY": "y" * 40, "SQLALCHEMY_DATABASE_URI": database_urls("sqlite")},
+    )
     assert "max-age" in strict.test_client().get("/healthz").headers["Strict-Transport-Security"]
     dev = create_app("development", {"SQLALCHEMY_DATABASE_URI": database_urls("sqlite")})
     assert "Strict-Transport-Security" not in dev.test_client().get("/healthz").headers

@@ -52,5 +52,8 @@ class AuditEvent(Base):
     seq: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
     #: Hash of the previous entry in the chain ("" for the first); null until sealed.
     prev_hash: Mapped[str | None] = mapped_column(String(64))
-    #: SHA-256 over ``prev_hash`` and this row's content; null until sealed.
+    #: HMAC-SHA-256 over ``prev_hash`` and this row's content under the key ``key_id``; null until sealed.
     hash: Mapped[str | None] = mapped_column(String(64))
+    #: Id of the key that sealed the row (clinic.audit.keys); null until sealed, and on rows sealed
+    #: before the chain was keyed, whose hash is a plain SHA-256.
+    key_id: Mapped[str | None] = mapped_column(String(16))

@@ -3,16 +3,19 @@
 Events are queued during a unit of work and inserted right before it commits, without any lock,
 so concurrent requests never wait on one another. A sealer (a periodic task, or ``flask audit
 seal``) then takes the chain lock and chains every committed, unsealed event in turn: it gives
-each the next sequence number, the previous event's hash and its own hash. The database lets a
-row be updated only that once, and only in those three columns. Failures and denials survive a
-rolled-back request: they are written in a transaction of their own.
+each the next sequence number, the previous event's hash and its own hash: an HMAC under a key
+that is not in the database (clinic.audit.keys), so that whoever can write the database cannot
+recompute the chain after changing an entry, with the id of that key. The database lets a row be
+updated only that once, and only in those columns. Anchors (clinic.audit.anchors) copy the head
+of the chain out of the database, so that cutting entries off its end is detected too. Failures
+and denials survive a rolled-back request: they are written in a transaction of their own.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -21,6 +24,8 @@ from flask import g, has_request_context, request
 from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from clinic.audit.anchors import Anchor, anchor_for, write_anchor
+from clinic.audit.keys import Keyring, chain_hash, keyring
 from clinic.audit.models import AuditEvent, Outcome
 from clinic.core import unit_of_work
 from clinic.core.pagination import Page, keyset_page
@@ -128,8 +133,11 @@ def concerned_clients(obj: Any) -> tuple[int | None, ...]:
     return (client_id,)
 
 
-def content_hash(row: AuditEvent | PendingEvent, prev_hash: str) -> str:
-    """SHA-256 over the previous hash and a canonical form of the row's content."""
+def content_hash(row: AuditEvent | PendingEvent, prev_hash: str, key: bytes | None) -> str:
+    """HMAC-SHA-256 under ``key`` over the previous hash and a canonical form of the row's content.
+
+    ``key`` None gives the plain SHA-256 with which entries were sealed before the chain was keyed.
+    """
     payload = {
         "at": row.at.isoformat(timespec="microseconds"),
         "user_id": row.user_id,
@@ -142,7 +150,7 @@ def content_hash(row: AuditEvent | PendingEvent, prev_hash: str) -> str:
         "details": row.details,
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256((prev_hash + "\n" + canonical).encode()).hexdigest()
+    return chain_hash(prev_hash, canonical, key)
 
 
 def _write_events(session: Session, events: list[PendingEvent]) -> None:
@@ -211,16 +219,18 @@ _EVENTS: unit_of_work.Queue[PendingEvent] = unit_of_work.Queue(
 def seal_pending(*, batch: int = 5000) -> int:
     """Chain committed, unsealed events in id order; returns how many were sealed.
 
-    Runs under the chain lock (a PostgreSQL advisory lock; on SQLite the write lock), so two
-    sealers never hand out the same sequence number. Commits its own work.
+    Each is sealed with the current key (``AUDIT_CHAIN_KEY``), whose id it records. Runs under
+    the chain lock (a PostgreSQL advisory lock; on SQLite the write lock), so two sealers never
+    hand out the same sequence number. Commits its own work.
     """
+    keys = keyring()
     sealed = 0
     while True:
         session = db.session()
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK_KEY})
         last = session.execute(
-            select(AuditEvent.seq, AuditEvent.hash)
+            select(AuditEvent.seq, AuditEvent.hash, AuditEvent.key_id)
             .where(AuditEvent.seq.is_not(None))
             .order_by(AuditEvent.seq.desc())
             .limit(1)
@@ -233,11 +243,17 @@ def seal_pending(*, batch: int = 5000) -> int:
         if not pending:
             session.commit()
             return sealed
+        if last is None or last[2] is None:
+            # The first keyed entry: anchor the chain as it is (empty, or its entries sealed before
+            # keying), so that no one can later pass keyed entries off as unkeyed ones.
+            write_anchor(anchor_for(seq, prev_hash, None))
         updates = []
         for row in pending:
             seq += 1
-            row_hash = content_hash(row, prev_hash or "")
-            updates.append({"id": row.id, "seq": seq, "prev_hash": prev_hash or "", "hash": row_hash})
+            row_hash = content_hash(row, prev_hash or "", keys.current)
+            updates.append(
+                {"id": row.id, "seq": seq, "prev_hash": prev_hash or "", "hash": row_hash, "key_id": keys.current_id}
+            )
             prev_hash = row_hash
         session.expunge_all()
         session.execute(update(AuditEvent), updates)
@@ -249,7 +265,7 @@ def seal_pending(*, batch: int = 5000) -> int:
 
 @dataclass(frozen=True)
 class ChainBreak:
-    id: int
+    id: int | None
     reason: str
 
 
@@ -258,6 +274,10 @@ class Verification:
     checked: int
     unsealed: int
     broken: ChainBreak | None
+    #: Entries sealed before the chain was keyed (plain SHA-256), all at its start.
+    unkeyed: int = 0
+    #: Anchors the chain was checked against.
+    anchors: int = 0
 
 
 def iter_sealed(batch: int = 2000) -> Iterator[AuditEvent]:
@@ -275,32 +295,89 @@ def iter_sealed(batch: int = 2000) -> Iterator[AuditEvent]:
         db.session.expunge_all()
 
 
-def verify_chain() -> Verification:
-    """Walk the sealed log in sequence order; report the first altered, removed or reordered entry."""
-    prev_hash = ""
-    checked = 0
-    expected_seq = 1
+def verify_chain(*, anchors: Sequence[Anchor] = ()) -> Verification:
+    """Walk the sealed log in sequence order; report the first altered, removed or reordered entry.
+
+    Each entry's hash is checked under the key it names; entries sealed before keying (no key id)
+    are accepted only at the start of the chain, and never after an anchor, since every anchor was
+    taken by a version that keys. Each anchor's entry must still have the anchored hash, and the
+    chain must reach the newest anchor: a shorter one lost its tail.
+    """
+    walk = _ChainWalk(keyring(), anchors)
     for row in iter_sealed():
-        checked += 1
-        if row.seq != expected_seq:
-            return Verification(
-                checked,
-                _unsealed(),
-                ChainBreak(row.id, f"sequence {expected_seq} is missing before it (an entry was removed)"),
-            )
-        if row.prev_hash != prev_hash:
-            return Verification(
-                checked,
-                _unsealed(),
-                ChainBreak(row.id, "its link to the previous entry is broken (an entry was removed or reordered)"),
-            )
-        if content_hash(row, prev_hash) != row.hash:
-            return Verification(
-                checked, _unsealed(), ChainBreak(row.id, "its content does not match its hash (the entry was altered)")
-            )
-        prev_hash = row.hash or ""
-        expected_seq += 1
-    return Verification(checked, _unsealed(), None)
+        reason = walk.problem(row)
+        if reason is not None:
+            return walk.result(ChainBreak(row.id, reason))
+    reason = walk.problem_at_end()
+    return walk.result(None if reason is None else ChainBreak(None, reason))
+
+
+class _ChainWalk:
+    """What a walk along the chain has seen so far, and the checks of each next entry."""
+
+    def __init__(self, keys: Keyring, anchors: Sequence[Anchor]) -> None:
+        self.keys = keys
+        self.anchors = len(anchors)
+        self.anchored: dict[int, list[Anchor]] = {}
+        for anchor in anchors:
+            self.anchored.setdefault(anchor.seq, []).append(anchor)
+        # Every anchor was written by a version that seals with a key: nothing after one is unkeyed.
+        self.unkeyed_until = min(self.anchored) if self.anchored else None
+        self.prev_hash = ""
+        self.checked = 0
+        self.unkeyed = 0
+        self.keyed_seen = False
+
+    def result(self, broken: ChainBreak | None) -> Verification:
+        return Verification(self.checked, _unsealed(), broken, self.unkeyed, self.anchors)
+
+    def problem(self, row: AuditEvent) -> str | None:
+        """Why ``row`` breaks the chain, if it does; otherwise it becomes the previous entry."""
+        self.checked += 1
+        reason = self._link_problem(row) or self._hash_problem(row) or self._anchor_problem(row)
+        self.prev_hash = row.hash or ""
+        return reason
+
+    def _link_problem(self, row: AuditEvent) -> str | None:
+        if row.seq != self.checked:
+            return f"sequence {self.checked} is missing before it (an entry was removed)"
+        if row.prev_hash != self.prev_hash:
+            return "its link to the previous entry is broken (an entry was removed or reordered)"
+        return None
+
+    def _hash_problem(self, row: AuditEvent) -> str | None:
+        key: bytes | None = None
+        if row.key_id is None:
+            if self.keyed_seen or (self.unkeyed_until is not None and self.checked > self.unkeyed_until):
+                return "it is sealed without a key after keyed or anchored entries (it was rewritten)"
+            self.unkeyed += 1
+        elif row.key_id not in self.keys.keys:
+            return f"it is sealed with key {row.key_id}, which is not configured (add it to AUDIT_CHAIN_KEYS)"
+        else:
+            self.keyed_seen = True
+            key = self.keys.keys[row.key_id]
+        if not hmac.compare_digest(content_hash(row, self.prev_hash, key), row.hash or ""):
+            return "its content does not match its hash (the entry was altered)"
+        return None
+
+    def _anchor_problem(self, row: AuditEvent) -> str | None:
+        for anchor in self.anchored.get(self.checked, ()):
+            if anchor.hash != row.hash:
+                return (
+                    f"its hash differs from the one anchored at {anchor.anchored_at.isoformat()} "
+                    "(the chain was rewritten up to it)"
+                )
+        return None
+
+    def problem_at_end(self) -> str | None:
+        last = max(self.anchored, default=0)
+        if last <= self.checked:
+            return None
+        when = self.anchored[last][0].anchored_at.isoformat()
+        return (
+            f"the chain ends at sequence {self.checked}, but sequence {last} was anchored at {when} "
+            "(entries were removed from its end)"
+        )
 
 
 def _unsealed() -> int:

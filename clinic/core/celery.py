@@ -79,6 +79,11 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
             "schedule": float(app.config["AUDIT_SEAL_INTERVAL_SECONDS"]),
             "options": {"expires": float(app.config["AUDIT_SEAL_INTERVAL_SECONDS"])},
         },
+        "audit.anchor_audit_chain": {
+            "task": "clinic.audit.tasks.anchor_audit_chain",
+            "schedule": crontab(minute=0, hour=int(app.config["AUDIT_ANCHOR_HOUR_UTC"])),
+            "options": {"expires": 3600.0},
+        },
         "system.heartbeat": {
             "task": "clinic.system.tasks.heartbeat",
             "schedule": float(app.config["HEARTBEAT_INTERVAL_SECONDS"]),

@@ -600,6 +600,7 @@ def test_assessments_are_clinical_scoped_and_audited(app, client, ward):
 
 def test_staff_email_is_sent_through_the_worker_task(app, client, ward, monkeypatch):
     sent = []
+    monkeypatch.setitem(app.config, "MAIL_SERVER", "smtp.example.org")  # configured; the conversation is faked
     monkeypatch.setattr("clinic.notify.tasks.send_email", lambda message: sent.append(message))
     submit(client, ward, "PHQ-9", {**PHQ_OK, "q9": 2})
     with app.app_context():

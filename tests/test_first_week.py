@@ -115,3 +115,47 @@ def test_development_links_point_at_the_port_make_run_serves_on(monkeypatch):
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://clinic.example.org")
     monkeypatch.setenv("PORT", "8123")
     assert development_base_url() == "https://clinic.example.org"
+
+
+# --- staff email: say what happened -------------------------------------------------------------------
+
+
+def _alert(app, user_id: int) -> int:
+    from clinic.extensions import db
+    from clinic.notify.models import StaffNotificationKind
+    from clinic.notify.staff import notify_staff
+
+    with app.app_context():
+        row = notify_staff(user_id, kind=StaffNotificationKind.REVIEW_OVERDUE, title="A plan review is overdue", body="-")
+        assert row is not None
+        db.session.commit()
+        return row.id
+
+
+def test_a_staff_email_without_a_mail_server_is_not_configured_not_sent(
+    app, client, make_site, make_user, bearer, monkeypatch, caplog
+):
+    from clinic.notify.tasks import send_staff_email, sweep_staff_emails
+
+    sent = []
+    monkeypatch.setattr("clinic.notify.email.Mailer.send", lambda _self, message: sent.append(message))
+    monkeypatch.setitem(app.config, "MAIL_SERVER", "")
+    user = make_user("clinician", sites=[make_site()])
+    notification_id = _alert(app, user.id)
+
+    with app.app_context(), caplog.at_level("INFO", logger="clinic.notify.tasks"):
+        assert send_staff_email.apply(args=[notification_id]).get() == "not_configured"
+        assert send_staff_email.apply(args=[notification_id]).get() == "not pending"  # settled once
+        assert sweep_staff_emails.apply().get() == 0  # and never swept again
+
+    listed = client.get("/api/v1/staff-notifications", headers=bearer(user)).get_json()["items"]
+    assert [(n["id"], n["email_status"]) for n in listed] == [(notification_id, "not_configured")]
+    assert sent == []
+    assert "MAIL_SERVER is not set" in caplog.text
+
+
+def test_the_spec_lists_not_configured_among_the_email_statuses(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    statuses = spec["components"]["schemas"]["StaffNotification"]["properties"]["email_status"]["enum"]
+    assert "not_configured" in statuses and "sent" in statuses
+

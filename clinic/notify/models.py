@@ -25,6 +25,8 @@ class EmailStatus(enum.StrEnum):
     FAILED = "failed"
     #: The user has no email address, or the notification is not emailed.
     SKIPPED = "skipped"
+    #: No mail server is configured (``MAIL_SERVER`` unset): no email was sent.
+    NOT_CONFIGURED = "not_configured"
 
 
 class StaffNotification(Base):

@@ -105,6 +105,16 @@ def claim_for_email(notification_id: int) -> StaffNotification | None:
     return db.session.get(StaffNotification, notification_id)
 
 
+def settle_without_mail_server(notification_id: int) -> bool:
+    """No mail server: a pending email is marked ``not_configured`` (nothing is sent); False if not pending."""
+    result = db.session.execute(
+        update(StaffNotification)
+        .where(StaffNotification.id == notification_id, StaffNotification.email_status == EmailStatus.PENDING)
+        .values(email_status=EmailStatus.NOT_CONFIGURED)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def due_for_sweep() -> Sequence[int]:
     """Pending emails, and emails stuck in ``sending`` by a worker that died, to (re)send."""
     stale = utcnow() - timedelta(seconds=current_app.config["STAFF_EMAIL_STUCK_AFTER_SECONDS"])

@@ -14,7 +14,7 @@ from clinic.extensions import db
 from clinic.notify.delivery import Claim, claim_due, deliver, deliver_batch
 from clinic.notify.email import PermanentEmailError, TransientEmailError, build_message, send_email
 from clinic.notify.models import EmailStatus, StaffNotification
-from clinic.notify.staff import claim_for_email, due_for_sweep
+from clinic.notify.staff import claim_for_email, due_for_sweep, settle_without_mail_server
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,12 @@ def send_staff_email(self: object, notification_id: int) -> str:
     Two short transactions: the claim is committed before the SMTP conversation, so a second
     worker cannot send the same message; the outcome is committed after it.
     """
+    if not current_app.config.get("MAIL_SERVER"):
+        # Say what happened: the alert is in clinic, but no email left it.
+        if not settle_without_mail_server(notification_id):
+            return "not pending"
+        log.info("staff notification %s: MAIL_SERVER is not set, so no email was sent", notification_id)
+        return EmailStatus.NOT_CONFIGURED.value
     row = claim_for_email(notification_id)
     if row is None:
         return "not pending"

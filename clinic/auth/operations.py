@@ -177,14 +177,14 @@ def change_password(user: User, *, current_password: str, new_password: str) -> 
     if not verify_password(user.password_hash, current_password):
         record("auth.password_change", resource="user", resource_id=user.id, outcome=Outcome.FAILURE)
         abort_problem(422, "The current password is wrong.", errors={"current_password": ["Wrong password."]})
-    _set_password(user, new_password)
+    _set_password(user, new_password, field="new_password")
     record("auth.password_change", resource="user", resource_id=user.id)
 
 
-def _set_password(user: User, password: str) -> None:
+def _set_password(user: User, password: str, *, field: str = "password") -> None:
     problems = password_problems(password, email=user.email, name=user.name)
     if problems:
-        abort_problem(422, "The password is not acceptable.", errors={"password": problems})
+        abort_problem(422, "The password is not acceptable.", errors={field: problems})
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
     revoke_all_for_user(user.id)

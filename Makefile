@@ -50,7 +50,7 @@ run: $(INSTALLED)
 	@echo
 	@echo "  clinic:      http://127.0.0.1:$(PORT)"
 	@echo "  API docs:    http://127.0.0.1:$(PORT)/api/docs"
-	@echo "  health:      http://127.0.0.1:$(PORT)/healthz  (readiness: /readyz)"
+	@echo "  health:      http://127.0.0.1:$(PORT)/healthz  (readiness: /readyz, 503 until the worker's first heartbeat)"
 	@if [ -n "$${REDIS_URL:-}" ]; then echo "  broker:      Redis (REDIS_URL)"; \
 	else echo "  broker:      file system (instance/broker); set REDIS_URL to use Redis"; fi
 	@echo "  first admin: $(FLASK) users create --email you@example.org --name \"Your Name\" --role admin --password-stdin"

@@ -84,8 +84,18 @@ def fuzz_user(
 
 
 @pytest.fixture
-def api_schema(app: Flask, fuzz_user: FuzzUser) -> Any:
-    """The spec the app serves, loaded through the app (depends on ``fuzz_user`` to run once per user)."""
+def api_schema(app: Flask, fuzz_user: FuzzUser, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The spec the app serves, loaded through the app (depends on ``fuzz_user`` to run once per user).
+
+    The clinic fuzzed is a healthy one: its worker has beaten and stays fresh for the whole run, so
+    ``/readyz`` is 200 (its 503 without a worker is tested in test_first_week.py).
+    """
+    from clinic.system.operations import record_heartbeat
+
+    monkeypatch.setitem(app.config, "HEARTBEAT_INTERVAL_SECONDS", 86_400)
+    with app.app_context():
+        record_heartbeat()
+        db.session.commit()
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
 
 

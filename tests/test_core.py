@@ -160,9 +160,12 @@ def test_healthz(client):
 
 
 def test_readyz_reports_database_broker_and_heartbeat(client):
-    body = client.get("/readyz").get_json()
-    assert body["checks"] == {"database": "ok", "broker": "ok"}
-    assert body["worker_heartbeat"]["status"] in {"never", "ok", "stale"}
+    response = client.get("/readyz")
+    body = response.get_json()
+    # No worker has beaten in this database: not ready, naming the worker.
+    assert response.status_code == 503
+    assert body["checks"] == {"database": "ok", "broker": "ok", "worker": "failed: no heartbeat yet"}
+    assert body["worker_heartbeat"]["status"] == "never"
 
 
 def test_readyz_is_503_naming_the_broker_when_it_does_not_answer(database_urls):
@@ -186,7 +189,10 @@ def test_heartbeat_task_is_reported_by_readyz(app, client):
 
     with app.app_context():
         heartbeat.apply()
-    body = client.get("/readyz").get_json()
+    response = client.get("/readyz")
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["checks"] == {"database": "ok", "broker": "ok", "worker": "ok"}
     assert body["worker_heartbeat"]["status"] == "ok"
     assert body["worker_heartbeat"]["age_seconds"] < 60
 

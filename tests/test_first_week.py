@@ -159,3 +159,59 @@ def test_the_spec_lists_not_configured_among_the_email_statuses(client):
     statuses = spec["components"]["schemas"]["StaffNotification"]["properties"]["email_status"]["enum"]
     assert "not_configured" in statuses and "sent" in statuses
 
+
+# --- readiness: the worker ------------------------------------------------------------------------
+
+
+def _beat(app, seconds_ago: float) -> None:
+    from datetime import timedelta
+
+    from clinic.core.time import utcnow
+    from clinic.extensions import db
+    from clinic.system.models import WorkerHeartbeat
+
+    with app.app_context():
+        db.session.merge(WorkerHeartbeat(name="celery", beat_at=utcnow() - timedelta(seconds=seconds_ago), hostname="w"))
+        db.session.commit()
+
+
+def test_readyz_is_not_ready_before_the_worker_ever_beats(client):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["worker"] == "failed: no heartbeat yet"
+    assert (body["checks"]["database"], body["checks"]["broker"]) == ("ok", "ok")
+
+
+def test_readyz_is_not_ready_when_the_heartbeat_is_older_than_three_intervals(app, client):
+    interval = app.config["HEARTBEAT_INTERVAL_SECONDS"]
+    _beat(app, seconds_ago=3 * interval + 30)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["worker_heartbeat"]["status"] == "stale"
+    assert body["checks"]["worker"].startswith("failed: no heartbeat for ")
+
+    _beat(app, seconds_ago=interval)
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["checks"] == {"database": "ok", "broker": "ok", "worker": "ok"}
+
+
+def test_a_worker_beats_as_soon_as_it_is_ready():
+    """Without waiting for beat's first interval: the worker queues a heartbeat when it is ready."""
+    from types import SimpleNamespace
+
+    from celery.signals import worker_ready
+
+    from clinic.system import tasks  # what the worker imports at start-up (the app's `imports`)
+
+    sent = []
+
+    class Consumer:  # what the signal's sender offers: its app
+        app = SimpleNamespace(send_task=lambda name, *a, **k: sent.append(name))
+
+    worker_ready.send(sender=Consumer())
+    assert tasks.HEARTBEAT_TASK == "clinic.system.tasks.heartbeat"
+    assert sent == ["clinic.system.tasks.heartbeat"]

@@ -25,9 +25,13 @@ def healthz() -> dict[str, Any]:
 
 @blp.route("/readyz", methods=["GET"])
 @blp.response(200, ReadinessSchema)
-@blp.alt_response(503, schema=ReadinessSchema, description="The database or the broker does not answer")
+@blp.alt_response(
+    503,
+    schema=ReadinessSchema,
+    description="The database or the broker does not answer, or no worker has sent a heartbeat for three intervals",
+)
 @public
 def readyz() -> ResponseReturnValue:
-    """The database and the broker answer; also reports the worker's last heartbeat."""
+    """The database and the broker answer and a worker beats (``checks``: database, broker, worker)."""
     ready, body = readiness()
     return jsonify(ReadinessSchema().dump(body)), 200 if ready else 503

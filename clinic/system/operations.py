@@ -60,20 +60,35 @@ def check_broker() -> str | None:
     return None
 
 
+def worker_heartbeat() -> dict[str, Any]:
+    """The last heartbeat: ``ok``, ``stale`` (older than three intervals) or ``never``."""
+    row = db.session.get(WorkerHeartbeat, HEARTBEAT)
+    if row is None:
+        return {"last_beat_at": None, "age_seconds": None, "status": "never"}
+    age = (utcnow() - row.beat_at).total_seconds()
+    stale_after = 3 * current_app.config["HEARTBEAT_INTERVAL_SECONDS"]
+    status = "ok" if age <= stale_after else "stale"
+    return {"last_beat_at": row.beat_at, "age_seconds": round(age, 1), "status": status}
+
+
+def check_worker(heartbeat: dict[str, Any] | None) -> str | None:
+    """Why the worker is not known to run: no heartbeat yet, or none for three intervals."""
+    if heartbeat is None:
+        return "unknown (the database did not answer)"
+    if heartbeat["status"] == "never":
+        return "no heartbeat yet"
+    if heartbeat["status"] == "stale":
+        return f"no heartbeat for {heartbeat['age_seconds']:.0f} s"
+    return None
+
+
 def readiness() -> tuple[bool, dict[str, Any]]:
-    """Whether the database and broker answer, with the worker's last heartbeat."""
+    """Whether the database and broker answer and a worker beats, with the worker's last heartbeat."""
     failures = {"database": check_database(), "broker": check_broker()}
-    heartbeat: dict[str, Any] = {"last_beat_at": None, "age_seconds": None, "status": "never"}
-    if failures["database"] is None:
-        row = db.session.get(WorkerHeartbeat, HEARTBEAT)
-        if row is not None:
-            age = (utcnow() - row.beat_at).total_seconds()
-            stale_after = 3 * current_app.config["HEARTBEAT_INTERVAL_SECONDS"]
-            heartbeat = {
-                "last_beat_at": row.beat_at,
-                "age_seconds": round(age, 1),
-                "status": "ok" if age <= stale_after else "stale",
-            }
+    heartbeat = worker_heartbeat() if failures["database"] is None else None
+    failures["worker"] = check_worker(heartbeat)
+    if heartbeat is None:
+        heartbeat = {"last_beat_at": None, "age_seconds": None, "status": "never"}
     ready = all(reason is None for reason in failures.values())
     checks = {name: ("ok" if reason is None else f"failed: {reason}") for name, reason in failures.items()}
     return ready, {"status": "ok" if ready else "unavailable", "checks": checks, "worker_heartbeat": heartbeat}

@@ -80,3 +80,15 @@ def test_the_last_active_admin_keeps_their_rights(client, bearer, make_user, mak
     demoted = _patch(client, headers, other.id, {"role": "clinician", "site_ids": [site.id]})
     assert demoted.status_code == 200
     assert client.get("/api/v1/auth/me", headers=headers).get_json()["user"]["role"] == "admin"
+
+
+def test_a_refused_change_of_admin_rights_is_audited(client, bearer, make_user):
+    admin = make_user(Role.ADMIN)
+    headers = bearer(admin)
+    assert _patch(client, headers, admin.id, {"is_active": False}).status_code == 409
+    events = client.get(
+        f"/api/v1/audit-events?user_id={admin.id}&action=user.update&outcome=denied", headers=headers
+    ).get_json()["items"]
+    assert [(e["resource_id"], e["details"]) for e in events] == [
+        (str(admin.id), {"fields": ["is_active"], "refused": "own-admin-rights"})
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from flask import current_app
 from sqlalchemy import ColumnElement, CursorResult, and_, case, func, literal, null, or_, select, update
@@ -367,22 +367,30 @@ def _keep_administrators(user: User, changes: dict[str, Any], *, actor: User) ->
     if not fields:
         return
     if user.id == actor.id:
-        abort_problem(
-            409,
-            "You cannot take away your own administrator rights; another administrator can.",
-            errors={field: ["Not for your own account."] for field in fields},
+        _refuse_admin_change(
+            user,
+            fields,
             problem="own-admin-rights",
+            detail="You cannot take away your own administrator rights; another administrator can.",
+            message="Not for your own account.",
         )
     active_admins = db.session.scalars(
         select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True)).order_by(User.id).with_for_update()
     ).all()
     if set(active_admins) <= {user.id}:
-        abort_problem(
-            409,
-            "This is the last active administrator; make another one first.",
-            errors={field: ["The last active administrator keeps this."] for field in fields},
+        _refuse_admin_change(
+            user,
+            fields,
             problem="last-admin",
+            detail="This is the last active administrator; make another one first.",
+            message="The last active administrator keeps this.",
         )
+
+
+def _refuse_admin_change(user: User, fields: list[str], *, problem: str, detail: str, message: str) -> NoReturn:
+    """Answer 409; the refusal is audited (a denied event outlives the rollback)."""
+    audit("update", user, outcome=Outcome.DENIED, details={"fields": fields, "refused": problem})
+    abort_problem(409, detail, errors={field: [message] for field in fields}, problem=problem)
 
 
 def update_user(user: User, changes: dict[str, Any], *, actor: User) -> User:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from clinic.audit.anchors import anchor_head
@@ -589,3 +590,33 @@ def test_production_refuses_to_start_without_an_audit_chain_key(database_urls, c
     with pytest.raises(ConfigError, match=complaint):
         create_app("production", {**settings, "AUDIT_CHAIN_KEY": chain_key})
     assert create_app("production", {**settings, "AUDIT_CHAIN_KEY": "k" * 40}).config["AUDIT_CHAIN_KEY"] == "k" * 40
+
+
+# --- reads that were not audited ----------------------------------------------------------------
+
+
+def test_reading_plan_suggestions_is_audited_naming_the_client_and_the_assessments(app, client, make_site, make_user,
+                                                                                   bearer):
+    site = make_site()
+    clinician = make_user("clinician", sites=[site])
+    headers = bearer(clinician)
+    person = client.post("/api/v1/clients", headers=headers, json={
+        "site_id": site.id, "first_name": "Maya", "last_name": "Reed", "date_of_birth": "1991-03-03",
+    }).get_json()
+    url = f"/api/v1/clients/{person['id']}"
+    assessment = client.post(f"{url}/assessments", headers=headers, json={
+        "instrument": "DSM5-OUD", "answers": {f"c{i}": i <= 5 for i in range(1, 12)},
+        "administered_at": datetime.now(UTC).isoformat(),
+    }).get_json()
+    assert client.post(f"/api/v1/assessments/{assessment['id']}/sign", headers=headers).status_code == 200
+    with app.app_context():
+        before = db.session.scalar(select(func.max(AuditEvent.id))) or 0
+    response = client.get(f"{url}/plan-suggestions", headers=headers)
+    assert response.status_code == 200
+    assert [s["source_assessment_id"] for s in response.get_json()] == [assessment["id"]]
+    with app.app_context():
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.id > before)).all()
+        seen = [(e.action, e.client_id, e.user_id, e.details) for e in events]
+    assert seen == [
+        ("assessment.read", person["id"], clinician.id, {"via": "plan-suggestions", "ids": [assessment["id"]]})
+    ]

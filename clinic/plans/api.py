@@ -115,7 +115,7 @@ def list_plans(client_id: int) -> dict[str, Any]:
 @blp.response(200, PlanProblemSchema(many=True))
 def plan_suggestions(client_id: int) -> list[dict[str, Any]]:
     """Problems the client's latest signed assessments suggest for a plan."""
-    return ops.suggested_problems(load_client(client_id))
+    return ops.plan_suggestions(load_client(client_id))
 
 
 @blp.route("/plans/<int:plan_id>", methods=["GET"])

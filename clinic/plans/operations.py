@@ -59,6 +59,18 @@ def suggested_problems(client: Client) -> list[dict[str, Any]]:
     ]
 
 
+def plan_suggestions(client: Client) -> list[dict[str, Any]]:
+    """The problems suggested for the client's plan; they show assessment results, so the read is audited."""
+    suggestions = suggested_problems(client)
+    record(
+        "assessment.read",
+        resource="assessment",
+        client_id=client.id,
+        details={"via": "plan-suggestions", "ids": [s["source_assessment_id"] for s in suggestions]},
+    )
+    return suggestions
+
+
 # --- plans -------------------------------------------------------------------------------
 
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from clinic.audit.models import AuditEvent
 from clinic.extensions import db
 from clinic.scheduling import export
-from tests.appointments_setup import Practice, at, build_practice
+from clinic.scheduling.models import Appointment
+from tests.appointments_setup import Practice, at, build_practice, register
 
 EXPORT = "/appointments/export.csv"
 HEADER = [
@@ -112,21 +113,76 @@ def test_intake_coordinators_export_and_administrators_may_not(practice):
     assert practice.http.get(f"/api/v1{EXPORT}").status_code == 401
 
 
-def test_one_audit_event_for_the_export_with_its_parameters(app, practice):
+def _export_events(app):
+    with app.app_context():
+        return db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action.in_(["appointment.export", "appointment.read"]))
+            .order_by(AuditEvent.id)
+        ).all()
+
+
+def test_one_audit_event_for_the_exported_client_with_the_exports_parameters(app, practice):
     practice.booked_ok(starts_at=at(days=2))
     practice.booked_ok(starts_at=at(days=3))
     since = at(days=1).isoformat()
     assert len(rows_of(practice.get(EXPORT, **{"from": since}))) == 2
-    with app.app_context():
-        events = db.session.scalars(
-            select(AuditEvent).where(AuditEvent.action.in_(["appointment.export", "appointment.read"]))
-        ).all()
+    events = _export_events(app)
+    # Two rows of one client: one event, naming her; never one per row.
     assert [(e.action, e.user_id, e.client_id) for e in events] == [
-        ("appointment.export", practice.clinician.id, None)
+        ("appointment.export", practice.clinician.id, practice.ada["id"])
     ]
     assert events[0].details["from"] == since
     assert events[0].details["to"] is None
     assert events[0].details["site_id"] is None
+
+
+def test_an_export_of_n_clients_writes_n_events_each_naming_its_client(app, practice, client, monkeypatch):
+    monkeypatch.setattr(export, "BATCH_ROWS", 2)  # several statements of events, several batches of rows
+    others = [
+        register(client, practice.headers, practice.site, first_name=f"Client{n}", last_name="Export",
+                 date_of_birth="1990-01-01")
+        for n in range(5)
+    ]
+    people = [practice.ada, practice.ben, *others]
+    for n, person in enumerate(people):
+        practice.booked_ok(starts_at=at(days=2, hours=n), client_id=person["id"], duration_minutes=30)
+    practice.booked_ok(starts_at=at(days=4), client_id=practice.ben["id"], duration_minutes=30)
+    rows = rows_of(practice.get(EXPORT))
+    assert len(rows) == len(people) + 1
+    # Read after the download, in a transaction of its own: the events were committed, not left in the stream's.
+    events = _export_events(app)
+    assert sorted(e.client_id for e in events) == sorted(p["id"] for p in people)
+    assert {(e.action, e.resource, e.user_id, e.outcome.value) for e in events} == {
+        ("appointment.export", "appointment", practice.clinician.id, "success")
+    }
+    assert all(e.details == {"from": None, "to": None, "site_id": None, "format": "csv"} for e in events)
+
+
+def test_an_export_of_no_client_is_still_recorded(app, practice):
+    assert rows_of(practice.get(EXPORT)) == []
+    assert [(e.action, e.client_id) for e in _export_events(app)] == [("appointment.export", None)]
+
+
+def test_a_row_of_a_client_not_audited_before_the_stream_is_not_sent(app, practice, monkeypatch):
+    """An appointment moved into the range between the audit and the stream: its client was not audited."""
+    ours = practice.booked_ok(starts_at=at(days=2))
+    moved = practice.booked_ok(starts_at=at(days=20), client_id=practice.ben["id"])
+    audit_clients = export._audit_clients
+
+    def audit_then_move(scope, **kwargs):
+        audited = audit_clients(scope, **kwargs)
+        db.session.execute(
+            update(Appointment).where(Appointment.id == moved["id"]).values(
+                starts_at=at(days=3), ends_at=at(days=3, hours=1)
+            )
+        )
+        return audited
+
+    monkeypatch.setattr(export, "_audit_clients", audit_then_move)
+    rows = rows_of(practice.get(EXPORT, to=at(days=10).isoformat()))
+    assert [int(r["id"]) for r in rows] == [ours["id"]]
+    assert [e.client_id for e in _export_events(app)] == [practice.ada["id"]]
 
 
 def test_the_response_streams_in_batches(practice, monkeypatch):

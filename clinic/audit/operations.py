@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any, cast
 
 from flask import g, has_request_context, request
@@ -67,21 +68,65 @@ def record(
 
     ``user_id`` defaults to the signed-in user; the address is taken from the request.
     """
-    if user_id is None and has_request_context():
-        user = g.get("_login_user")
-        if user is not None and getattr(user, "is_authenticated", False):
-            user_id = user.id
     pending = PendingEvent(
         action=action,
         resource=resource,
         resource_id=None if resource_id is None else str(resource_id),
         client_id=client_id,
         outcome=outcome,
-        user_id=user_id,
+        user_id=_signed_in_user_id() if user_id is None else user_id,
         ip=request.remote_addr if has_request_context() else None,
         details=details,
     )
     _EVENTS.add(pending)
+
+
+def record_for_clients(
+    action: str,
+    *,
+    resource: str,
+    client_ids: Iterable[int],
+    details: dict[str, Any] | None = None,
+    chunk: int = 1000,
+) -> int:
+    """One ``action`` event per client, inserted now, ``chunk`` events per statement; returns how many.
+
+    For an act on many clients at once (an export): the events are never all held in memory, as
+    queued ones would be. They belong to the current transaction and commit (or roll back) with it.
+    """
+    user_id = _signed_in_user_id()
+    ip = request.remote_addr if has_request_context() else None
+    session = db.session()
+    written = 0
+    ids = iter(client_ids)
+    while batch := list(islice(ids, chunk)):
+        _write_events(
+            session,
+            [
+                PendingEvent(
+                    action=action,
+                    resource=resource,
+                    resource_id=None,
+                    client_id=client_id,
+                    outcome=Outcome.SUCCESS,
+                    user_id=user_id,
+                    ip=ip,
+                    details=details,
+                )
+                for client_id in batch
+            ],
+        )
+        written += len(batch)
+    return written
+
+
+def _signed_in_user_id() -> int | None:
+    if not has_request_context():
+        return None
+    user = g.get("_login_user")
+    if user is not None and getattr(user, "is_authenticated", False):
+        return int(user.id)
+    return None
 
 
 def audit(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,8 +53,18 @@ def _finish_unit_of_work(response: Response) -> Response:
 
 _NUL = "\x00"
 
+#: JSON nested deeper than this is refused (400) before anything reads it into objects.
+MAX_JSON_DEPTH = 32
 
-def _text_problem(value: str) -> str | None:
+#: Characters no text field takes (API.md): C0 and C1 controls (but tab, line feed and carriage
+#: return, which multi-line text may hold), the zero-width characters and Unicode's bidirectional
+#: controls (Bidi_Control), which make text read differently from what is stored.
+_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+_LINE_BREAKS_AND_TABS = re.compile("[\t\n\r]")
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+
+
+def _storage_problem(value: str) -> str | None:
     """Why ``value`` cannot be stored as text (on PostgreSQL, and so on neither backend), if it cannot."""
     if _NUL in value:
         return "Must not contain the NUL character (U+0000)."
@@ -64,44 +76,95 @@ def _text_problem(value: str) -> str | None:
     return None
 
 
-def _unstorable_text(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """``(field path, message)`` for every string in a JSON document that cannot be stored."""
-    if isinstance(value, str):
-        problem = _text_problem(value)
-        if problem:
-            yield path or "_schema", problem
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            sub_path = f"{path}.{key}" if path else str(key)
-            problem = _text_problem(str(key))
+def _text_problem(value: str, *, multiline: bool = False) -> str | None:
+    """Why ``value`` is refused as text, if it is: unstorable, or holding a character that hides what it says.
+
+    ``multiline`` text may hold tabs and line breaks; a name, a query parameter or a key may not.
+    """
+    problem = _storage_problem(value)
+    if problem:
+        return problem
+    found = _REFUSED.search(value) or (None if multiline else _LINE_BREAKS_AND_TABS.search(value))
+    if found is None:
+        return None
+    char = found.group()
+    if char in _ZERO_WIDTH:
+        kind = "zero-width characters"
+    elif unicodedata.category(char) == "Cc":
+        kind = "control characters"
+    else:
+        kind = "bidirectional-override characters"
+    return f"Must not contain {kind} (U+{ord(char):04X})."
+
+
+def _secret(key: str) -> bool:
+    """A password is hashed and never shown: it may hold any character that can be stored (NIST SP 800-63B)."""
+    return key.endswith("password")
+
+
+class _TooDeepError(Exception):
+    """The JSON document is nested deeper than MAX_JSON_DEPTH."""
+
+
+def _refused_text(document: Any) -> Iterator[tuple[str, str]]:
+    """``(field path, message)`` for every string of a JSON document that is refused as text.
+
+    Walks the document with a stack of its own (no recursion), and raises :class:`_TooDeepError` on a
+    container more than MAX_JSON_DEPTH levels down.
+    """
+    stack: list[tuple[Any, str, int, bool]] = [(document, "", 0, False)]
+    while stack:
+        value, path, depth, secret = stack.pop()
+        if isinstance(value, str):
+            problem = _storage_problem(value) if secret else _text_problem(value, multiline=True)
             if problem:
-                yield _printable(sub_path), problem
-            else:
-                yield from _unstorable_text(item, sub_path)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _unstorable_text(item, f"{path}.{index}" if path else str(index))
+                yield path or "_schema", problem
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise _TooDeepError
+        if isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                sub_path = f"{path}.{key}" if path else key
+                problem = _text_problem(key)
+                if problem:
+                    yield _printable(sub_path), problem
+                else:
+                    stack.append((item, sub_path, depth + 1, _secret(key)))
+        else:
+            for index in reversed(range(len(value))):
+                stack.append((value[index], f"{path}.{index}" if path else str(index), depth + 1, secret))
 
 
 def _printable(path: str) -> str:
-    return path.encode("utf-8", "backslashreplace").decode("utf-8").replace(_NUL, "\\u0000")
+    """A field path fit to show: refused characters (and lone surrogates) written as escapes."""
+    path = path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _REFUSED.sub(lambda found: f"\\u{ord(found.group()):04x}", path)
 
 
 def _json_body() -> Any:
-    """The JSON body parsed as strictly as webargs parses it; None when absent or malformed (its 400)."""
+    """The JSON body parsed as strictly as webargs parses it; None when absent or malformed (its 400).
+
+    Raises :class:`_TooDeepError` when the parser itself gives up on the nesting.
+    """
     if not request.is_json:
         return None
     try:
         return json.loads(request.get_data(cache=True).decode("utf-8"))
+    except RecursionError:
+        raise _TooDeepError from None
     except ValueError:  # includes UnicodeDecodeError
         return None
 
 
-def refuse_unstorable_text() -> Response | None:
-    """422 for a query parameter or JSON string holding U+0000 or a lone surrogate.
+def check_request_input() -> Response | None:
+    """Refuse what no endpoint takes, for every endpoint, before anything else reads the body.
 
-    PostgreSQL text cannot hold either (and no field of clinic needs them); checked once here,
-    for every endpoint, so the database never sees them and both backends answer alike.
+    - JSON nested deeper than MAX_JSON_DEPTH: 400;
+    - text that PostgreSQL cannot store (U+0000, lone surrogates), control characters (but
+      line breaks and tabs in the body's strings), zero-width and bidirectional-override
+      characters, in a query parameter, a path segment or the JSON body: 422 naming each field.
     """
     if request.routing_exception is not None:
         return None  # 404/405 come first
@@ -115,8 +178,14 @@ def refuse_unstorable_text() -> Response | None:
     for name, value in (request.view_args or {}).items():
         if isinstance(value, str) and (problem := _text_problem(value)):
             errors.setdefault(name, []).append(problem)
-    for path, problem in _unstorable_text(_json_body(), ""):
-        errors.setdefault(path, []).append(problem)
+    try:
+        for path, problem in _refused_text(_json_body()):
+            errors.setdefault(path, []).append(problem)
+    except _TooDeepError:
+        unit_of_work.fail()
+        return problem_response(
+            400, detail=f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.", problem="json-too-deep"
+        )
     if not errors:
         return None
     unit_of_work.fail()
@@ -147,7 +216,7 @@ def init_request_cycle(app: Flask) -> None:
     hsts = bool(app.config.get("HSTS_ENABLED"))
     register_error_handlers(app, on_error=unit_of_work.fail)
     # After the permission check (registered earlier): authorization precedes validation.
-    app.before_request(refuse_unstorable_text)
+    app.before_request(check_request_input)
 
     @app.after_request
     def after(response: Response) -> Response:

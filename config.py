@@ -150,6 +150,8 @@ class Config:
 
     # HTTP security headers.
     HSTS_ENABLED = True
+    #: Largest request body in bytes; a larger one is refused (413) before it is read.
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
 
     # OpenAPI (flask-smorest).
     API_TITLE = "clinic"

@@ -1,14 +1,17 @@
-"""What every endpoint refuses before anything reads the request: JSON nested too deep, text that
-hides what it says.
+"""What every endpoint refuses before anything reads the request: oversized bodies, JSON nested too
+deep, text that hides what it says.
 
 - ``POST /auth/login`` with 1,000 nested objects was a 500 without signing in (RecursionError in
   the text check); it is a 400, on every endpoint.
+- A 105 MB body to ``/auth/login`` was read and parsed, and the sign-in limit did not count it:
+  a body over ``MAX_CONTENT_LENGTH`` is a 413 before it is read, and the limit counts it.
 - A name holding U+202E (right-to-left override) or a zero-width space was stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +24,7 @@ from clinic.auth.models import Role, Site, User
 from clinic.extensions import db
 
 LOGIN = "/api/v1/auth/login"
+MIB = 1024 * 1024
 
 
 def _problem(response: Any, status: int) -> dict[str, Any]:
@@ -79,6 +83,129 @@ def test_deep_json_is_400_on_a_signed_in_endpoint_and_creates_nothing(
     raw = '{"name": "Deep", "timezone": "UTC", "x": ' + _nested_objects(1000) + "}"
     _problem(client.post("/api/v1/sites", data=raw, headers={**admin_headers, "Content-Type": "application/json"}), 400)
     assert _site_count(app) == before
+
+
+# --- request size -------------------------------------------------------------------------------
+
+
+class WatchedStream(io.RawIOBase):
+    """A request body of ``size`` bytes that records how much of it anyone read."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.position = 0
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True  # the test client measures the body by seeking to its end and back
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.position = self.size + offset if whence == io.SEEK_END else offset
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        count = max(0, min(len(buffer), self.size - self.position))
+        buffer[:count] = b" " * count
+        self.position += count
+        self.bytes_read += count
+        return count
+
+
+def _post_login_body(client: FlaskClient, stream: WatchedStream, address: str, **kwargs: Any) -> Any:
+    return client.post(
+        LOGIN,
+        input_stream=stream,
+        content_type="application/json",
+        environ_base={"REMOTE_ADDR": address},
+        **kwargs,
+    )
+
+
+def test_an_oversized_sign_in_body_is_413_and_never_read(client: FlaskClient) -> None:
+    # A 105 MB body was read, parsed (the worker grew by 630 MB) and checked against the password.
+    stream = WatchedStream(105 * MIB)
+    body = _problem(_post_login_body(client, stream, "10.20.0.1"), 413)
+    assert str(MIB) in body["detail"]
+    assert stream.bytes_read == 0
+
+
+def test_a_body_without_a_length_is_cut_off_at_the_limit(client: FlaskClient) -> None:
+    # Chunked: no Content-Length, the server marks the input terminated; reading stops at the limit.
+    stream = WatchedStream(20 * MIB)
+    chunked = {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True}
+    response = _post_login_body(client, stream, "10.20.0.2", environ_overrides=chunked)
+    _problem(response, 413)
+    assert stream.bytes_read <= MIB + 64 * 1024
+
+
+def test_a_body_at_the_limit_is_accepted(client: FlaskClient) -> None:
+    padding = " " * (MIB - 60)
+    raw = '{"email": "nobody@example.org", "password": "wrong-password"}' + padding
+    raw = raw[:MIB]
+    response = client.post(LOGIN, data=raw, content_type="application/json", environ_base={"REMOTE_ADDR": "10.20.0.3"})
+    _problem(response, 401)
+
+
+def test_the_size_limit_is_a_setting(app: Flask, client: FlaskClient, admin_headers: dict[str, str]) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = 32
+    try:
+        response = client.post(
+            "/api/v1/sites", json={"name": "A site with a long enough name", "timezone": "UTC"}, headers=admin_headers
+        )
+    finally:
+        app.config["MAX_CONTENT_LENGTH"] = MIB
+    _problem(response, 413)
+
+
+@pytest.fixture
+def strict_login_limit(app: Flask) -> Iterator[None]:
+    app.config["LOGIN_RATE_LIMIT"] = "3 per minute"
+    yield
+    app.config["LOGIN_RATE_LIMIT"] = "100000 per minute"
+
+
+def test_oversized_sign_ins_count_against_the_rate_limit(client: FlaskClient, strict_login_limit: None) -> None:
+    address = "10.30.0.1"
+    for _ in range(3):
+        stream = WatchedStream(2 * MIB)
+        _problem(_post_login_body(client, stream, address), 413)
+    # The limit is spent: even a small, valid attempt is refused now, and its body is not read either.
+    response = client.post(
+        LOGIN,
+        json={"email": "nobody@example.org", "password": "a-long-and-uncommon-passphrase"},
+        environ_base={"REMOTE_ADDR": address},
+    )
+    _problem(response, 429)
+    assert "Retry-After" in response.headers
+    stream = WatchedStream(100)
+    _problem(_post_login_body(client, stream, address), 429)
+    assert stream.bytes_read == 0
+
+
+def test_malformed_and_deep_sign_ins_count_too(client: FlaskClient, strict_login_limit: None) -> None:
+    address = "10.30.0.2"
+    _problem(client.post(LOGIN, data="{", content_type="application/json", environ_base={"REMOTE_ADDR": address}), 400)
+    deep = _nested_objects(1000)
+    _problem(client.post(LOGIN, data=deep, content_type="application/json", environ_base={"REMOTE_ADDR": address}), 400)
+    _problem(client.post(LOGIN, json={"email": "a\u202e@example.org"}, environ_base={"REMOTE_ADDR": address}), 422)
+    response = client.post(
+        LOGIN, json={"email": "nobody@example.org", "password": "x"}, environ_base={"REMOTE_ADDR": address}
+    )
+    _problem(response, 429)
+
+
+def test_the_sign_in_limit_leaves_other_endpoints_alone(
+    client: FlaskClient, strict_login_limit: None, admin_headers: dict[str, str]
+) -> None:
+    address = {"REMOTE_ADDR": "10.30.0.3"}
+    for _ in range(5):
+        assert client.get("/api/v1/auth/me", headers=admin_headers, environ_base=address).status_code == 200
 
 
 # --- text that hides what it says ---------------------------------------------------------------

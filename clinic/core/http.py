@@ -158,9 +158,23 @@ def _json_body() -> Any:
         return None
 
 
+def _larger_than(limit: int) -> bool:
+    """Whether the body exceeds ``limit`` bytes: by its Content-Length, without reading it.
+
+    A chunked body has no length: Werkzeug reads it only up to the limit and silently stops
+    there, so one that fills the limit is taken to exceed it.
+    """
+    if request.content_length is not None:
+        return request.content_length > limit
+    if request.headers.get("Transfer-Encoding", "").lower() != "chunked":
+        return False
+    return len(request.get_data(cache=True)) >= limit
+
+
 def check_request_input() -> Response | None:
     """Refuse what no endpoint takes, for every endpoint, before anything else reads the body.
 
+    - a body larger than ``MAX_CONTENT_LENGTH``: 413, without reading it;
     - JSON nested deeper than MAX_JSON_DEPTH: 400;
     - text that PostgreSQL cannot store (U+0000, lone surrogates), control characters (but
       line breaks and tabs in the body's strings), zero-width and bidirectional-override
@@ -168,6 +182,10 @@ def check_request_input() -> Response | None:
     """
     if request.routing_exception is not None:
         return None  # 404/405 come first
+    limit = request.max_content_length
+    if limit is not None and _larger_than(limit):
+        unit_of_work.fail()
+        return problem_response(413, detail=f"The request body is larger than the limit of {limit} bytes.")
     errors: dict[str, list[str]] = {}
     for name, values in request.args.lists():
         for value in (name, *values):

@@ -1,11 +1,12 @@
 """What every endpoint refuses before anything reads the request: oversized bodies, JSON nested too
-deep, text that hides what it says.
+deep, text that hides what it says; and instants no past event can have.
 
 - ``POST /auth/login`` with 1,000 nested objects was a 500 without signing in (RecursionError in
   the text check); it is a 400, on every endpoint.
 - A 105 MB body to ``/auth/login`` was read and parsed, and the sign-in limit did not count it:
   a body over ``MAX_CONTENT_LENGTH`` is a 413 before it is read, and the limit counts it.
-- A name holding U+202E (right-to-left override) or a zero-width space was stored.
+- A name holding U+202E (right-to-left override) or a zero-width space was stored; an assessment
+  administered in year 1 was accepted.
 """
 
 from __future__ import annotations
@@ -303,3 +304,64 @@ def test_a_password_may_hold_any_character_that_can_be_stored(client: FlaskClien
     # asks to accept every character); a passphrase of emoji joined by U+200D still signs in.
     response = client.post(LOGIN, json={"email": "nobody@example.org", "password": "👩\u200d👩\u200d👧 family\u202e"})
     _problem(response, 401)
+
+
+# --- instants of past events --------------------------------------------------------------------
+
+
+@pytest.fixture
+def assessed(
+    client: FlaskClient,
+    make_site: Callable[..., Site],
+    make_user: Callable[..., User],
+    bearer: Callable[[User], dict[str, str]],
+) -> dict[str, Any]:
+    site = make_site()
+    clinician = make_user(Role.CLINICIAN, sites=[site])
+    headers = bearer(clinician)
+    registered = client.post(
+        "/api/v1/clients",
+        headers=headers,
+        json={"site_id": site.id, "first_name": "Ada", "last_name": "Brown", "date_of_birth": "1980-01-01"},
+    )
+    assert registered.status_code == 201, registered.get_json()
+    return {"url": f"/api/v1/clients/{registered.get_json()['id']}/assessments", "headers": headers}
+
+
+PHQ9 = {f"q{i}": 1 for i in range(1, 9)} | {"q9": 0}
+
+
+@pytest.mark.parametrize(
+    "administered_at",
+    [
+        "0001-01-01T00:00:00+00:00",
+        "1899-12-31T23:59:59+00:00",
+        (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+        "9999-12-31T00:00:00+00:00",
+    ],
+)
+def test_an_implausible_administered_at_is_422_naming_it(
+    client: FlaskClient, assessed: dict[str, Any], administered_at: str
+) -> None:
+    # Year 1 was accepted and stored.
+    response = client.post(
+        assessed["url"],
+        json={"instrument": "PHQ-9", "answers": PHQ9, "administered_at": administered_at},
+        headers=assessed["headers"],
+    )
+    assert list(_problem(response, 422)["errors"]) == ["administered_at"]
+
+
+def test_a_plausible_administered_at_is_accepted_and_kept_so_on_edit(
+    client: FlaskClient, assessed: dict[str, Any]
+) -> None:
+    when = datetime(1990, 5, 17, 14, 0, tzinfo=UTC).isoformat()
+    created = client.post(
+        assessed["url"],
+        json={"instrument": "PHQ-9", "answers": PHQ9, "administered_at": when},
+        headers=assessed["headers"],
+    )
+    assert created.status_code == 201, created.get_json()
+    url = f"/api/v1/assessments/{created.get_json()['id']}"
+    response = client.patch(url, json={"administered_at": "0001-01-01T00:00:00Z"}, headers=assessed["headers"])
+    assert list(_problem(response, 422)["errors"]) == ["administered_at"]

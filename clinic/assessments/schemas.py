@@ -6,7 +6,7 @@ from marshmallow import fields, validate
 
 from clinic.assessments.models import AssessmentStatus
 from clinic.core.pagination import PageArgsSchema, page_schema
-from clinic.core.schemas import StrictSchema, instant, text
+from clinic.core.schemas import StrictSchema, past_instant, text
 
 
 class InstrumentItemSchema(StrictSchema):
@@ -54,12 +54,12 @@ class InstrumentSchema(StrictSchema):
 class AssessmentCreateSchema(StrictSchema):
     instrument = fields.String(required=True, validate=validate.Length(min=1, max=32))
     answers = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), required=True)
-    administered_at = instant()
+    administered_at = past_instant()
 
 
 class AssessmentPatchSchema(StrictSchema):
     answers = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True))
-    administered_at = instant(required=False)
+    administered_at = past_instant(required=False)
 
 
 class AmendSchema(StrictSchema):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from clinic.core.time import today
+from clinic.core.time import today, utcnow
 
 
 class ProblemSchema(Schema):
@@ -79,12 +79,23 @@ class StrictSchema(Schema):
         unknown = "raise"
 
 
+#: The earliest date or instant a past event may have: anything before it is a typing mistake.
+EARLIEST_PAST_EVENT = date(1900, 1, 1)
+#: How far ahead of the server's clock a past event's instant may be (a client's clock running fast).
+_CLOCK_LEEWAY = timedelta(minutes=5)
+
+
 def _not_future(value: date) -> None:
     if value > today() + timedelta(days=1):
         raise ValidationError("Must not be in the future.")
 
 
-def past_date(*, required: bool = True, earliest: date = date(1900, 1, 1), **kwargs: Any) -> fields.Date:
+def _not_future_instant(value: datetime) -> None:
+    if value > utcnow() + _CLOCK_LEEWAY:
+        raise ValidationError("Must not be in the future.")
+
+
+def past_date(*, required: bool = True, earliest: date = EARLIEST_PAST_EVENT, **kwargs: Any) -> fields.Date:
     """A calendar date no later than today (one day of leeway for time zones ahead of UTC)."""
     return fields.Date(required=required, validate=[validate.Range(min=earliest), _not_future], **kwargs)
 
@@ -92,6 +103,17 @@ def past_date(*, required: bool = True, earliest: date = date(1900, 1, 1), **kwa
 def instant(*, required: bool = True, **kwargs: Any) -> Instant:
     """An RFC 3339 timestamp with its offset, loaded in UTC; a naive timestamp is refused."""
     return Instant(required=required, **kwargs)
+
+
+def past_instant(*, required: bool = True, earliest: date = EARLIEST_PAST_EVENT, **kwargs: Any) -> Instant:
+    """The instant of something that has happened: the rule of :func:`past_date`, for instants.
+
+    Not before ``earliest`` (midnight UTC), nor later than now (five minutes of leeway for clocks).
+    """
+    not_too_early = validate.Range(
+        min=datetime.combine(earliest, time(), tzinfo=UTC), error=f"Must not be before {earliest.isoformat()}."
+    )
+    return Instant(required=required, validate=[not_too_early, _not_future_instant], **kwargs)
 
 
 #: BCP 47 language tags such as "en", "es", "pt-BR", "zh-Hant".

@@ -215,3 +215,63 @@ def test_a_worker_beats_as_soon_as_it_is_ready():
     worker_ready.send(sender=Consumer())
     assert tasks.HEARTBEAT_TASK == "clinic.system.tasks.heartbeat"
     assert sent == ["clinic.system.tasks.heartbeat"]
+
+
+# --- the access log ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_access_log_leaves_out_what_staff_searched_for(tmp_path):
+    """gunicorn as make run starts it (gunicorn.conf.py): no query string, Referer or link token in the log."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from config import BASE_DIR
+
+    out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    env = {**os.environ, "CLINIC_ENV": "development", "DATABASE_URL": f"sqlite:///{tmp_path / 'clinic.db'}"}
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", "127.0.0.1:0", "--workers", "1"],
+            cwd=BASE_DIR, env=env, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    try:
+        deadline, port = time.monotonic() + 30, None
+        while port is None and time.monotonic() < deadline:
+            assert server.poll() is None, err.read_text()
+            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", err.read_text())
+            port = int(found.group(1)) if found else time.sleep(0.1)
+        assert port is not None, err.read_text()
+        base = f"http://127.0.0.1:{port}"
+
+        def get(path: str) -> int:
+            referer = f"{base}/clients?q=Referred+Quintero"
+            return requests.get(base + path, headers={"Referer": referer}, timeout=10).status_code
+
+        assert get("/healthz?q=Secret+Quintero&mrn=MRN0001234") == 200
+        assert get("/r/SecretLinkToken123?lang=es") == 404
+
+        def lines() -> list[str]:
+            return [line for line in out.read_text().splitlines() if '"GET ' in line]
+
+        deadline = time.monotonic() + 10
+        while len(lines()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    logged = lines()
+    assert len(logged) == 2, out.read_text()
+    assert '"GET /healthz HTTP/1.1" 200 ' in logged[0]
+    assert '"GET /r/… HTTP/1.1" 404 ' in logged[1]
+    assert not any("?" in line for line in logged), logged
+    everything = out.read_text() + err.read_text()
+    for secret in ("Secret", "Quintero", "MRN0001234", "SecretLinkToken123", "lang=es"):
+        assert secret not in everything, everything

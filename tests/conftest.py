@@ -27,6 +27,10 @@ DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 PASSWORD = "a-long-and-uncommon-passphrase"
 
+# Workers the tests start (development settings, throw-away databases) anchor the audit chain to
+# the log, not to the development database's anchor file in instance/.
+os.environ["AUDIT_ANCHOR_TARGET"] = "log"
+
 
 def services_required() -> bool:
     return os.environ.get("CLINIC_REQUIRE_SERVICES") == "1"

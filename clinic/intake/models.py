@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clinic.core.models import Base, TimestampMixin, UTCDateTime, enum_column
@@ -48,6 +48,7 @@ class IntakeCall(TimestampMixin, Base):
         # The call log's order: risk first, then newest.
         Index("ix_intake_calls_site_risk_occurred", "site_id", "has_risk_flags", "occurred_at", "id"),
         Index("ix_intake_calls_follow_up", "follow_up_at"),
+        CheckConstraint("client_id IS NULL OR linked_client_id IS NULL", name="converted_or_linked"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -72,4 +73,12 @@ class IntakeCall(TimestampMixin, Base):
     #: The client this call was converted into (once).
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"), unique=True)
     converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The existing client a repeat call came from, attached afterwards (a call is converted or linked, not both).
+    linked_client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"), index=True)
+    linked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    def audit_client_ids(self) -> tuple[int, ...]:
+        """The client whose record this call is part of: the one it became, or the one it was linked to."""
+        return tuple(c for c in (self.client_id, self.linked_client_id) if c is not None)

@@ -10,9 +10,9 @@ declared portably here): ``ex_appointments_clinician_overlap`` over
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Time, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from clinic.core.models import Base, TimestampMixin, UTCDateTime, enum_column
@@ -122,6 +122,11 @@ class Appointment(TimestampMixin, Base):
     #: When the client was recorded as not having come.
     no_show_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    #: Why the outcome (completed, no-show, cancelled) was recorded only after the appointment ended.
+    late_entry_reason: Mapped[str | None] = mapped_column(String(500))
+    late_entry_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: When the late entry was made (the appointment had ended by then).
+    late_entry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: iCalendar SEQUENCE: goes up each time the time changes, so calendars update the event.
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -171,3 +176,32 @@ class AppointmentAttendee(TimestampMixin, Base):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_ATTENDEE_STATUSES
+
+
+class WorkingHours(TimestampMixin, Base):
+    """One weekly stretch of a clinician's working time at a site: Monday 09:00-17:00 at site 3.
+
+    A clinician with no rows works the default week (``DEFAULT_WORKING_WEEK``) at each of their sites.
+    """
+
+    __tablename__ = "working_hours"
+    __table_args__ = (
+        CheckConstraint("weekday >= 0 AND weekday <= 6", name="weekday_monday_to_sunday"),
+        CheckConstraint("end_time > start_time", name="ends_after_start"),
+        Index("ix_working_hours_user_id_weekday", "user_id", "weekday"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    #: 0 = Monday ... 6 = Sunday (Python's ``date.weekday()``).
+    weekday: Mapped[int] = mapped_column(Integer)
+    #: Wall-clock times in ``timezone`` (or the site's zone when it is null); the end is exclusive.
+    start_time: Mapped[time] = mapped_column(Time())
+    end_time: Mapped[time] = mapped_column(Time())
+    #: IANA zone the times are in; null: the site's zone.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+
+#: The working week of a clinician who has set none: Monday to Friday, 09:00-17:00 in the site's zone.
+DEFAULT_WORKING_WEEK: tuple[tuple[int, time, time], ...] = tuple((day, time(9), time(17)) for day in range(5))

@@ -152,6 +152,8 @@ class Config:
     HSTS_ENABLED = True
     #: Largest request body in bytes; a larger one is refused (413) before it is read.
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
+    #: Hours the answer to a POST sent with an Idempotency-Key is kept to answer its repeats.
+    IDEMPOTENCY_KEY_HOURS = _env_int("IDEMPOTENCY_KEY_HOURS", 24)
 
     # OpenAPI (flask-smorest).
     API_TITLE = "clinic"

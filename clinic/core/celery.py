@@ -47,6 +47,7 @@ def _celery_settings(app: Flask) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "task_always_eager": app.config.get("CELERY_TASK_ALWAYS_EAGER", False),
         "imports": [
+            "clinic.core.tasks",
             "clinic.system.tasks",
             "clinic.audit.tasks",
             "clinic.notify.tasks",
@@ -107,6 +108,11 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
         "plans.notify_overdue_plan_reviews": {
             "task": "clinic.plans.tasks.notify_overdue_plan_reviews",
             "schedule": crontab(minute=0, hour=int(app.config["PLAN_REVIEW_ALERT_HOUR_UTC"])),
+            "options": {"expires": 3600.0},
+        },
+        "core.purge_idempotency_keys": {
+            "task": "clinic.core.tasks.purge_idempotency_keys",
+            "schedule": 3600.0,
             "options": {"expires": 3600.0},
         },
     }

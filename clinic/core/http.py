@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, Response, g, has_request_context, request
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from clinic.core import unit_of_work
+from clinic.core import idempotency, unit_of_work
 from clinic.core.errors import problem_response, register_error_handlers
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ def _finish_unit_of_work(response: Response) -> Response:
     if unit_of_work.failed() or response.status_code >= 500:
         unit_of_work.rollback()
         return response
+    idempotency.keep(response)  # the answer to a keyed POST commits with what the request did
     try:
         unit_of_work.commit()
     except IntegrityError:
@@ -235,6 +236,8 @@ def init_request_cycle(app: Flask) -> None:
     register_error_handlers(app, on_error=unit_of_work.fail)
     # After the permission check (registered earlier): authorization precedes validation.
     app.before_request(check_request_input)
+    # Last: a repeat is answered only once the caller is known to be allowed and the input sound.
+    app.before_request(idempotency.begin)
 
     @app.after_request
     def after(response: Response) -> Response:

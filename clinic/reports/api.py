@@ -46,7 +46,8 @@ def render(report: Report, document: dict[str, Any], fmt: str) -> Response:
         )
         return response
     if fmt == "svg":
-        return Response(svg_chart(report, json.loads(json.dumps(document))), mimetype="image/svg+xml")
+        chart = svg_chart(report, json.loads(json.dumps(document)), scope=ops.scope_label(document["params"]))
+        return Response(chart, mimetype="image/svg+xml")
     return Response(json.dumps(ReportDocumentSchema().dump(document)), mimetype="application/json")
 
 

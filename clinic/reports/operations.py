@@ -10,7 +10,7 @@ from flask import current_app, json
 from sqlalchemy import delete, select
 
 from clinic.audit.operations import record
-from clinic.auth.models import Role, User
+from clinic.auth.models import Role, Site, User
 from clinic.core.celery import send_after_commit
 from clinic.core.errors import abort_problem
 from clinic.core.time import today, utcnow
@@ -149,6 +149,15 @@ def execute_run(run_id: int) -> str:
         run.error = type(exc).__name__
     run.finished_at = utcnow()
     return run.status.value
+
+
+def scope_label(params: dict[str, Any]) -> str:
+    """The sites a document counts, as its chart names them."""
+    site_id = params.get("site_id")
+    if site_id is None:
+        return "all sites in scope"
+    site = db.session.get(Site, site_id)
+    return site.name if site is not None else f"site {site_id}"
 
 
 def stored_document(run: ReportRun) -> dict[str, Any]:

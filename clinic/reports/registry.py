@@ -22,13 +22,46 @@ class Column:
     unit: str = ""
 
 
+CHART_KINDS = ("bars", "funnel", "survival", "monthly")
+
+
 @dataclass(frozen=True)
 class Chart:
-    kind: str  # "bar" | "line"
+    """How a report is drawn (:mod:`clinic.reports.charts`).
+
+    ``kind`` is one of
+    - ``bars``: a row per category ``x``, read across a panel per count in ``y`` and one for ``rate``;
+    - ``funnel``: a bar per stage ``x`` with its count ``y[0]`` and its ``rate`` (``rate_phrase``);
+    - ``survival``: ``rate`` by day ``x``, with the summary rates ``marks`` (key, day) on the curve;
+    - ``monthly``: a panel per ``series`` value with ``rate`` by month ``x``, and in its title the
+      panel's overall rate (``numerator`` over ``y[0]`` summed).
+    """
+
+    kind: str
     x: str
     y: tuple[str, ...]
     x_label: str
     y_label: str
+    #: The row key of the rate the report is about.
+    rate: str | None = None
+    #: The vocabulary of the codes in ``x`` (or ``series``) for their display names; None: shown as they are.
+    names: str | None = None
+    #: (summary key, label) pairs shown under the title; units from the report's ``summary_units``.
+    headline: tuple[tuple[str, str], ...] = ()
+    #: Each bar also shows its share of the total (bars), or of the first stage (funnel).
+    share: bool = False
+    rate_phrase: str = ""
+    series: str | None = None
+    numerator: str | None = None
+    marks: tuple[tuple[str, int], ...] = ()
+    #: The report counts on the day ``to`` rather than over the range.
+    on_date: bool = False
+    #: Why a rate can be undefined (n/a), said on the chart when one is.
+    undefined: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in CHART_KINDS:
+            raise ValueError(f"chart kind {self.kind!r} is not one of {', '.join(CHART_KINDS)}")
 
 
 @dataclass(frozen=True)

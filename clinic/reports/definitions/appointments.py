@@ -79,13 +79,17 @@ def visits() -> Any:
         Column("no_show_rate", "No-show rate", "fraction 0..1"),
     ],
     chart=Chart(
-        "bar",
+        "bars",
         "kind",
         ("kept", "no_show", "cancelled_by_client", "cancelled_by_clinic"),
         "Appointment kind",
         "Appointments",
+        rate="no_show_rate",
+        names="appointment_kind",
+        headline=(("no_show_rate", "No-show rate"), ("scheduled", "Appointments"), ("no_show", "No-shows")),
+        undefined="every appointment was cancelled by the clinic",
     ),
-    summary_units={"no_show_rate": "fraction"},
+    summary_units={"no_show_rate": "fraction", "scheduled": "appointments", "no_show": "appointments"},
 )
 def appointment_adherence(ctx: Context) -> Result:
     v = visits()
@@ -139,8 +143,18 @@ def appointment_adherence(ctx: Context) -> Result:
         Column("pending", "Pending", "reminders"),
         Column("delivery_rate", "Delivery rate", "fraction 0..1"),
     ],
-    chart=Chart("bar", "channel", ("sent", "failed", "suppressed"), "Channel", "Reminders"),
-    summary_units={"delivery_rate": "fraction"},
+    chart=Chart(
+        "bars",
+        "channel",
+        ("sent", "failed", "suppressed"),
+        "Channel",
+        "Reminders",
+        rate="delivery_rate",
+        names="channel",
+        headline=(("delivery_rate", "Delivery rate"), ("reminders", "Reminders due"), ("failed", "Failed")),
+        undefined="no reminder was sent or failed yet",
+    ),
+    summary_units={"delivery_rate": "fraction", "reminders": "reminders", "failed": "reminders"},
 )
 def reminder_delivery(ctx: Context) -> Result:
     day = utc_date(Reminder.due_at)

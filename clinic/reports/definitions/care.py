@@ -25,7 +25,17 @@ def _length_of_stay() -> Any:
     title="Census",
     description="Clients in treatment at the end of the day `to` (an open episode of care), by ASAM level of care.",
     columns=[Column("level_of_care", "ASAM level of care"), Column("clients", "Clients", "clients")],
-    chart=Chart("bar", "level_of_care", ("clients",), "ASAM level of care", "Clients in treatment"),
+    chart=Chart(
+        "bars",
+        "level_of_care",
+        ("clients",),
+        "ASAM level of care",
+        "Clients in treatment",
+        names="asam_level",
+        share=True,
+        headline=(("total_clients", "Clients in treatment"),),
+        on_date=True,
+    ),
     summary_units={"total_clients": "clients"},
 )
 def census(ctx: Context) -> Result:
@@ -54,7 +64,16 @@ def census(ctx: Context) -> Result:
         Column("clinician", "Clinician"),
         Column("clients", "Clients", "clients"),
     ],
-    chart=Chart("bar", "clinician", ("clients",), "Primary clinician", "Clients in treatment"),
+    chart=Chart(
+        "bars",
+        "clinician",
+        ("clients",),
+        "Primary clinician",
+        "Clients in treatment",
+        share=True,
+        headline=(("clients", "Clients in treatment"), ("clinicians", "Clinicians"), ("unassigned", "Unassigned")),
+        on_date=True,
+    ),
     summary_units={"clients": "clients", "clinicians": "clinicians", "unassigned": "clients"},
 )
 def caseload(ctx: Context) -> Result:
@@ -97,7 +116,22 @@ RETENTION_DAYS = (30, 90, 180)
         "(episodes still open are censored today)."
     ),
     columns=[Column("day", "Days since admission", "days"), Column("survival", "Still in treatment", "fraction 0..1")],
-    chart=Chart("line", "day", ("survival",), "Days since admission", "Share still in treatment (0-1)"),
+    chart=Chart(
+        "survival",
+        "day",
+        ("survival",),
+        "Days since admission",
+        "Share still in treatment",
+        rate="survival",
+        marks=tuple((f"rate_{n}", n) for n in (30, 90, 180)),
+        headline=(
+            ("admissions", "Admissions"),
+            ("rate_30", "Retained 30 days"),
+            ("rate_90", "90 days"),
+            ("rate_180", "180 days"),
+        ),
+        undefined="no admission in the range is that many days old yet",
+    ),
     summary_units={"admissions": "admissions", "rate_30": "fraction", "rate_90": "fraction", "rate_180": "fraction"},
 )
 def retention(ctx: Context) -> Result:
@@ -163,7 +197,16 @@ def retention(ctx: Context) -> Result:
         Column("discharges", "Discharges", "episodes"),
         Column("median_length_of_stay_days", "Median length of stay", "days"),
     ],
-    chart=Chart("bar", "reason", ("discharges",), "Reason for discharge (TEDS)", "Discharges"),
+    chart=Chart(
+        "bars",
+        "reason",
+        ("discharges", "median_length_of_stay_days"),
+        "Reason for discharge (TEDS)",
+        "Discharges",
+        names="sentence",
+        share=True,
+        headline=(("discharges", "Discharges"), ("median_length_of_stay_days", "Median length of stay")),
+    ),
     summary_units={"discharges": "episodes", "median_length_of_stay_days": "days"},
 )
 def discharges(ctx: Context) -> Result:

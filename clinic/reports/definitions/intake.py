@@ -38,8 +38,23 @@ LABELS = {
         Column("count", "Count", "calls"),
         Column("rate_from_previous", "Share of the previous stage", "fraction 0..1"),
     ],
-    chart=Chart("bar", "label", ("count",), "Stage", "Calls reaching the stage"),
-    summary_units={"median_days_call_to_admission": "days", "median_days_call_to_mat": "days"},
+    chart=Chart(
+        "funnel",
+        "label",
+        ("count",),
+        "Stage",
+        "Calls reaching the stage",
+        rate="rate_from_previous",
+        rate_phrase="of the stage before",
+        share=True,
+        headline=(
+            ("calls", "Calls"),
+            ("median_days_call_to_admission", "Median from call to admission"),
+            ("median_days_call_to_mat", "to medication"),
+        ),
+        undefined="no caller got that far",
+    ),
+    summary_units={"calls": "calls", "median_days_call_to_admission": "days", "median_days_call_to_mat": "days"},
 )
 def intake_funnel(ctx: Context) -> Result:
     call_day = utc_date(IntakeCall.occurred_at)

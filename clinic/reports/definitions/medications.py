@@ -68,8 +68,22 @@ def _islands(ctx: Context) -> Any:
         Column("continuous_180", "Covered for 180 days", "starts"),
         Column("rate", "Continuity rate", "fraction 0..1"),
     ],
-    chart=Chart("bar", "medication", ("new_starts", "continuous_180"), "Medication", "MAT starts"),
-    summary_units={"rate": "fraction"},
+    chart=Chart(
+        "bars",
+        "medication",
+        ("new_starts", "eligible", "continuous_180"),
+        "Medication started",
+        "MAT starts",
+        rate="rate",
+        names="medication",
+        headline=(
+            ("rate", "Continuity rate"),
+            ("continuous_180", "Covered 180 days"),
+            ("eligible", "Starts at least 180 days old"),
+        ),
+        undefined="no start in the range is 180 days old yet",
+    ),
+    summary_units={"rate": "fraction", "new_starts": "starts", "eligible": "starts", "continuous_180": "starts"},
 )
 def mat_continuity(ctx: Context) -> Result:
     islands = _islands(ctx)
@@ -147,8 +161,23 @@ def _care_events() -> Any:
         Column("clients", "Admissions", "admissions"),
         Column("rate", "Share of admissions", "fraction 0..1"),
     ],
-    chart=Chart("bar", "measure", ("clients",), "Measure", "Admissions"),
-    summary_units={"initiation_rate": "fraction", "engagement_rate": "fraction"},
+    chart=Chart(
+        "funnel",
+        "measure",
+        ("clients",),
+        "Measure",
+        "Admissions",
+        rate="rate",
+        names="iet_measure",
+        rate_phrase="of admissions",
+        headline=(
+            ("initiation_rate", "Initiation rate"),
+            ("engagement_rate", "Engagement rate"),
+            ("admissions", "Admissions"),
+        ),
+        undefined="no admissions in the range",
+    ),
+    summary_units={"initiation_rate": "fraction", "engagement_rate": "fraction", "admissions": "admissions"},
 )
 def iet(ctx: Context) -> Result:
     events = _care_events()

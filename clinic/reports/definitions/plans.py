@@ -26,10 +26,18 @@ from clinic.reports.sql import as_int, rate
         Column("on_time", "On time", "reviews"),
         Column("late", "Late", "reviews"),
         Column("overdue", "Still overdue", "reviews"),
-        Column("on_time_rate", "On time", "fraction 0..1"),
+        Column("on_time_rate", "On-time rate", "fraction 0..1"),
     ],
-    chart=Chart("bar", "site", ("on_time", "late", "overdue"), "Site", "Plan reviews"),
-    summary_units={"on_time_rate": "fraction"},
+    chart=Chart(
+        "bars",
+        "site",
+        ("on_time", "late", "overdue"),
+        "Site",
+        "Plan reviews",
+        rate="on_time_rate",
+        headline=(("on_time_rate", "On-time rate"), ("due", "Reviews due"), ("overdue", "Still overdue")),
+    ),
+    summary_units={"on_time_rate": "fraction", "due": "reviews", "overdue": "reviews"},
 )
 def plan_reviews(ctx: Context) -> Result:
     done = (

@@ -26,8 +26,20 @@ from clinic.reports.sql import as_int, rate
         Column("positives", "Positive", "screens"),
         Column("positivity_rate", "Positivity", "fraction 0..1"),
     ],
-    chart=Chart("bar", "substance", ("positivity_rate",), "Substance", "Share of screens positive (0-1)"),
-    summary_units={"positivity_rate": "fraction"},
+    chart=Chart(
+        "monthly",
+        "month",
+        ("screens",),
+        "Month of collection (UTC)",
+        "Share of screens positive",
+        rate="positivity_rate",
+        names="substance",
+        series="substance",
+        numerator="positives",
+        rate_phrase="positive",
+        headline=(("positivity_rate", "Positive, all substances"), ("screens", "Screens"), ("positives", "Positive")),
+    ),
+    summary_units={"positivity_rate": "fraction", "screens": "screens", "positives": "screens"},
 )
 def drug_screens(ctx: Context) -> Result:
     # Grouped by the month's start (PostgreSQL keeps statistics on that expression, so it plans a
@@ -84,8 +96,16 @@ def drug_screens(ctx: Context) -> Result:
         Column("draws", "Draws", "draws"),
         Column("capped_entries", "Entries cut by the cap", "entries"),
     ],
-    chart=Chart("bar", "schedule", ("vouchers_cents", "prizes_cents"), "Schedule", "Incentives paid (cents)"),
-    summary_units={"total_cents": "cents"},
+    chart=Chart(
+        "bars",
+        "schedule",
+        ("vouchers_cents", "prizes_cents", "negative_samples", "clients"),
+        "Schedule",
+        "Incentives paid",
+        names="cm_schedule",
+        headline=(("total_cents", "Paid"), ("negative_samples", "Negative samples"), ("programs", "Programs")),
+    ),
+    summary_units={"total_cents": "cents", "negative_samples": "samples", "programs": "programs"},
 )
 def cm_incentives(ctx: Context) -> Result:
     # The ledger's own query (the one implementation of the CM rules), summed: it always equals

@@ -83,6 +83,7 @@ def _register_blueprints(app: Flask, api: Any) -> None:
     from clinic.assessments.api import blp as assessments_blp
     from clinic.audit.api import blp as audit_blp
     from clinic.auth.api import blp as auth_blp
+    from clinic.auth.directory import blp as directory_blp
     from clinic.auth.permissions import public
     from clinic.clients.api import blp as clients_blp
     from clinic.intake.api import blp as intake_blp
@@ -94,8 +95,8 @@ def _register_blueprints(app: Flask, api: Any) -> None:
     from clinic.system.api import blp as system_blp
 
     for blueprint in (
-        system_blp, auth_blp, intake_blp, clients_blp, assessments_blp, plans_blp, reports_blp, scheduling_blp,
-        notify_blp, audit_blp,
+        system_blp, auth_blp, directory_blp, intake_blp, clients_blp, assessments_blp, plans_blp, reports_blp,
+        scheduling_blp, notify_blp, audit_blp,
     ):
         api.register_blueprint(blueprint)
     # The page a reminder's link opens is a web page for clients, not part of the API.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from clinic.core.time import today, utcnow
 
@@ -125,3 +126,119 @@ def id_field(*, required: bool = True, allow_none: bool = False, strict: bool = 
     return fields.Integer(
         required=required, allow_none=allow_none, strict=strict, validate=validate.Range(min=1, max=2**31 - 1), **kwargs
     )
+
+
+# --- wall-clock times of a site ------------------------------------------------------------------
+
+#: What a LocalInstant accepts, for the spec: an RFC 3339 date-time whose offset may be left out.
+_LOCAL_INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|z|[+-]\d{2}:\d{2})?$"
+
+
+class NonexistentWallTimeError(ValueError):
+    """A wall-clock time the zone skips (the hour lost when clocks go forward)."""
+
+
+def wall_clock_to_utc(wall_time: datetime, zone: str) -> datetime:
+    """The UTC instant of a naive wall-clock time in ``zone``; NonexistentWallTimeError if the zone skips it.
+
+    A time that happens twice (clocks go back) is the first of the two, the one still on summer
+    time, as everywhere else in clinic (``core.time.from_local``); an offset picks the other.
+    """
+    tz = ZoneInfo(zone)
+    instant = wall_time.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if instant.astimezone(tz).replace(tzinfo=None) != wall_time.replace(fold=0):
+        raise NonexistentWallTimeError(f"{wall_time:%Y-%m-%d %H:%M} does not exist in {zone}")
+    return instant
+
+
+class LocalInstant(fields.Field[datetime]):
+    """An instant with an offset, or, in a :class:`WallClockSchema`, a wall-clock time of the site.
+
+    Loaded in UTC like :class:`Instant`. An offset-less value reaches this field only when the
+    request named no site to read it in (the schema reads the others first): then it is refused.
+    """
+
+    default_error_messages = {  # noqa: RUF012 - marshmallow API
+        "invalid": "Not a valid date-time (RFC 3339, e.g. 2026-03-09T09:30:00-04:00).",
+        "no_zone": "Give an offset (e.g. 2026-03-09T09:30:00-04:00), or name one of your sites to read it "
+        "as that site's local time.",
+        "out_of_range": "Out of range: not representable in UTC.",
+    }
+
+    def __init__(self, *, description: str = "", **kwargs: Any) -> None:
+        metadata = {
+            "type": "string",
+            "pattern": _LOCAL_INSTANT_PATTERN,
+            "description": (description + " " if description else "")
+            + "RFC 3339; the offset may be left out when the request names a site (or a record that "
+            "has one): the time is then the site's local time.",
+            "example": "2026-03-09T09:30:00-04:00",
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        parsed = value if isinstance(value, datetime) else _parse_date_time(value)
+        if parsed is None:
+            raise self.make_error("invalid")
+        if parsed.utcoffset() is None:
+            raise self.make_error("no_zone")
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise self.make_error("out_of_range") from exc
+
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else value.isoformat()
+
+
+def _parse_date_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+class WallClockSchema(StrictSchema):
+    """A request whose :class:`LocalInstant` fields may leave out the offset when it names a site.
+
+    Before the fields are read, an offset-less value is read as wall-clock time in the zone that
+    :meth:`wall_clock_zone` finds for the request (a subclass says how: a ``site_id`` in the body
+    or query, the record in the path); a time that zone skips is a 422 naming the field.
+    """
+
+    def wall_clock_zone(self, data: Mapping[str, Any]) -> str | None:
+        """The IANA zone the request's offset-less times are in; None when it names no site."""
+        return None
+
+    @pre_load
+    def _read_wall_clock_times(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        naive: dict[str, datetime] = {}
+        for name, field in self.load_fields.items():
+            if isinstance(field, LocalInstant):
+                key = field.data_key or name
+                parsed = _parse_date_time(data.get(key))
+                if parsed is not None and parsed.utcoffset() is None:
+                    naive[key] = parsed
+        if not naive:
+            return data
+        zone = self.wall_clock_zone(data)
+        if zone is None:
+            return data  # the field refuses the value, saying an offset or a site is needed
+        placed = {key: data[key] for key in data}  # a copy: a query string's proxy is read-only
+        errors: dict[str, list[str]] = {}
+        for key, wall_time in naive.items():
+            try:
+                placed[key] = wall_clock_to_utc(wall_time, zone)
+            except NonexistentWallTimeError:
+                errors[key] = [
+                    f"{wall_time:%Y-%m-%d %H:%M} does not exist in {zone}: the clocks skip that hour "
+                    "(daylight saving). Give the time after the change, or an offset."
+                ]
+        if errors:
+            raise ValidationError(errors)
+        return placed

@@ -74,7 +74,10 @@ def test_likely_duplicates_are_409_with_candidates(client, team):
     first = register(client, headers, site, phone="+14155552671").get_json()
     same_name = register(client, headers, site, first_name="jose", last_name="GARCIA")
     assert same_name.status_code == 409
-    assert same_name.get_json()["candidates"] == [{"id": first["id"], "mrn": first["mrn"]}]
+    assert same_name.get_json()["candidates"] == [
+        {"id": first["id"], "mrn": first["mrn"], "first_name": "José", "last_name": "García",
+         "date_of_birth": "1985-06-15", "site_id": site, "status": "prospective"}
+    ]
     same_phone = register(
         client, headers, site, first_name="Ana", last_name="Ruiz", date_of_birth="1990-01-01", phone="(415) 555-2671"
     )

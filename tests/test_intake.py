@@ -69,7 +69,7 @@ def test_logging_a_call_stores_the_phone_in_e164(client, front_desk):
         ("outcome", "maybe"),
         ("risk_flags", ["bored"]),
         ("occurred_at", _iso(NOW + timedelta(days=1))),
-        ("occurred_at", "2026-01-01T10:00:00"),  # no offset
+        ("occurred_at", "2026-03-08T02:30:00"),  # the site's local time, skipped by the clocks in New York
         ("caller_name", "   "),
     ],
 )
@@ -235,3 +235,100 @@ def test_every_read_and_write_of_a_call_is_audited(app, client, front_desk):
             .order_by(AuditEvent.id)
         ).all()
     assert actions == ["intake_call.create", "intake_call.read", "intake_call.read", "intake_call.update"]
+
+
+# --- repeat callers and likely duplicates -------------------------------------------------------------
+
+
+def _register(client, headers, site_id, **fields):
+    body = {"site_id": site_id, "first_name": "Sam", "last_name": "Ortiz", "date_of_birth": "1988-04-12", **fields}
+    response = client.post("/api/v1/clients", json=body, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_a_repeat_call_is_linked_to_the_existing_client_once(app, client, front_desk):
+    headers, site = front_desk["headers"], front_desk["site"].id
+    existing = _register(client, headers, site)
+    call = client.post("/api/v1/intake-calls", headers=headers,
+                       json=call_body(site, outcome="info_only")).get_json()
+    linked = client.post(f"/api/v1/intake-calls/{call['id']}/link", headers=headers,
+                         json={"client_id": existing["id"]})
+    assert linked.status_code == 200, linked.get_json()
+    body = linked.get_json()
+    assert (body["linked_client_id"], body["linked_by_id"], body["client_id"]) == (
+        existing["id"], front_desk["coordinator"].id, None)
+    assert body["linked_at"]
+    assert client.get(f"/api/v1/intake-calls/{call['id']}", headers=headers).get_json() == body
+    # Once: linking again, or converting a linked call, is a 409 naming the client.
+    again = client.post(f"/api/v1/intake-calls/{call['id']}/link", headers=headers,
+                        json={"client_id": existing["id"]})
+    assert again.status_code == 409 and again.get_json()["client_id"] == existing["id"]
+    converted = client.post(f"/api/v1/intake-calls/{call['id']}/convert", headers=headers,
+                            json={"first_name": "Sam", "last_name": "Ortiz", "date_of_birth": "1988-04-12"})
+    assert converted.status_code == 409 and converted.get_json()["type"].endswith("/already-linked")
+    # The client's timeline shows the call; the link is audited on the client's trail.
+    timeline = client.get(f"/api/v1/clients/{existing['id']}/timeline", headers=headers).get_json()["items"]
+    assert [(e["kind"], e["resource_id"], e["summary"]) for e in timeline if e["kind"] == "intake_call"] == [
+        ("intake_call", call["id"], "Inbound repeat call: info only")
+    ]
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "intake_call.link").order_by(AuditEvent.id)
+        ).all()
+    assert [(e.resource_id, e.client_id, e.user_id) for e in events] == [
+        (str(call["id"]), existing["id"], front_desk["coordinator"].id)
+    ]
+
+
+def test_a_converted_call_cannot_be_linked(client, front_desk):
+    headers, site = front_desk["headers"], front_desk["site"].id
+    existing = _register(client, headers, site, first_name="Other", phone="+12125550199")
+    call = client.post("/api/v1/intake-calls", headers=headers, json=call_body(site)).get_json()
+    made = client.post(f"/api/v1/intake-calls/{call['id']}/convert", headers=headers,
+                       json={"first_name": "Newly", "last_name": "Made", "date_of_birth": "2001-01-01"}).get_json()
+    refused = client.post(f"/api/v1/intake-calls/{call['id']}/link", headers=headers,
+                          json={"client_id": existing["id"]})
+    assert refused.status_code == 409
+    assert refused.get_json()["type"].endswith("/already-converted") and refused.get_json()["client_id"] == made["id"]
+
+
+def test_only_a_client_of_the_calls_site_can_be_linked(app, client, front_desk, make_user, bearer):
+    headers, site, other_site = front_desk["headers"], front_desk["site"].id, front_desk["other_site"]
+    call = client.post("/api/v1/intake-calls", headers=headers, json=call_body(site)).get_json()
+    elsewhere = _register(client, front_desk["outsider_headers"], other_site.id)
+    # A coordinator of both sites: the client is theirs to see, but of another site than the call.
+    both = bearer(make_user("intake", sites=[front_desk["site"], other_site]))
+    for who, client_id in [(headers, elsewhere["id"]), (both, elsewhere["id"]), (headers, 2**31 - 1)]:
+        response = client.post(f"/api/v1/intake-calls/{call['id']}/link", headers=who, json={"client_id": client_id})
+        assert response.status_code == 422 and "client_id" in response.get_json()["errors"]
+    bad = client.post(f"/api/v1/intake-calls/{call['id']}/link", headers=headers, json={"client_id": "1"})
+    assert bad.status_code == 422 and "client_id" in bad.get_json()["errors"]
+    # The call of another site is not found.
+    theirs = client.post(f"/api/v1/intake-calls/{call['id']}/link", headers=front_desk["outsider_headers"],
+                         json={"client_id": elsewhere["id"]})
+    assert theirs.status_code == 404
+    with app.app_context():
+        assert db.session.get(IntakeCall, call["id"]).linked_client_id is None
+
+
+def test_a_likely_duplicate_on_convert_lists_who_the_candidates_are(app, client, front_desk):
+    headers, site = front_desk["headers"], front_desk["site"].id
+    existing = _register(client, headers, site, phone="+12125550134")
+    call = client.post("/api/v1/intake-calls", headers=headers, json=call_body(site)).get_json()
+    refused = client.post(f"/api/v1/intake-calls/{call['id']}/convert", headers=headers,
+                          json={"first_name": "Samuel", "last_name": "Ortiz", "date_of_birth": "1988-04-13"})
+    assert refused.status_code == 409
+    assert refused.get_json()["candidates"] == [
+        {"id": existing["id"], "mrn": existing["mrn"], "first_name": "Sam", "last_name": "Ortiz",
+         "date_of_birth": "1988-04-12", "site_id": site, "status": "prospective"}
+    ]
+    # Showing the candidate is a read of their record, audited although the request was refused.
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "client.read", AuditEvent.client_id == existing["id"])
+        ).all()
+    assert [(e.outcome.value, e.details) for e in events] == [("failure", {"via": "duplicate-check"})]
+    # Then the coordinator links the repeat call instead.
+    linked = client.post(f"/api/v1/intake-calls/{call['id']}/link", headers=headers, json={"client_id": existing["id"]})
+    assert linked.status_code == 200

@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from clinic.audit.models import Outcome
 from clinic.audit.operations import audit, record
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import Permission, has_permission, read_scoped_page, scoped_select, site_scope
@@ -92,14 +93,38 @@ def likely_duplicates(
     return db.session.scalars(stmt).all()
 
 
-def _refuse_duplicates(candidates: Sequence[Client]) -> None:
+def duplicate_candidate(client: Client) -> dict[str, Any]:
+    """What a user needs to tell a likely duplicate apart: who, born when, where, and how far along."""
+    return {
+        "id": client.id,
+        "mrn": client.mrn,
+        "first_name": client.first_name,
+        "last_name": client.last_name,
+        "date_of_birth": client.date_of_birth.isoformat(),
+        "site_id": client.site_id,
+        "status": client.status.value,
+    }
+
+
+def _refuse_duplicates(candidates: Sequence[Client], *, actor: User | None = None) -> None:
+    """409 listing the likely duplicates the caller may see (those of the caller's sites).
+
+    Showing them is a read of their records: each is audited (``client.read``, ``via:
+    duplicate-check``) with the outcome ``failure`` of the refused request, so that the event
+    survives the rollback of that request.
+    """
+    if actor is not None:
+        scope = site_scope(actor)
+        candidates = [c for c in candidates if c.site_id in scope]
     if candidates:
+        for candidate in candidates:
+            audit("read", candidate, outcome=Outcome.FAILURE, details={"via": "duplicate-check"})
         abort_problem(
             409,
             "This looks like a client who is already registered; "
             "check the candidates, or retry with allow_duplicate=true.",
             problem="likely-duplicate",
-            extra={"candidates": [{"id": c.id, "mrn": c.mrn} for c in candidates]},
+            extra={"candidates": [duplicate_candidate(c) for c in candidates]},
         )
 
 
@@ -123,7 +148,8 @@ def register_client(
         _refuse_duplicates(
             likely_duplicates(
                 site_id=site_id, first_name=first_name, last_name=last_name, date_of_birth=date_of_birth, phone=phone
-            )
+            ),
+            actor=actor,
         )
     client = Client(
         site_id=site_id,

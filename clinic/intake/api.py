@@ -18,6 +18,7 @@ from clinic.intake.schemas import (
     IntakeCallPatchSchema,
     IntakeCallQuerySchema,
     IntakeCallSchema,
+    LinkSchema,
 )
 
 blp = Blueprint("intake", __name__, url_prefix="/api/v1", description="Intake calls")
@@ -67,8 +68,23 @@ def update_call(body: dict[str, Any], call_id: int) -> IntakeCall:
 @blp.arguments(ConvertSchema)
 @blp.arguments(DuplicateArgsSchema, location="query")
 @blp.response(201, ClientSchema)
+@blp.alt_response(
+    409,
+    description="Already converted or linked (`client_id`), or a likely duplicate: `candidates` lists `{id, mrn, "
+    "first_name, last_name, date_of_birth, site_id, status}` of the matches in the caller's sites",
+)
 def convert_call(body: dict[str, Any], args: dict[str, Any], call_id: int) -> Client:
     """Register the caller as a prospective client linked to the call (once; 409 after)."""
     return ops.convert_call(
         load_call(call_id), actor=authenticated_user(), allow_duplicate=args["allow_duplicate"], client_fields=body
     )
+
+
+@blp.route("/intake-calls/<int:call_id>/link", methods=["POST"])
+@requires(Permission.INTAKE_WRITE, Permission.CLIENTS_READ)
+@blp.arguments(LinkSchema)
+@blp.response(200, IntakeCallSchema)
+@blp.alt_response(409, description="Already converted or linked (`client_id` names the client)")
+def link_call(body: dict[str, Any], call_id: int) -> IntakeCall:
+    """Attach a repeat call to the existing client who made it (a client of the call's site); once."""
+    return ops.link_call(load_call(call_id), client_id=body["client_id"], actor=authenticated_user())

@@ -6,15 +6,15 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from clinic.audit.operations import audit
 from clinic.auth.models import User
-from clinic.auth.permissions import read_scoped_page, require_site_in_scope, scoped_select
+from clinic.auth.permissions import read_scoped_page, require_site_in_scope, scoped_select, site_scope
 from clinic.clients.models import Client
 from clinic.clients.operations import register_client
 from clinic.clients.timeline import TimelineEntry
-from clinic.core.errors import abort_problem
+from clinic.core.errors import abort_problem, field_error
 from clinic.core.pagination import Page
 from clinic.core.signals import timeline_entries
 from clinic.core.time import utcnow
@@ -129,9 +129,8 @@ def search_calls(
     )
 
 
-def convert_call(call: IntakeCall, *, actor: User, allow_duplicate: bool, client_fields: dict[str, Any]) -> Client:
-    """Register the caller as a prospective client linked to this call; a call converts once."""
-    # Lock the call row so two coordinators converting at once cannot both succeed.
+def _lock_unattached(call: IntakeCall) -> IntakeCall:
+    """The call, locked (two coordinators at once cannot both attach it); 409 if already converted or linked."""
     locked = db.session.scalars(select(IntakeCall).where(IntakeCall.id == call.id).with_for_update()).one()
     if locked.client_id is not None:
         abort_problem(
@@ -140,6 +139,19 @@ def convert_call(call: IntakeCall, *, actor: User, allow_duplicate: bool, client
             problem="already-converted",
             extra={"client_id": locked.client_id},
         )
+    if locked.linked_client_id is not None:
+        abort_problem(
+            409,
+            "This call is already linked to a client.",
+            problem="already-linked",
+            extra={"client_id": locked.linked_client_id},
+        )
+    return locked
+
+
+def convert_call(call: IntakeCall, *, actor: User, allow_duplicate: bool, client_fields: dict[str, Any]) -> Client:
+    """Register the caller as a prospective client linked to this call; a call converts once."""
+    locked = _lock_unattached(call)
     fields = dict(client_fields)
     if fields.get("phone") is None and locked.caller_relation.value == "self":
         fields["phone"] = locked.callback_phone
@@ -151,9 +163,27 @@ def convert_call(call: IntakeCall, *, actor: User, allow_duplicate: bool, client
     return client
 
 
+def link_call(call: IntakeCall, *, client_id: int, actor: User) -> IntakeCall:
+    """Attach a repeat call to the existing client who made it (a client of the call's site); once."""
+    locked = _lock_unattached(call)
+    client = db.session.get(Client, client_id)
+    # A client of another site, or of no site of the caller's, is answered as if it did not exist.
+    if client is None or client.site_id != locked.site_id or client.site_id not in site_scope(actor):
+        field_error("client_id", "Not a client of this call's site.")
+    locked.linked_client_id = client.id
+    locked.linked_at = utcnow()
+    locked.linked_by_id = actor.id
+    db.session.flush()
+    audit("link", locked)
+    return locked
+
+
 @timeline_entries.connect
 def _call_entries(client_id: int) -> Iterable[TimelineEntry]:
-    calls = db.session.scalars(select(IntakeCall).where(IntakeCall.client_id == client_id)).all()
+    calls = db.session.scalars(
+        select(IntakeCall).where(or_(IntakeCall.client_id == client_id, IntakeCall.linked_client_id == client_id))
+    ).all()
     for call in calls:
-        summary = f"{call.direction.value.capitalize()} call: {call.outcome.value.replace('_', ' ')}"
+        kind = "repeat call" if call.linked_client_id == client_id else "call"
+        summary = f"{call.direction.value.capitalize()} {kind}: {call.outcome.value.replace('_', ' ')}"
         yield TimelineEntry(call.occurred_at, "intake_call", call.id, summary, clinical=False)

@@ -6,16 +6,17 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from clinic.auth.directory import RowWallClockSchema, SiteWallClockSchema
 from clinic.clients.schemas import ClientFieldsSchema
 from clinic.core.pagination import PageArgsSchema, page_schema
 from clinic.core.phones import PhoneField
-from clinic.core.schemas import Instant, StrictSchema, id_field, instant, text
-from clinic.intake.models import CallerRelation, CallOutcome, Direction, RiskFlag
+from clinic.core.schemas import LocalInstant, StrictSchema, id_field, text
+from clinic.intake.models import CallerRelation, CallOutcome, Direction, IntakeCall, RiskFlag
 
 
 class IntakeCallFieldsSchema(StrictSchema):
     direction = fields.Enum(Direction, by_value=True, required=True)
-    occurred_at = instant()
+    occurred_at = LocalInstant(required=True)
     caller_name = text()
     caller_relation = fields.Enum(CallerRelation, by_value=True, required=True)
     callback_phone = PhoneField(required=True, metadata={"description": "Any common notation; stored E.164."})
@@ -26,17 +27,20 @@ class IntakeCallFieldsSchema(StrictSchema):
         fields.Enum(RiskFlag, by_value=True), validate=validate.Length(max=len(RiskFlag)), load_default=list
     )
     outcome = fields.Enum(CallOutcome, by_value=True, required=True)
-    follow_up_at = instant(required=False, allow_none=True)
+    follow_up_at = LocalInstant(allow_none=True)
     notes = fields.String(allow_none=True, validate=validate.Length(max=10000))
 
 
-class IntakeCallCreateSchema(IntakeCallFieldsSchema):
+class IntakeCallCreateSchema(SiteWallClockSchema, IntakeCallFieldsSchema):
     site_id = id_field()
 
 
-class IntakeCallPatchSchema(StrictSchema):
+class IntakeCallPatchSchema(RowWallClockSchema):
+    row_model = IntakeCall
+    row_argument = "call_id"
+
     direction = fields.Enum(Direction, by_value=True)
-    occurred_at = instant(required=False)
+    occurred_at = LocalInstant()
     caller_name = text(required=False)
     caller_relation = fields.Enum(CallerRelation, by_value=True)
     callback_phone = PhoneField()
@@ -45,7 +49,7 @@ class IntakeCallPatchSchema(StrictSchema):
     substances = fields.List(text(max_length=50), validate=validate.Length(max=20))
     risk_flags = fields.List(fields.Enum(RiskFlag, by_value=True), validate=validate.Length(max=len(RiskFlag)))
     outcome = fields.Enum(CallOutcome, by_value=True)
-    follow_up_at = instant(required=False, allow_none=True)
+    follow_up_at = LocalInstant(allow_none=True)
     notes = fields.String(allow_none=True, validate=validate.Length(max=10000))
 
 
@@ -64,19 +68,24 @@ class IntakeCallSchema(StrictSchema):
     outcome = fields.Enum(CallOutcome, by_value=True, required=True)
     follow_up_at = fields.DateTime(allow_none=True)
     notes = fields.String(allow_none=True)
-    client_id = fields.Integer(allow_none=True)
+    client_id = fields.Integer(allow_none=True, metadata={"description": "The client this call was converted into."})
     converted_at = fields.DateTime(allow_none=True)
+    linked_client_id = fields.Integer(
+        allow_none=True, metadata={"description": "The existing client this (repeat) call was linked to."}
+    )
+    linked_at = fields.DateTime(allow_none=True)
+    linked_by_id = fields.Integer(allow_none=True)
     created_at = fields.DateTime(required=True)
 
 
 IntakeCallPageSchema = page_schema(IntakeCallSchema, "IntakeCallPage")
 
 
-class IntakeCallQuerySchema(PageArgsSchema):
+class IntakeCallQuerySchema(SiteWallClockSchema, PageArgsSchema):
     site_id = id_field(required=False, strict=False)
     outcome = fields.Enum(CallOutcome, by_value=True)
-    from_ = Instant(data_key="from")
-    to = Instant()
+    from_ = LocalInstant(data_key="from")
+    to = LocalInstant()
     follow_up_due = fields.Boolean(metadata={"description": "true: follow-up time passed and not converted"})
 
     @validates_schema
@@ -87,3 +96,7 @@ class IntakeCallQuerySchema(PageArgsSchema):
 
 class ConvertSchema(ClientFieldsSchema):
     """The client fields for the caller; the site is the call's."""
+
+
+class LinkSchema(StrictSchema):
+    client_id = id_field(metadata={"description": "An existing client of the call's site."})

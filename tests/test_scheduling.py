@@ -12,6 +12,7 @@ from sqlalchemy import select
 from clinic.audit.models import AuditEvent
 from clinic.core.time import from_local
 from clinic.extensions import db
+from clinic.scheduling.models import Appointment, AppointmentStatus
 from clinic.scheduling.recurrence import RecurrenceError, normalise_rule, occurrences
 from tests.appointments_setup import ZONE, Practice, at, build_practice
 
@@ -91,7 +92,8 @@ def test_a_cancelled_or_missed_appointment_frees_its_time(practice):
     assert practice.post(f"/appointments/{first['id']}/cancel", {"by": "client"}).status_code == 200
     practice.booked_ok(starts_at=at(days=2))
     past = practice.booked_ok(starts_at=at(hours=-3))
-    assert practice.post(f"/appointments/{past['id']}/no-show").status_code == 200
+    late = {"late_entry_reason": "recorded the next morning"}
+    assert practice.post(f"/appointments/{past['id']}/no-show", late).status_code == 200
     practice.booked_ok(starts_at=at(hours=-3), client_id=practice.ben["id"])
 
 
@@ -117,7 +119,7 @@ def test_the_database_itself_refuses_double_booking_on_postgresql(practice, back
     [
         ({"duration_minutes": 0}, "duration_minutes"),
         ({"duration_minutes": "60"}, "duration_minutes"),
-        ({"starts_at": "2027-01-05T09:00:00"}, "starts_at"),
+        ({"starts_at": "2027-03-14T02:30:00"}, "starts_at"),  # local time the clocks skip in New York
         ({"starts_at": "9999-12-31T23:00:00+00:00"}, "starts_at"),
         ({"starts_at": "1999-12-31T23:00:00+00:00"}, "starts_at"),
         ({"kind": "massage"}, "kind"),
@@ -330,9 +332,13 @@ def test_timing_rules(practice):
     assert refused.status_code == 409 and "hour before" in refused.get_json()["detail"]
     assert practice.post(f"/appointments/{later['id']}/no-show").status_code == 409
     past = practice.booked_ok(starts_at=at(hours=-5), client_id=practice.ben["id"])
-    assert practice.post(f"/appointments/{past['id']}/cancel", {"by": "client"}).status_code == 409
+    # Ended: a cancellation or no-show is a late entry, refused without its reason.
+    for action, body in [("cancel", {"by": "client"}), ("no-show", {})]:
+        refused = practice.post(f"/appointments/{past['id']}/{action}", body)
+        assert refused.status_code == 422 and "late_entry_reason" in refused.get_json()["errors"], action
+    assert practice.get(f"/appointments/{past['id']}").get_json()["status"] == "scheduled"
     assert practice.post(f"/appointments/{past['id']}/confirm").status_code == 409
-    missed = practice.post(f"/appointments/{past['id']}/no-show").get_json()
+    missed = practice.post(f"/appointments/{past['id']}/no-show", {"late_entry_reason": "forgot"}).get_json()
     assert (missed["status"], bool(missed["no_show_at"])) == ("no_show", True)
     assert practice.post(f"/appointments/{past['id']}/check-in").status_code == 409
 
@@ -343,6 +349,94 @@ def test_cancellation_records_who_and_why(practice):
     assert (body["status"], body["cancel_reason"]) == ("cancelled_by_client", "no ride")
     bad = practice.post(f"/appointments/{booked['id']}/cancel", {"by": "weather"})
     assert bad.status_code == 422 and "by" in bad.get_json()["errors"]
+
+
+# --- late documentation ------------------------------------------------------------------------------
+
+
+def late_entry_events(app, appointment_id: int) -> list[tuple[str, object]]:
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.resource == "appointment", AuditEvent.resource_id == str(appointment_id))
+            .order_by(AuditEvent.id)
+        ).all()
+    return [(e.action, (e.details or {}).get("late_entry")) for e in events]
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_a_forgotten_check_in_is_completed_late_with_a_reason(app, practice, confirmed):
+    ended = practice.booked_ok(starts_at=at(hours=-2))
+    if confirmed:  # confirmed by phone the day before (the API confirms only before the start)
+        with app.app_context():
+            db.session.get(Appointment, ended["id"]).status = AppointmentStatus.CONFIRMED
+            db.session.commit()
+    refused = practice.post(f"/appointments/{ended['id']}/complete")
+    assert refused.status_code == 422
+    assert list(refused.get_json()["errors"]) == ["late_entry_reason"]
+    # Without a body at all, the same.
+    no_body = practice.http.post(f"/api/v1/appointments/{ended['id']}/complete", headers=practice.headers)
+    assert no_body.status_code == 422 and "late_entry_reason" in no_body.get_json()["errors"]
+    blank = practice.post(f"/appointments/{ended['id']}/complete", {"late_entry_reason": "   "})
+    assert blank.status_code == 422 and "late_entry_reason" in blank.get_json()["errors"]
+
+    done = practice.post(f"/appointments/{ended['id']}/complete", {"late_entry_reason": "check-in was forgotten"})
+    assert done.status_code == 200, done.get_json()
+    body = done.get_json()
+    assert body["status"] == "completed" and body["completed_at"]
+    assert body["late_entry"]["reason"] == "check-in was forgotten"
+    assert body["late_entry"]["by_user_id"] == practice.clinician.id
+    assert datetime.fromisoformat(body["late_entry"]["at"]) >= datetime.fromisoformat(body["ends_at"])
+    assert practice.get(f"/appointments/{ended['id']}").get_json()["late_entry"] == body["late_entry"]
+    assert late_entry_events(app, ended["id"])[-2] == ("appointment.completed", True)
+
+
+def test_a_checked_in_appointment_completed_after_its_end_is_a_late_entry(app, practice, monkeypatch):
+    now = practice.booked_ok(starts_at=at(minutes=-10), duration_minutes=30)
+    assert practice.post(f"/appointments/{now['id']}/check-in").status_code == 200
+    later = datetime.fromisoformat(now["ends_at"]) + timedelta(hours=3)
+    monkeypatch.setattr("clinic.scheduling.operations.utcnow", lambda: later)
+    refused = practice.post(f"/appointments/{now['id']}/complete")
+    assert refused.status_code == 422 and "late_entry_reason" in refused.get_json()["errors"]
+    done = practice.post(f"/appointments/{now['id']}/complete", {"late_entry_reason": "documented after clinic"})
+    assert done.get_json()["late_entry"] == {"reason": "documented after clinic", "by_user_id": practice.clinician.id,
+                                             "at": later.isoformat()}
+
+
+def test_an_ended_appointment_is_cancelled_or_missed_late_only_with_a_reason(app, practice):
+    past = practice.booked_ok(starts_at=at(hours=-4))
+    missed = practice.booked_ok(starts_at=at(hours=-4), client_id=practice.ben["id"],
+                                clinician_id=practice.colleague.id, kind="intake_assessment")
+    cancelled = practice.post(f"/appointments/{past['id']}/cancel",
+                              {"by": "client", "reason": "called in sick", "late_entry_reason": "message seen late"})
+    assert cancelled.status_code == 200
+    assert (cancelled.get_json()["status"], cancelled.get_json()["cancel_reason"]) == ("cancelled_by_client",
+                                                                                        "called in sick")
+    assert cancelled.get_json()["late_entry"]["reason"] == "message seen late"
+    # Intake coordinators document their intake assessments late the same way.
+    refused = practice.post(f"/appointments/{missed['id']}/no-show", headers=practice.intake_headers)
+    assert refused.status_code == 422 and "late_entry_reason" in refused.get_json()["errors"]
+    marked = practice.post(f"/appointments/{missed['id']}/no-show", {"late_entry_reason": "desk closed early"},
+                           headers=practice.intake_headers)
+    assert marked.status_code == 200
+    assert marked.get_json()["late_entry"]["by_user_id"] == practice.intake.id
+    assert late_entry_events(app, past["id"])[-1] == ("appointment.cancelled_by_client", True)
+    assert late_entry_events(app, missed["id"])[-1] == ("appointment.no_show", True)
+
+
+def test_outcomes_recorded_in_time_are_not_late_entries_and_check_in_keeps_its_window(app, practice):
+    running = practice.booked_ok(starts_at=at(minutes=-20))
+    # Begun, not ended: a no-show needs no reason, and a reason given does not make it late.
+    marked = practice.post(f"/appointments/{running['id']}/no-show", {"late_entry_reason": "just in case"})
+    assert marked.status_code == 200 and marked.get_json()["late_entry"] is None
+    assert late_entry_events(app, running["id"])[-1] == ("appointment.no_show", None)
+    # Not yet ended, not checked in: completing is still refused.
+    soon = practice.booked_ok(starts_at=at(minutes=30), client_id=practice.ben["id"])
+    assert practice.post(f"/appointments/{soon['id']}/complete", {"late_entry_reason": "x"}).status_code == 409
+    # Check-in after the end stays refused, reason or not.
+    past = practice.booked_ok(starts_at=at(hours=-3), client_id=practice.ben["id"])
+    assert practice.post(f"/appointments/{past['id']}/check-in", {"late_entry_reason": "late"}).status_code == 409
+    assert practice.get(f"/appointments/{past['id']}").get_json()["late_entry"] is None
 
 
 # --- group sessions ------------------------------------------------------------------------------

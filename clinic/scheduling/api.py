@@ -7,8 +7,9 @@ from typing import Any
 from flask import Response, stream_with_context
 from flask_smorest import Blueprint
 
+from clinic.auth.operations import get_user_or_404
 from clinic.auth.permissions import Permission, authenticated_user, require_site_in_scope, requires
-from clinic.scheduling import groups
+from clinic.scheduling import availability, groups
 from clinic.scheduling import operations as ops
 from clinic.scheduling.export import export_csv
 from clinic.scheduling.loaders import load_appointment
@@ -24,8 +25,13 @@ from clinic.scheduling.schemas import (
     AttendeeCreateSchema,
     AttendeeListSchema,
     AttendeeSchema,
+    AvailabilityQuerySchema,
+    AvailabilitySchema,
     CancelSchema,
+    LateEntrySchema,
     ScopeArgsSchema,
+    WorkingHoursSchema,
+    WorkingHoursUpdateSchema,
 )
 
 blp = Blueprint("scheduling", __name__, url_prefix="/api/v1", description="Appointments and group sessions")
@@ -101,14 +107,22 @@ def update_appointment(body: dict[str, Any], args: dict[str, Any], appointment_i
 @blp.response(200, AppointmentSchema)
 @blp.alt_response(409, description=_CONFLICT)
 def cancel_appointment(body: dict[str, Any], args: dict[str, Any], appointment_id: int) -> Appointment:
-    """Cancel, by the client or the clinic; `scope` cancels the following or all open occurrences too."""
+    """Cancel, by the client or the clinic; `scope` cancels the following or all open occurrences too.
+
+    Once the appointment has ended, a cancellation is a late entry and needs `late_entry_reason`.
+    """
     appointment = load_appointment(appointment_id)
     return ops.cancel(appointment, by=body["by"], reason=body.get("reason"), scope=args["scope"],
-                      actor=authenticated_user())
+                      actor=authenticated_user(), late_entry_reason=body.get("late_entry_reason"))
 
 
-def _transition(appointment_id: int, target: AppointmentStatus) -> Appointment:
-    return ops.transition(load_appointment(appointment_id), target, actor=authenticated_user())
+def _transition(appointment_id: int, target: AppointmentStatus, body: dict[str, Any] | None = None) -> Appointment:
+    return ops.transition(
+        load_appointment(appointment_id),
+        target,
+        actor=authenticated_user(),
+        late_entry_reason=(body or {}).get("late_entry_reason"),
+    )
 
 
 @blp.route("/appointments/<int:appointment_id>/confirm", methods=["POST"])
@@ -131,20 +145,22 @@ def check_in(appointment_id: int) -> Appointment:
 
 @blp.route("/appointments/<int:appointment_id>/complete", methods=["POST"])
 @requires(Permission.APPOINTMENTS_WRITE)
+@blp.arguments(LateEntrySchema, required=False)
 @blp.response(200, AppointmentSchema)
 @blp.alt_response(409, description=_CONFLICT)
-def complete(appointment_id: int) -> Appointment:
-    """The appointment took place (after check-in)."""
-    return _transition(appointment_id, AppointmentStatus.COMPLETED)
+def complete(body: dict[str, Any], appointment_id: int) -> Appointment:
+    """The appointment took place: after check-in, or once it has ended with a `late_entry_reason`."""
+    return _transition(appointment_id, AppointmentStatus.COMPLETED, body)
 
 
 @blp.route("/appointments/<int:appointment_id>/no-show", methods=["POST"])
 @requires(Permission.APPOINTMENTS_WRITE)
+@blp.arguments(LateEntrySchema, required=False)
 @blp.response(200, AppointmentSchema)
 @blp.alt_response(409, description=_CONFLICT)
-def no_show(appointment_id: int) -> Appointment:
-    """The client did not come (once the appointment has begun)."""
-    return _transition(appointment_id, AppointmentStatus.NO_SHOW)
+def no_show(body: dict[str, Any], appointment_id: int) -> Appointment:
+    """The client did not come (once it has begun; once it has ended, with a `late_entry_reason`)."""
+    return _transition(appointment_id, AppointmentStatus.NO_SHOW, body)
 
 
 @blp.route("/appointments/<int:appointment_id>/attendees", methods=["GET"])
@@ -190,3 +206,35 @@ def record_attendance(body: dict[str, Any], appointment_id: int, client_id: int)
     return groups.mark_attendance(
         appointment, client_id, status=AttendeeStatus(body["status"]), actor=authenticated_user()
     )
+
+
+# --- availability and working hours -----------------------------------------------------------------
+
+
+@blp.route("/availability", methods=["GET"])
+@requires(Permission.SELF)
+@blp.arguments(AvailabilityQuerySchema, location="query")
+@blp.response(200, AvailabilitySchema)
+def get_availability(args: dict[str, Any]) -> dict[str, Any]:
+    """Free slots of `duration_minutes` at the site: inside each clinician's working hours, clear of every booking."""
+    return {"slots": availability.free_slots(actor=authenticated_user(), **args)}
+
+
+@blp.route("/users/<int:user_id>/working-hours", methods=["GET"])
+@requires(Permission.SELF)
+@blp.response(200, WorkingHoursSchema)
+def get_working_hours(user_id: int) -> availability.WorkingWeek:
+    """A clinician's weekly working hours (administrators, or the clinician themself)."""
+    availability.require_working_hours_rights(authenticated_user(), user_id)
+    return availability.working_week(get_user_or_404(user_id))
+
+
+@blp.route("/users/<int:user_id>/working-hours", methods=["PUT"])
+@requires(Permission.SELF)
+@blp.arguments(WorkingHoursUpdateSchema)
+@blp.response(200, WorkingHoursSchema)
+def put_working_hours(body: dict[str, Any], user_id: int) -> availability.WorkingWeek:
+    """Replace a clinician's weekly working hours (administrators, or the clinician themself)."""
+    actor = authenticated_user()
+    availability.require_working_hours_rights(actor, user_id)
+    return availability.set_working_hours(get_user_or_404(user_id), actor=actor, **body)

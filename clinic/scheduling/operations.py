@@ -45,14 +45,18 @@ S = AppointmentStatus
 
 #: The status machine (docs/scheduling.md). Anything else is a 409.
 TRANSITIONS: dict[AppointmentStatus, frozenset[AppointmentStatus]] = {
-    S.SCHEDULED: frozenset({S.CONFIRMED, S.CHECKED_IN, S.CANCELLED_BY_CLIENT, S.CANCELLED_BY_CLINIC, S.NO_SHOW}),
-    S.CONFIRMED: frozenset({S.CHECKED_IN, S.CANCELLED_BY_CLIENT, S.CANCELLED_BY_CLINIC, S.NO_SHOW}),
+    S.SCHEDULED: frozenset(
+        {S.CONFIRMED, S.CHECKED_IN, S.COMPLETED, S.CANCELLED_BY_CLIENT, S.CANCELLED_BY_CLINIC, S.NO_SHOW}
+    ),
+    S.CONFIRMED: frozenset({S.CHECKED_IN, S.COMPLETED, S.CANCELLED_BY_CLIENT, S.CANCELLED_BY_CLINIC, S.NO_SHOW}),
     S.CHECKED_IN: frozenset({S.COMPLETED}),
     S.COMPLETED: frozenset(),
     S.CANCELLED_BY_CLIENT: frozenset(),
     S.CANCELLED_BY_CLINIC: frozenset(),
     S.NO_SHOW: frozenset(),
 }
+#: Outcomes that may be recorded after the appointment has ended, with a reason (a late entry).
+LATE_ENTRY_STATUSES = frozenset({S.COMPLETED, S.NO_SHOW, S.CANCELLED_BY_CLIENT, S.CANCELLED_BY_CLINIC})
 #: A client may be checked in from this long before the start until the end.
 CHECK_IN_OPENS = timedelta(hours=1)
 EARLIEST_START = datetime(2000, 1, 1, tzinfo=UTC)
@@ -68,7 +72,7 @@ def require_kind_rights(user: User, kind: AppointmentKind) -> None:
         abort_problem(403, "Intake coordinators book and change intake assessments only.")
 
 
-def _check_clinician(clinician_id: int, site_id: int) -> None:
+def check_clinician(clinician_id: int, site_id: int) -> None:
     clinician = db.session.get(User, clinician_id)
     if (
         clinician is None
@@ -168,7 +172,7 @@ def book(
     """Book an appointment, or every occurrence of a series; returns the first."""
     require_kind_rights(actor, kind)
     is_group, party = _party(kind, site_id, client_id, client_ids, capacity)
-    _check_clinician(clinician_id, site_id)
+    check_clinician(clinician_id, site_id)
     _check_start(starts_at)
     zone = timezone or db.session.get_one(Site, site_id).timezone
     starts = _series_starts(starts_at, recurrence, zone)
@@ -283,7 +287,7 @@ def _check_changes(appointment: Appointment, changes: dict[str, Any], targets: S
     if "starts_at" in changes:
         _check_start(changes["starts_at"])
     if "clinician_id" in changes:
-        _check_clinician(changes["clinician_id"], appointment.site_id)
+        check_clinician(changes["clinician_id"], appointment.site_id)
     if "capacity" not in changes:
         return
     if not appointment.is_group:
@@ -409,16 +413,36 @@ def _refuse_transition(appointment: Appointment, target: AppointmentStatus, why:
 
 
 def _check_timing(appointment: Appointment, target: AppointmentStatus, now: datetime) -> None:
+    ended = now >= appointment.ends_at
     if target is S.CHECKED_IN and not (appointment.starts_at - CHECK_IN_OPENS <= now < appointment.ends_at):
         _refuse_transition(appointment, target, "Check-in opens an hour before the start and closes at the end.")
     if target is S.NO_SHOW and now < appointment.starts_at:
         _refuse_transition(appointment, target, "A client is a no-show only once the appointment has begun.")
-    if target in (S.CANCELLED_BY_CLIENT, S.CANCELLED_BY_CLINIC) and now >= appointment.ends_at:
+    if target is S.COMPLETED and appointment.status is not S.CHECKED_IN and not ended:
         _refuse_transition(
-            appointment, target, "An appointment that has ended is completed or a no-show, not cancelled."
+            appointment,
+            target,
+            "Check the client in first; an appointment that has ended can be completed with a late_entry_reason.",
         )
     if target is S.CONFIRMED and now >= appointment.starts_at:
         _refuse_transition(appointment, target, "An appointment that has begun cannot be confirmed.")
+
+
+def _late_entry(
+    appointment: Appointment, target: AppointmentStatus, now: datetime, reason: str | None, actor: User | None
+) -> bool:
+    """Record why an ended appointment's outcome comes late (422 without a reason); False when it is not late."""
+    if target not in LATE_ENTRY_STATUSES or now < appointment.ends_at:
+        return False
+    if not reason or not reason.strip():
+        field_error(
+            "late_entry_reason",
+            "The appointment has ended: say why its outcome is recorded only now (e.g. the check-in was forgotten).",
+        )
+    appointment.late_entry_reason = reason.strip()
+    appointment.late_entry_by_id = actor.id if actor is not None else None
+    appointment.late_entry_at = now
+    return True
 
 
 def transition(
@@ -427,15 +451,21 @@ def transition(
     *,
     actor: User | None,
     reason: str | None = None,
+    late_entry_reason: str | None = None,
     via: str = "staff",
 ) -> Appointment:
-    """Move the appointment through the status machine (409 otherwise) and re-plan reminders."""
+    """Move the appointment through the status machine (409 otherwise) and re-plan reminders.
+
+    An outcome recorded after the appointment has ended is a late entry: it needs
+    ``late_entry_reason`` (422 without), which the appointment and its audit event keep.
+    """
     if actor is not None:
         require_kind_rights(actor, appointment.kind)
     now = utcnow()
     if target not in TRANSITIONS[appointment.status]:
         _refuse_transition(appointment, target)
     _check_timing(appointment, target, now)
+    late = _late_entry(appointment, target, now, late_entry_reason, actor)
     appointment.status = target
     if target is S.CONFIRMED:
         appointment.confirmed_at = now
@@ -451,7 +481,10 @@ def transition(
     db.session.flush()
     cancelled = target in (S.CANCELLED_BY_CLIENT, S.CANCELLED_BY_CLINIC)
     (appointment_cancelled if cancelled else appointment_changed).send([appointment])
-    audit(target.value, appointment, details={"via": via})
+    details: dict[str, Any] = {"via": via}
+    if late:
+        details["late_entry"] = True
+    audit(target.value, appointment, details=details)
     return appointment
 
 
@@ -464,13 +497,21 @@ def confirm(appointment: Appointment, *, actor: User) -> Appointment:
     return transition(appointment, S.CONFIRMED, actor=actor)
 
 
-def cancel(appointment: Appointment, *, by: str, reason: str | None, scope: str, actor: User) -> Appointment:
+def cancel(
+    appointment: Appointment,
+    *,
+    by: str,
+    reason: str | None,
+    scope: str,
+    actor: User,
+    late_entry_reason: str | None = None,
+) -> Appointment:
     """Cancel one occurrence, the following ones, or all that are still open and ahead."""
     if by == "client" and appointment.is_group:
         field_error("by", "A group session is cancelled by the clinic; a client gives up their seat as an attendee.")
     target = S.CANCELLED_BY_CLIENT if by == "client" else S.CANCELLED_BY_CLINIC
     others = series_members(appointment, scope, now=utcnow())[1:]
-    transition(appointment, target, actor=actor, reason=reason)
+    transition(appointment, target, actor=actor, reason=reason, late_entry_reason=late_entry_reason)
     for other in others:
         if utcnow() < other.ends_at:
             transition(other, target, actor=actor, reason=reason, via=f"series:{scope}")

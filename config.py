@@ -162,7 +162,10 @@ class Config:
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "api/v1/openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "api/docs"
-    OPENAPI_SWAGGER_UI_URL = os.environ.get("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/")
+    #: Served by clinic from the pinned flask-swagger-ui package (clinic/system/docs_assets.py): no CDN.
+    OPENAPI_SWAGGER_UI_URL = os.environ.get("OPENAPI_SWAGGER_UI_URL", "/api/docs/assets/")
+    #: No online validator badge: Swagger UI would send the spec's address to validator.swagger.io.
+    OPENAPI_SWAGGER_UI_CONFIG: ClassVar[dict[str, object]] = {"validatorUrl": None}
     API_SPEC_OPTIONS: ClassVar[dict[str, object]] = {
         "info": {
             "description": "Case management for outpatient opioid-addiction treatment programs.",

@@ -93,6 +93,7 @@ def _register_blueprints(app: Flask, api: Any) -> None:
     from clinic.reports.api import blp as reports_blp
     from clinic.scheduling.api import blp as scheduling_blp
     from clinic.system.api import blp as system_blp
+    from clinic.system.docs_assets import blp as docs_assets_blp
 
     for blueprint in (
         system_blp, auth_blp, directory_blp, intake_blp, clients_blp, assessments_blp, plans_blp, reports_blp,
@@ -101,6 +102,8 @@ def _register_blueprints(app: Flask, api: Any) -> None:
         api.register_blueprint(blueprint)
     # The page a reminder's link opens is a web page for clients, not part of the API.
     app.register_blueprint(reminder_links_blp)
+    # Swagger UI's files for the docs page, from a pinned package rather than a CDN.
+    app.register_blueprint(docs_assets_blp)
     # The spec and its documentation page are public.
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith("api-docs."):

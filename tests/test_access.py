@@ -40,8 +40,8 @@ def test_only_a_few_routes_are_public():
     )
     # The SMS webhook checks the provider's signature; a reminder's page checks its signed token.
     assert public == [
-        "/api/docs", "/api/v1/auth/login", "/api/v1/notify/sms/inbound", "/api/v1/openapi.json", "/healthz",
-        "/r/<token>", "/r/<token>", "/readyz",
+        "/api/docs", "/api/docs/assets/<path:filename>", "/api/v1/auth/login", "/api/v1/notify/sms/inbound",
+        "/api/v1/openapi.json", "/healthz", "/r/<token>", "/r/<token>", "/readyz",
     ]
 
 

@@ -275,3 +275,32 @@ def test_the_access_log_leaves_out_what_staff_searched_for(tmp_path):
     everything = out.read_text() + err.read_text()
     for secret in ("Secret", "Quintero", "MRN0001234", "SecretLinkToken123", "lang=es"):
         assert secret not in everything, everything
+
+# --- the API docs page, offline ------------------------------------------------------------------------
+
+
+def test_the_docs_page_loads_swagger_ui_from_clinic_itself(client):
+    """An offline clinic's docs page works: every file it loads is served by clinic, nothing by a CDN."""
+    import re
+
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sorted(assets) == [
+        "/api/docs/assets/swagger-ui-bundle.js",
+        "/api/docs/assets/swagger-ui-standalone-preset.js",
+        "/api/docs/assets/swagger-ui.css",
+    ]
+    for url in assets:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.mimetype in {"text/javascript", "application/javascript", "text/css"}, url
+        assert len(response.get_data()) > 10_000, url
+    policy = page.headers["Content-Security-Policy"]
+    assert "http" not in policy and "cdn" not in policy
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
+    assert "validatorUrl" in html and '"validatorUrl": null' in html  # no online validator badge either
+    assert client.get("/api/docs/assets/../../config.py").status_code == 404
+    assert client.get("/api/docs/assets/nothing.js").status_code == 404
+

@@ -57,8 +57,9 @@ run: $(INSTALLED)
 	@echo
 	@# honcho gives each process type its own PORT (web PORT, worker PORT+100, ...): the links the
 	@# worker writes must point at the web process, so every process gets the same PUBLIC_BASE_URL.
+	@# Ctrl-C stops every process and honcho exits with 130: the normal end of `make run`, not an error.
 	PATH="$(CURDIR)/$(BIN):$$PATH" PUBLIC_BASE_URL="$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)}" \
-		$(BIN)/honcho --no-colour -f Procfile.dev start --port $(PORT)
+		$(BIN)/honcho --no-colour -f Procfile.dev start --port $(PORT) || test $$? -eq 130
 
 test: $(INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)

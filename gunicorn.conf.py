@@ -10,6 +10,7 @@ Any other gunicorn setting can still be given on the command line or in ``GUNICO
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from typing import Any
@@ -45,3 +46,14 @@ _WITHHELD = (
 
 
 logger_class = AccessLogger
+
+
+def post_fork(_server: Any, _worker: Any) -> None:
+    """A worker leaves the master's process group, so that only the master receives a signal sent to the group.
+
+    honcho (``make run``) stops its processes with SIGTERM to each one's group. A worker that got it
+    too was already exiting when the master's own SIGTERM arrived, was killed by it, and the master
+    logged "Worker was sent SIGTERM!" as an error. Now the master alone is signalled and stops its
+    workers in order; a worker whose master is gone notices and exits.
+    """
+    os.setpgid(0, 0)

@@ -276,6 +276,7 @@ def test_the_access_log_leaves_out_what_staff_searched_for(tmp_path):
     for secret in ("Secret", "Quintero", "MRN0001234", "SecretLinkToken123", "lang=es"):
         assert secret not in everything, everything
 
+
 # --- the API docs page, offline ------------------------------------------------------------------------
 
 
@@ -304,3 +305,72 @@ def test_the_docs_page_loads_swagger_ui_from_clinic_itself(client):
     assert client.get("/api/docs/assets/../../config.py").status_code == 404
     assert client.get("/api/docs/assets/nothing.js").status_code == 404
 
+
+# --- the worker's log ------------------------------------------------------------------------------------
+
+
+def test_idle_housekeeping_is_not_logged_at_info_but_work_and_failures_are(app, caplog):
+    """Celery's own lines for the beat schedule's tasks: DEBUG when the run did nothing, INFO when it did."""
+    import logging
+
+    from celery.app import trace
+    from celery.worker import strategy
+
+    seal = "clinic.audit.tasks.seal_audit_events"
+    received = logging.getLogger(strategy.__name__)
+    beat = logging.getLogger("celery.beat")
+
+    def succeeded(name: str, result: str) -> None:
+        trace.info(trace.LOG_SUCCESS, {"id": "1", "name": name, "return_value": result, "runtime": 0.01,
+                                       "args": "()", "kwargs": "{}"})
+
+    with caplog.at_level(logging.INFO):
+        beat.info("Scheduler: Sending due task %s (%s)", "audit.seal_audit_events", seal)
+        received.info(trace.LOG_RECEIVED, {"id": "1", "name": seal, "args": "()", "kwargs": "{}", "eta": None})
+        succeeded(seal, "0")
+        succeeded("clinic.system.tasks.heartbeat", "'2026-11-29T10:00:00+00:00'")
+        assert caplog.records == []
+        succeeded(seal, "12")  # it sealed something: worth a line
+        succeeded("clinic.reports.tasks.run_report", "0")  # not housekeeping: as before
+        trace.logger.error("Task %s[%s] raised unexpected: %r", seal, "1", "boom")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", f"Task {seal}[1] succeeded in 0.01s: 12"),
+        ("INFO", "Task clinic.reports.tasks.run_report[1] succeeded in 0.01s: 0"),
+        ("ERROR", f"Task {seal}[1] raised unexpected: 'boom'"),
+    ]
+
+    with caplog.at_level(logging.DEBUG):
+        caplog.clear()
+        succeeded(seal, "0")
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]  # still there for whoever asks for DEBUG
+
+
+@pytest.mark.parametrize(("env_name", "warned"), [("development", False), ("production", True)])
+def test_a_root_worker_is_warned_about_outside_development_only(monkeypatch, env_name, warned):
+    import warnings
+
+    from celery import platforms
+    from celery.exceptions import SecurityWarning
+
+    from clinic.core.worker_logs import allow_root_in_development
+
+    monkeypatch.setattr(platforms.os, "getuid", lambda: 0)
+    monkeypatch.setattr(platforms.os, "geteuid", lambda: 0)
+    monkeypatch.setattr("clinic.core.worker_logs.os.geteuid", lambda: 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        allow_root_in_development(env_name)
+        platforms.check_privileges({"application/json"})
+    assert any(issubclass(w.category, SecurityWarning) for w in caught) is warned
+
+
+def test_the_embedded_broker_keeps_its_control_folder_under_instance(tmp_path):
+    from tests.test_celery_worker import _celery_default_app_kept, _development_app
+
+    with _celery_default_app_kept():
+        app = _development_app(
+            SQLALCHEMY_DATABASE_URI="sqlite://", CELERY_BROKER_URL="filesystem://", CELERY_DATA_DIR=str(tmp_path / "b")
+        )
+    options = app.extensions["celery"].conf.broker_transport_options
+    assert options["control_folder"] == str(tmp_path / "b" / "control")
+    assert {p.name for p in (tmp_path / "b").iterdir()} == {"queue", "processed", "control"}

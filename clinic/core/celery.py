@@ -11,6 +11,7 @@ from celery.schedules import crontab
 from flask import Flask
 
 from clinic.core.unit_of_work import after_commit, unit_of_work
+from clinic.core.worker_logs import allow_root_in_development, quiet_housekeeping
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(_celery_settings(app), namespace=None)
+    quiet_housekeeping(entry["task"] for entry in celery_app.conf.beat_schedule.values())
+    allow_root_in_development(app.config["ENV_NAME"])
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
@@ -57,15 +60,23 @@ def _celery_settings(app: Flask) -> dict[str, Any]:
         "beat_schedule": beat_schedule(app),
     }
     if broker_url.startswith("filesystem://"):
+        # Every folder of the embedded broker under CELERY_DATA_DIR (instance/broker): kombu's
+        # default control folder (its exchange tables) is "control" in the working directory.
         data_dir = Path(app.config["CELERY_DATA_DIR"])
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (data_dir / sub).mkdir(parents=True, exist_ok=True)
         settings["broker_transport_options"] = {
             "data_folder_in": str(data_dir / "queue"),
             "data_folder_out": str(data_dir / "queue"),
             "processed_folder": str(data_dir / "processed"),
+            "control_folder": str(data_dir / "control"),
             "store_processed": False,
+            # How often an idle worker looks at the queue folder (kombu's default is every second, on
+            # top of the worker's two-second wait): a listing is cheap, and a stop is noticed sooner.
+            "polling_interval": 0.2,
         }
+        if broker_url == "filesystem://":
+            settings["broker_url"] = "filesystem://localhost/"  # no "No hostname was supplied" warning
     elif broker_url.startswith("redis"):
         # Tasks are short; a lost worker's task comes back after this many seconds.
         settings["broker_transport_options"] = {"visibility_timeout": 3600}

@@ -408,7 +408,7 @@ def _refuse_transition(appointment: Appointment, target: AppointmentStatus, why:
         409,
         why or f"A {appointment.status.value} appointment cannot become {target.value}.",
         problem="illegal-transition",
-        extra={"status": appointment.status.value, "allowed": allowed},
+        extra={"appointment_status": appointment.status.value, "allowed": allowed},
     )
 
 

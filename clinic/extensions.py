@@ -11,6 +11,7 @@ import http
 import time
 from typing import Any
 
+from apispec import APISpec, BasePlugin
 from flask import Flask, current_app, request
 from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.util import get_remote_address
@@ -55,15 +56,37 @@ class IdConverter(IntegerConverter):
             raise NotFound() from None
 
 
+class OperationDocs(BasePlugin):
+    """Completes each operation of the spec: problem+json on its errors.
+
+    An error response documented by its status and description alone
+    (``@blp.alt_response(409, description=...)``) is sent as a problem: its content is
+    documented as one, so the spec says what the 409's extension members look like.
+    """
+
+    def init_spec(self, spec: APISpec) -> None:
+        self.problem = spec.components.get_ref("schema", "Problem")
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            for status, response in operation.get("responses", {}).items():
+                if str(status).isdigit() and int(status) >= 400 and isinstance(response, dict):
+                    response.setdefault("content", {PROBLEM_MIMETYPE: {"schema": self.problem}})
+
+
 class ProblemApi(Api):  # type: ignore[misc]  # flask-smorest ships no type information
     """flask-smorest's Api, with errors served and documented as problem+json, and ids bounded."""
 
     ERROR_SCHEMA = ProblemSchema
 
-    def init_app(self, app: Any, *args: Any, **kwargs: Any) -> None:
+    def init_app(self, app: Any, *, spec_kwargs: dict[str, Any] | None = None) -> None:
         # Before any route is added: rules bind their converters when they are registered.
         app.url_map.converters["int"] = IdConverter
-        super().init_app(app, *args, **kwargs)
+        spec_kwargs = dict(spec_kwargs or {})
+        spec_kwargs["extra_plugins"] = [*spec_kwargs.get("extra_plugins", ()), OperationDocs()]
+        super().init_app(app, spec_kwargs=spec_kwargs)
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
@@ -138,7 +161,12 @@ def configure_engine(app: Flask) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE: take the write lock when the transaction begins, waiting for it up to the busy
+        # timeout. A deferred transaction that read first could not get it later whenever another
+        # process had written meanwhile (SQLITE_BUSY at once, busy timeout or not): a sign-in failed
+        # with "database busy" while the worker sealed audit events. Nearly every transaction writes
+        # (reads of client data are audited), so waiting for the lock up front costs little.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:

@@ -27,12 +27,15 @@ Bugs found so far, each pinned by a test below:
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -277,3 +280,132 @@ def test_instants_at_the_edges_of_utc_still_work(client: FlaskClient, admin_head
     response = client.get("/api/v1/audit-events", query_string=query, headers=admin_headers)
     assert response.status_code == 200, response.get_json()
     assert json.loads(response.get_data())["items"] is not None
+
+
+# --- the spec says what every answer looks like ------------------------------------------------
+
+
+@pytest.fixture
+def spec(app: Flask) -> Any:
+    """The served spec, to check single requests with the fuzzing's own checks."""
+    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+
+
+def checked_call(
+    spec: Any, method: str, path: str, headers: dict[str, str], *, expect: int | None = None, **case: Any
+) -> Any:
+    """Send one request through the spec's operation; its answer must pass every check of the fuzzing."""
+    operation = spec["/api/v1" + path][method]
+    made = operation.Case(headers=headers, **case)
+    response = made.call()
+    made.validate_response(response, checks=CHECKS)
+    assert expect is None or response.status_code == expect, (method, path, response.status_code, response.text)
+    return response
+
+
+@dataclass(frozen=True)
+class Ward:
+    site: Site
+    clinician: User
+    headers: dict[str, str]
+    intake_headers: dict[str, str]
+    client_id: int
+
+
+@pytest.fixture
+def ward(
+    spec: Any,
+    make_site: Callable[..., Site],
+    make_user: Callable[..., User],
+    bearer: Callable[[User], dict[str, str]],
+) -> Ward:
+    site = make_site()
+    clinician = make_user(Role.CLINICIAN, sites=[site])
+    headers = bearer(clinician)
+    body = {"site_id": site.id, "first_name": "Ada", "last_name": "Brown", "date_of_birth": "1980-01-01"}
+    created = checked_call(spec, "POST", "/clients", headers, body=body)
+    assert created.status_code == 201, created.text
+    return Ward(site, clinician, headers, bearer(make_user(Role.INTAKE, sites=[site])), created.json()["id"])
+
+
+def _in_days(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0).isoformat()
+
+
+def test_problems_with_extension_members_match_the_spec(spec: Any, ward: Ward) -> None:
+    # The problem schema forbade every member but the standard five, so these 409s (and the
+    # 412) broke the spec; some were documented with no content at all, so nothing was checked.
+    def refused(status: int, method: str, path: str, member: str, **case: Any) -> Any:
+        response = checked_call(spec, method, path, case.pop("headers", ward.headers), **case)
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == ["application/problem+json"]
+        assert response.json()["status"] == status and member in response.json(), response.json()
+        return response.json()[member]
+
+    client = {"site_id": ward.site.id, "first_name": "Ada", "last_name": "Brown", "date_of_birth": "1980-01-01"}
+    (candidate,) = refused(409, "POST", "/clients", "candidates", body=client)
+    assert candidate["id"] == ward.client_id and candidate["date_of_birth"] == "1980-01-01"
+
+    episodes = {"path_parameters": {"client_id": ward.client_id}, "body": {"admitted_on": "2026-01-05", "level_of_care": "1"}}
+    checked_call(spec, "POST", "/clients/{client_id}/episodes", ward.headers, **episodes, expect=201)
+    refused(409, "POST", "/clients/{client_id}/episodes", "open_episode_id", **episodes)
+
+    plan = checked_call(spec, "POST", "/clients/{client_id}/plans", ward.headers,
+                        path_parameters={"client_id": ward.client_id}, body={})
+    assert plan.status_code == 201, plan.text
+    refused(412, "PATCH", "/plans/{plan_id}", "current_etag", path_parameters={"plan_id": plan.json()["id"]},
+            headers={**ward.headers, "If-Match": '"plan-0-v0"'}, body={})
+
+    booking = {"site_id": ward.site.id, "kind": "individual_therapy", "clinician_id": ward.clinician.id,
+               "client_id": ward.client_id, "starts_at": _in_days(3), "duration_minutes": 60}
+    booked = checked_call(spec, "POST", "/appointments", ward.headers, body=booking)
+    assert booked.status_code == 201, booked.text
+    (clash,) = refused(409, "POST", "/appointments", "clashes", body=booking)
+    assert clash["appointment_id"] == booked.json()["id"]
+    cancel = {"path_parameters": {"appointment_id": booked.json()["id"]}, "body": {"by": "clinic"}}
+    checked_call(spec, "POST", "/appointments/{appointment_id}/cancel", ward.headers, **cancel, expect=200)
+    # Was a 500-free schema violation: the appointment's status replaced the problem's `status` (409).
+    assert refused(409, "POST", "/appointments/{appointment_id}/cancel", "allowed", **cancel) == []
+
+    call = {"site_id": ward.site.id, "direction": "inbound", "occurred_at": _in_days(-1), "caller_name": "Sam Ortiz",
+            "caller_relation": "self", "callback_phone": "(212) 555-0134", "referral_source": "a friend",
+            "reason": "wants to start treatment", "substances": [], "risk_flags": [], "outcome": "info_only"}
+    made = checked_call(spec, "POST", "/intake-calls", ward.intake_headers, body=call)
+    assert made.status_code == 201, made.text
+    convert = {"path_parameters": {"call_id": made.json()["id"]},
+               "body": {"first_name": "Sam", "last_name": "Ortiz", "date_of_birth": "1990-02-03"}}
+    converted = checked_call(spec, "POST", "/intake-calls/{call_id}/convert", ward.intake_headers, **convert)
+    assert converted.status_code == 201, converted.text
+    assert refused(409, "POST", "/intake-calls/{call_id}/convert", "client_id", headers=ward.intake_headers,
+                   **convert) == converted.json()["id"]
+
+    answers = {f"q{i}": 1 for i in range(1, 9)} | {"q9": 0}
+    assessment = checked_call(spec, "POST", "/clients/{client_id}/assessments", ward.headers,
+                              path_parameters={"client_id": ward.client_id},
+                              body={"instrument": "PHQ-9", "answers": answers, "administered_at": _in_days(0)})
+    assert assessment.status_code == 201, assessment.text
+    signed = {"path_parameters": {"assessment_id": assessment.json()["id"]}}
+    checked_call(spec, "POST", "/assessments/{assessment_id}/sign", ward.headers, **signed, expect=200)
+    amend = {**signed, "body": {"answers": answers, "reason": "misheard"}}
+    amendment = checked_call(spec, "POST", "/assessments/{assessment_id}/amend", ward.headers, **amend)
+    assert amendment.status_code == 201, amendment.text
+    assert refused(409, "POST", "/assessments/{assessment_id}/amend", "amendment_id", **amend) == amendment.json()["id"]
+
+
+def test_every_extension_member_a_problem_carries_is_documented() -> None:
+    # Each `extra={...}` given to abort_problem/APIError/problem_response adds members to a problem:
+    # each must be a documented member of the problem schema, and none may replace a standard one.
+    from clinic.core.schemas import ProblemSchema
+
+    standard = {"type", "title", "status", "detail", "errors"}
+    documented = set(ProblemSchema().fields) - standard
+    found: dict[str, str] = {}
+    for source in Path("clinic").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.keyword) and node.arg == "extra" and isinstance(node.value, ast.Dict):
+                for key in node.value.keys:
+                    assert isinstance(key, ast.Constant), f"{source}:{node.value.lineno}: name extension members literally"
+                    found[str(key.value)] = f"{source}:{key.lineno}"
+    assert found, "no extension members found: has abort_problem's keyword changed?"
+    assert not {name: where for name, where in found.items() if name in standard}, "a standard member is replaced"
+    assert not {name: where for name, where in found.items() if name not in documented}, "undocumented members"

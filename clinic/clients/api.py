@@ -42,7 +42,7 @@ blp = Blueprint(
 @blp.arguments(ClientCreateSchema)
 @blp.arguments(DuplicateArgsSchema, location="query")
 @blp.response(201, ClientSchema)
-@blp.alt_response(409, description="A likely duplicate; `candidates` lists `{id, mrn}` of the matches")
+@blp.alt_response(409, description="A likely duplicate; `candidates` lists the matches in the caller's sites")
 def create_client(body: dict[str, Any], args: dict[str, Any]) -> Client:
     """Register a prospective client; the MRN is assigned by clinic."""
     user = authenticated_user()

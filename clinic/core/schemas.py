@@ -13,14 +13,70 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate
 from clinic.core.time import today, utcnow
 
 
+class DuplicateCandidateSchema(Schema):
+    """A registered client who may be the one being registered again."""
+
+    id = fields.Integer(required=True)
+    mrn = fields.String(required=True)
+    first_name = fields.String(required=True)
+    last_name = fields.String(required=True)
+    date_of_birth = fields.Date(required=True)
+    site_id = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"description": "The client's status."})
+
+
+class ClashSchema(Schema):
+    """A booking that a requested time would double-book."""
+
+    party = fields.String(required=True, metadata={"description": "Who is double-booked: clinician or client."})
+    party_id = fields.Integer(metadata={"description": "The double-booked clinician's or client's id."})
+    appointment_id = fields.Integer(
+        allow_none=True, metadata={"description": "The booked appointment; null when it is at a site not yours."}
+    )
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    requested_starts_at = fields.DateTime(
+        allow_none=True, metadata={"description": "The occurrence of a series that clashes; null for one booking."}
+    )
+
+
 class ProblemSchema(Schema):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details, and the extension members some problems carry.
+
+    Every problem has the standard members; an extension member appears only on the problems
+    named in its description. A member not listed here is never sent (the fuzz tests check
+    every response against this schema).
+    """
 
     type = fields.String(required=True)
     title = fields.String(required=True)
-    status = fields.Integer(required=True)
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
     detail = fields.String(required=True)
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "Messages per field path (422, and 409s caused by one field)."},
+    )
+    candidates = fields.List(
+        fields.Nested(DuplicateCandidateSchema),
+        metadata={"description": "409 likely-duplicate: the matching clients of the caller's sites."},
+    )
+    client_id = fields.Integer(
+        metadata={"description": "409 already-converted or already-linked: the client the intake call belongs to."}
+    )
+    open_episode_id = fields.Integer(metadata={"description": "409 episode-open: the client's open episode."})
+    amendment_id = fields.Integer(metadata={"description": "409 amendment-pending: the amendment still in draft."})
+    current_etag = fields.String(metadata={"description": "412 stale-plan: the plan's current ETag."})
+    clashes = fields.List(
+        fields.Nested(ClashSchema), metadata={"description": "409 double-booking: up to ten clashing bookings."}
+    )
+    appointment_status = fields.String(
+        metadata={"description": "409 illegal-transition: the appointment's status."}
+    )
+    allowed = fields.List(
+        fields.String(),
+        metadata={"description": "409 illegal-transition: the statuses the appointment may move to from there."},
+    )
 
 
 def text(*, required: bool = True, max_length: int = 200, min_length: int = 1, **kwargs: Any) -> fields.String:

@@ -17,15 +17,17 @@ from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 from flask_sqlalchemy import SQLAlchemy
+from marshmallow import Schema, missing
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DisconnectionError
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import IntegerConverter, ValidationError
 
-from clinic.core.errors import PROBLEM_MIMETYPE
+from clinic.core.errors import PROBLEM_MIMETYPE, abort_problem
 from clinic.core.models import Base
 from clinic.core.schemas import ProblemSchema
 
@@ -54,6 +56,41 @@ class IdConverter(IntegerConverter):
             # Werkzeug would report "no match" as a 405 when a sibling rule of the same path
             # has other methods (PATCH /users/0 -> "Allow: GET"); the resource does not exist.
             raise NotFound() from None
+
+
+class RequestParser(FlaskParser):
+    """webargs' Flask parser, which refuses to read a missing body as an empty one.
+
+    webargs loads a request with no JSON body (nothing sent, or no JSON ``Content-Type``) as
+    ``{}``, so an operation whose fields are all optional ran on nothing (``POST
+    /clients/{id}/plans`` made an empty plan). Where the spec requires the body
+    (``@blp.arguments(Schema)``; flask-smorest's ``required=True`` is the default), leaving it
+    out is a 422 naming ``_schema``, as for a body that is not a JSON object; an operation that
+    may be called without one declares ``required=False`` and gets ``{}``. Every blueprint's
+    arguments are read by this parser (set below, before any view is decorated).
+    """
+
+    def load_json(self, req: Any, schema: Schema) -> Any:
+        body = super().load_json(req, schema)
+        if body is missing and _requires_body(req.endpoint):
+            abort_problem(
+                422,
+                "This operation needs a JSON body (Content-Type: application/json).",
+                errors={"_schema": ["Missing JSON body."]},
+            )
+        return body
+
+
+def _requires_body(endpoint: str | None) -> bool:
+    """Whether the view of ``endpoint`` documents a required JSON body (flask-smorest keeps the doc on the view)."""
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    parameters = getattr(view, "_apidoc", {}).get("arguments", {}).get("parameters", [])
+    return any(p.get("in") == "json" and p.get("required", True) for p in parameters)
+
+
+# Blueprints use the parser given here when their views are decorated; clinic.extensions is
+# imported (through the models) before any of them is.
+Blueprint.ARGUMENTS_PARSER = RequestParser()
 
 
 class OperationDocs(BasePlugin):

@@ -409,3 +409,50 @@ def test_every_extension_member_a_problem_carries_is_documented() -> None:
     assert found, "no extension members found: has abort_problem's keyword changed?"
     assert not {name: where for name, where in found.items() if name in standard}, "a standard member is replaced"
     assert not {name: where for name, where in found.items() if name not in documented}, "undocumented members"
+
+
+def _operations_with_a_body(spec_document: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    return [
+        (method.upper(), path, bool(operation["requestBody"].get("required")))
+        for path, item in spec_document["paths"].items()
+        for method, operation in item.items()
+        if method != "parameters"
+        and "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+
+
+def test_a_required_body_cannot_be_left_out(
+    app: Flask, client: FlaskClient, make_site: Callable[..., Site], make_user: Callable[..., User],
+    bearer: Callable[[User], dict[str, str]],
+) -> None:
+    # A missing body was read as {}: POST /clients/{id}/plans without one made an empty plan,
+    # and a PATCH without one answered 200. The spec says which bodies are required.
+    site = make_site()
+    users = [make_user(Role.ADMIN), make_user(Role.CLINICIAN, sites=[site]), make_user(Role.INTAKE, sites=[site])]
+    headers = {user.role: bearer(user) for user in users}
+    operations = _operations_with_a_body(client.get("/api/v1/openapi.json").get_json())
+    assert len(operations) > 30
+    for method, path, required in operations:
+        user = next((u for u in users if role_may_call(app, u, method, path)), users[0])
+        url = re.sub(r"{[^}]+}", "1", path)
+        for kwargs in ({}, {"data": '{"a": 1}', "content_type": "text/plain"}, {"content_type": "application/json"}):
+            response = client.open(url, method=method, headers=headers[user.role], **kwargs)
+            missing = response.status_code == 422 and "_schema" in response.get_json().get("errors", {})
+            assert missing == required, (method, path, kwargs, response.status_code, response.get_json())
+
+
+def test_a_plan_needs_a_body(spec: Any, ward: Ward) -> None:
+    plans = {"path_parameters": {"client_id": ward.client_id}}
+    response = checked_call(spec, "POST", "/clients/{client_id}/plans", ward.headers, **plans)
+    body = _problem_of(response, 422)
+    assert body["errors"] == {"_schema": ["Missing JSON body."]}
+    listed = checked_call(spec, "GET", "/clients/{client_id}/plans", ward.headers, **plans)
+    assert listed.json()["items"] == []
+
+
+def _problem_of(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == ["application/problem+json"]
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body

@@ -328,7 +328,7 @@ def test_a_likely_duplicate_on_convert_lists_who_the_candidates_are(app, client,
         events = db.session.scalars(
             select(AuditEvent).where(AuditEvent.action == "client.read", AuditEvent.client_id == existing["id"])
         ).all()
-    assert [(e.outcome.value, e.details) for e in events] == [("failure", {"via": "duplicate-check"})]
+    assert [(e.outcome.value, e.details) for e in events] == [("success", {"via": "duplicate-check"})]
     # Then the coordinator links the repeat call instead.
     linked = client.post(f"/api/v1/intake-calls/{call['id']}/link", headers=headers, json={"client_id": existing["id"]})
     assert linked.status_code == 200

@@ -48,10 +48,13 @@ class PendingEvent:
     ip: str | None
     details: dict[str, Any] | None
     at: datetime = field(default_factory=utcnow)
+    #: Written even when the unit of work rolls back (a read shown in a refusal's answer).
+    kept_on_rollback: bool = False
 
     @property
     def survives_rollback(self) -> bool:
-        return self.outcome is not Outcome.SUCCESS
+        """Failures and denials are kept through a rollback, and so is what was marked to be."""
+        return self.kept_on_rollback or self.outcome is not Outcome.SUCCESS
 
 
 def record(
@@ -63,10 +66,13 @@ def record(
     outcome: Outcome = Outcome.SUCCESS,
     user_id: int | None = None,
     details: dict[str, Any] | None = None,
+    even_if_rolled_back: bool = False,
 ) -> None:
     """Queue an audit event for the current unit of work; it is written when that commits.
 
-    ``user_id`` defaults to the signed-in user; the address is taken from the request.
+    ``user_id`` defaults to the signed-in user; the address is taken from the request. Failures
+    and denials are written even when the unit of work rolls back; so is a successful event with
+    ``even_if_rolled_back`` (client data shown in the answer to a refused request was still read).
     """
     pending = PendingEvent(
         action=action,
@@ -77,6 +83,7 @@ def record(
         user_id=_signed_in_user_id() if user_id is None else user_id,
         ip=request.remote_addr if has_request_context() else None,
         details=details,
+        kept_on_rollback=even_if_rolled_back,
     )
     _EVENTS.add(pending)
 
@@ -136,11 +143,13 @@ def audit(
     details: dict[str, Any] | None = None,
     outcome: Outcome = Outcome.SUCCESS,
     user_id: int | None = None,
+    even_if_rolled_back: bool = False,
 ) -> None:
     """Record ``<resource>.<verb>`` on a row: resource, id and client come from the row itself.
 
     One event per client the row concerns (a group session: each seated client; none: one event
     without a client), so a client's trail is complete whatever kind of row was touched.
+    ``even_if_rolled_back`` as for :func:`record`.
     """
     resource = resource_name(type(obj))
     for client_id in concerned_clients(obj):
@@ -152,6 +161,7 @@ def audit(
             details=details,
             outcome=outcome,
             user_id=user_id,
+            even_if_rolled_back=even_if_rolled_back,
         )
 
 
@@ -261,7 +271,7 @@ _EVENTS: unit_of_work.Queue[PendingEvent] = unit_of_work.Queue(
 )
 
 
-def seal_pending(*, batch: int = 5000) -> int:
+def seal_pending(*, batch: int = 500) -> int:
     """Chain committed, unsealed events in id order; returns how many were sealed.
 
     Each is sealed with the current key (``AUDIT_CHAIN_KEY``), whose id it records. Runs under

@@ -9,7 +9,6 @@ from typing import Any, cast
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from clinic.audit.models import Outcome
 from clinic.audit.operations import audit, record
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import Permission, has_permission, read_scoped_page, scoped_select, site_scope
@@ -110,15 +109,14 @@ def _refuse_duplicates(candidates: Sequence[Client], *, actor: User | None = Non
     """409 listing the likely duplicates the caller may see (those of the caller's sites).
 
     Showing them is a read of their records: each is audited (``client.read``, ``via:
-    duplicate-check``) with the outcome ``failure`` of the refused request, so that the event
-    survives the rollback of that request.
+    duplicate-check``), and the event is kept when the refused request rolls back.
     """
     if actor is not None:
         scope = site_scope(actor)
         candidates = [c for c in candidates if c.site_id in scope]
     if candidates:
         for candidate in candidates:
-            audit("read", candidate, outcome=Outcome.FAILURE, details={"via": "duplicate-check"})
+            audit("read", candidate, details={"via": "duplicate-check"}, even_if_rolled_back=True)
         abort_problem(
             409,
             "This looks like a client who is already registered; "

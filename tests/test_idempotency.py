@@ -9,7 +9,6 @@ client and a second appointment, and re-recorded the screen with another status 
 
 from __future__ import annotations
 
-import functools
 import http.client
 import json
 import socket
@@ -27,10 +26,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, select, text, update
 from werkzeug.serving import make_server
 
+from clinic.audit.models import AuditEvent
 from clinic.auth.models import Site, User
 from clinic.clients.models import Client
 from clinic.core.celery import beat_schedule
-from clinic.core.idempotency import IdempotencyKey, key_digest, lock_id, not_replayable
+from clinic.core.idempotency import IdempotencyKey, key_digest, lock_id
 from clinic.extensions import db
 from clinic.plans.models import DrugScreen
 from clinic.scheduling.models import Appointment
@@ -298,16 +298,25 @@ def test_signed_out_posts_ignore_the_key(client: FlaskClient, practice: Practice
 def test_an_answer_holding_a_secret_is_never_kept(
     app: Flask, practice: Practice, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A new API token is shown once; a view declared not replayable refuses the key.
-    original = app.view_functions["auth.create_token"]
-    monkeypatch.setitem(app.view_functions, "auth.create_token", not_replayable(functools.wraps(original)(
-        lambda *args, **kwargs: original(*args, **kwargs)
-    )))
+    # A new API token is shown once: its view is declared not replayable and refuses the key.
     headers = {**practice.headers, KEY: "new-token"}
     response = practice.http.post("/api/v1/auth/tokens", json={"name": "laptop"}, headers=headers)
     assert list(_problem(response, 422)["errors"]) == [KEY]
     assert practice.http.post("/api/v1/auth/tokens", json={"name": "laptop"}, headers=practice.headers).status_code == 201
     assert _count(app, IdempotencyKey, IdempotencyKey.key == "new-token") == 0
+
+
+def test_a_replay_is_audited_as_a_read_of_what_it_hands_back(app: Flask, practice: Practice) -> None:
+    headers = {**practice.headers, KEY: "plan-for-ada"}
+    url = f"/api/v1/clients/{practice.ada['id']}/plans"
+    first = practice.http.post(url, json={"problems": []}, headers=headers)
+    assert first.status_code == 201, first.get_json()
+    again = practice.http.post(url, json={"problems": []}, headers=headers)
+    assert again.headers[REPLAYED] == "true"
+    with app.app_context():
+        (event,) = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "request.replay")).all()
+    assert (event.user_id, event.client_id, event.resource) == (practice.clinician.id, practice.ada["id"], "endpoint")
+    assert event.details == {"method": "POST", "path": url, "status": 201}
 
 
 def test_an_expired_key_is_forgotten(app: Flask, practice: Practice) -> None:

@@ -30,6 +30,7 @@ from clinic.audit.keys import Keyring, chain_hash, keyring
 from clinic.audit.models import AuditEvent, Outcome
 from clinic.core import unit_of_work
 from clinic.core.pagination import Page, keyset_page
+from clinic.core.signals import request_replayed
 from clinic.core.time import utcnow
 from clinic.extensions import db
 
@@ -165,6 +166,21 @@ def audit(
         )
 
 
+@request_replayed.connect
+def _record_replay(stored: Any, *, user_id: int, **_: Any) -> None:
+    """A replayed answer hands its stored content to the user again: a read like any other."""
+    view_args = request.view_args or {} if has_request_context() else {}
+    client_id = view_args.get("client_id")
+    record(
+        "request.replay",
+        resource="endpoint",
+        resource_id=request.endpoint if has_request_context() else None,
+        client_id=client_id if isinstance(client_id, int) else None,
+        user_id=user_id,
+        details={"method": stored.method, "path": stored.path, "status": stored.status},
+    )
+
+
 def resource_name(model: type[Any]) -> str:
     """The audit trail's name of a kind of row: singular and independent of the table's name.
 
@@ -271,7 +287,7 @@ _EVENTS: unit_of_work.Queue[PendingEvent] = unit_of_work.Queue(
 )
 
 
-def seal_pending(*, batch: int = 500) -> int:
+def seal_pending(*, batch: int = 5000) -> int:
     """Chain committed, unsealed events in id order; returns how many were sealed.
 
     Each is sealed with the current key (``AUDIT_CHAIN_KEY``), whose id it records. Runs under

@@ -30,7 +30,8 @@ from clinic.auth.schemas import (
 )
 from clinic.auth.sessions import clear_session_cookie, set_session_cookie
 from clinic.core.errors import problem_response
-from clinic.extensions import limiter
+from clinic.core.idempotency import not_replayable
+from clinic.extensions import limiter, links
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in, sessions, tokens, sites and users")
 
@@ -44,6 +45,10 @@ def _login_limit() -> str:
     from flask import current_app
 
     return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+#: What an administrator can do with a user just created (the links of its 201).
+_USER_OPERATIONS = ("auth.get_user", "auth.update_user", "scheduling.get_working_hours", "scheduling.put_working_hours")
 
 
 @blp.route("/auth/login", methods=["POST"])
@@ -108,6 +113,8 @@ def change_password(body: dict[str, Any]) -> ResponseReturnValue:
 @blp.arguments(TokenCreateSchema)
 @blp.response(201, TokenCreatedSchema)
 @requires(Permission.SELF)
+@not_replayable  # the new token is shown once: its answer is never stored for a replay
+@blp.doc(**links(201, {"token_id": "$response.body#/id"}, "auth.revoke_token"))
 def create_token(body: dict[str, Any]) -> dict[str, Any]:
     """Create an API token; the token is shown in this response only."""
     row, token = ops.create_token(authenticated_user(), name=body["name"], expires_in_days=body.get("expires_in_days"))
@@ -136,6 +143,7 @@ def revoke_token(token_id: int) -> ResponseReturnValue:
 @blp.arguments(SiteSchema)
 @blp.response(201, SiteSchema)
 @requires(Permission.SITES_MANAGE)
+@blp.doc(**links(201, {"site_id": "$response.body#/id"}, "auth.get_site", "auth.update_site"))
 def create_site(body: dict[str, Any]) -> Site:
     """Create a site (clinic location) with its time zone."""
     return ops.create_site(**body)
@@ -171,6 +179,7 @@ def update_site(body: dict[str, Any], site_id: int) -> Site:
 @blp.arguments(UserCreateSchema)
 @blp.response(201, UserSchema)
 @requires(Permission.USERS_MANAGE)
+@blp.doc(**links(201, {"user_id": "$response.body#/id"}, *_USER_OPERATIONS))
 def create_user(body: dict[str, Any]) -> User:
     """Create a staff account."""
     return ops.create_user(**body)

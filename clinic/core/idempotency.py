@@ -43,6 +43,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from clinic.core import unit_of_work
 from clinic.core.errors import problem_response
 from clinic.core.models import Base, UTCDateTime
+from clinic.core.signals import request_replayed
 from clinic.core.time import utcnow
 from clinic.extensions import db
 
@@ -133,6 +134,7 @@ def begin() -> Response | None:
     if stored.fingerprint != pending.fingerprint:
         reused = "Was used for a different request (another body or query); use a new key."
         return _refuse(422, reused, problem="idempotency-key-reused")
+    request_replayed.send(stored, user_id=pending.user_id)
     return _replay(stored)
 
 

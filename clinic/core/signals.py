@@ -110,6 +110,20 @@ medication_changed: Signal = _signals.signal(
 )
 
 
+# --- the request cycle -------------------------------------------------------------------------
+
+request_replayed: Signal = _signals.signal(
+    "request-replayed",
+    doc="""A POST repeated with its Idempotency-Key was answered with the stored first answer.
+
+    sender: the ``IdempotencyKey`` row replayed (method, path, status; its stored body may hold
+    client data, handed again to the same user).
+    kwargs: ``user_id`` (``int``).
+    Receivers: clinic.audit records ``request.replay``.
+    """,
+)
+
+
 def values_from(signal: Signal, sender: Any, **kwargs: Any) -> list[Any]:
     """Send ``signal`` and return what its receivers returned, leaving out ``None``."""
     return [value for _receiver, value in signal.send(sender, **kwargs) if value is not None]

@@ -31,7 +31,7 @@ from clinic.auth.schemas import (
 from clinic.auth.sessions import clear_session_cookie, set_session_cookie
 from clinic.core.errors import problem_response
 from clinic.core.idempotency import not_replayable
-from clinic.extensions import limiter, links
+from clinic.extensions import links
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in, sessions, tokens, sites and users")
 
@@ -39,12 +39,6 @@ blp = Blueprint("auth", __name__, url_prefix="/api/v1", description="Sign-in, se
 def _session_info(user: User) -> dict[str, Any]:
     session_row = g.get("user_session")
     return {"user": user, "csrf_token": session_row.csrf_token if session_row is not None else None}
-
-
-def _login_limit() -> str:
-    from flask import current_app
-
-    return str(current_app.config["LOGIN_RATE_LIMIT"])
 
 
 #: What an administrator can do with a user just created (the links of its 201).
@@ -55,8 +49,7 @@ _USER_OPERATIONS = ("auth.get_user", "auth.update_user", "scheduling.get_working
 @blp.arguments(LoginSchema)
 @blp.response(200, SessionInfoSchema)
 @blp.alt_response(401, description="Wrong credentials (the same body whatever the reason)")
-@limiter.limit(_login_limit)
-@public
+@public  # rate limited per address before the body is read (clinic.extensions.SIGN_IN_ENDPOINTS)
 def login(body: dict[str, Any]) -> ResponseReturnValue:
     """Sign in with email and password; sets the session cookie."""
     authenticated_before = current_user.is_authenticated  # loads any session the cookie names

@@ -8,6 +8,7 @@ bound (the engine's connections, the limiter's hooks) is here too, beside the ex
 from __future__ import annotations
 
 import http
+import threading
 import time
 from typing import Any
 
@@ -186,24 +187,56 @@ def configure_engine(app: Flask) -> None:
         _ping_idle_connections(engine, float(app.config["DATABASE_PING_AFTER_IDLE_SECONDS"]))
         return
 
+    _configure_sqlite(engine)
+
+
+#: How long a SQLite transaction waits for the write lock (PRAGMA busy_timeout), well inside the
+#: time gunicorn gives a request (30 s) before it replaces the worker.
+SQLITE_BUSY_TIMEOUT_SECONDS = 10.0
+_HOLDS_TURN = "clinic.sqlite_turn"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """SQLite (the embedded default): WAL, a busy timeout, and every transaction a writer from its start.
+
+    Write-ahead logging lets readers go on while one writes (web, worker and beat share the
+    file). Each transaction begins IMMEDIATE: it takes the write lock at once, waiting for it up
+    to the busy timeout. A deferred one that read first could not take it later once another
+    process had written meanwhile (SQLITE_BUSY at once, whatever the timeout): a sign-in failed
+    with "database busy" while the worker sealed audit events, and the sealer logged "database is
+    locked". Nearly every transaction writes (every read of client data is audited), so waiting
+    up front costs little. Threads of one process (a threaded server) take turns in order for
+    the lock, instead of polling for it against each other through SQLite's busy handler, which
+    let one wait past the timeout while others came and went.
+    """
+    turn = threading.Lock()
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        # Write-ahead logging: readers never block the writer (web, worker and beat share the file).
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # IMMEDIATE: take the write lock when the transaction begins, waiting for it up to the busy
-        # timeout. A deferred transaction that read first could not get it later whenever another
-        # process had written meanwhile (SQLITE_BUSY at once, busy timeout or not): a sign-in failed
-        # with "database busy" while the worker sealed audit events. Nearly every transaction writes
-        # (reads of client data are audited), so waiting for the lock up front costs little.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Past the timeout, go on without a turn: SQLite's busy timeout still applies.
+        if turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_SECONDS):
+            conn.info[_HOLDS_TURN] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _end_turn(conn)
+            raise
+
+    def _end_turn(conn: Any) -> None:
+        if conn.info.pop(_HOLDS_TURN, False):
+            turn.release()
+
+    event.listen(engine, "commit", _end_turn)
+    event.listen(engine, "rollback", _end_turn)
 
 
 def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:

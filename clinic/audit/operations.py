@@ -287,7 +287,7 @@ _EVENTS: unit_of_work.Queue[PendingEvent] = unit_of_work.Queue(
 )
 
 
-def seal_pending(*, batch: int = 5000) -> int:
+def seal_pending(*, batch: int = 500) -> int:
     """Chain committed, unsealed events in id order; returns how many were sealed.
 
     Each is sealed with the current key (``AUDIT_CHAIN_KEY``), whose id it records. Runs under

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from apispec import APISpec, BasePlugin
@@ -95,9 +96,10 @@ Blueprint.ARGUMENTS_PARSER = RequestParser()
 
 
 class OperationDocs(BasePlugin):
-    """Completes each operation of the spec: problem+json on its errors.
+    """Completes each operation of the spec: an ``operationId``, and problem+json on its errors.
 
-    An error response documented by its status and description alone
+    The ``operationId`` is the Flask endpoint (``clients.get_client``), so links can name their
+    targets. An error response documented by its status and description alone
     (``@blp.alt_response(409, description=...)``) is sent as a problem: its content is
     documented as one, so the spec says what the 409's extension members look like.
     """
@@ -108,10 +110,31 @@ class OperationDocs(BasePlugin):
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        for operation in (operations or {}).values():
+        rule = kwargs.get("rule")
+        for method, operation in (operations or {}).items():
+            if rule is not None and "operationId" not in operation:
+                many = len(operations or {}) > 1
+                operation["operationId"] = f"{rule.endpoint}.{method}" if many else rule.endpoint
             for status, response in operation.get("responses", {}).items():
                 if str(status).isdigit() and int(status) >= 400 and isinstance(response, dict):
                     response.setdefault("content", {PROBLEM_MIMETYPE: {"schema": self.problem}})
+
+
+def links(
+    status: int, parameters: Mapping[str, str], *operation_ids: str, body: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """OpenAPI links from the ``status`` response to other operations, for ``@blp.doc(**links(...))``.
+
+    ``parameters`` maps a parameter of the targets to a runtime expression, e.g.
+    ``{"client_id": "$response.body#/id"}`` or ``{"header.If-Match": "$response.header.ETag"}``;
+    ``body`` gives fields of the targets' request body the same way. Each link is named after
+    its target. Clients (and the stateful fuzz tests) follow them from a record just created to
+    what can be done with it.
+    """
+    link: dict[str, Any] = {"parameters": dict(parameters)}
+    if body:
+        link["requestBody"] = dict(body)
+    return {"responses": {status: {"links": {target: {"operationId": target, **link} for target in operation_ids}}}}
 
 
 class ProblemApi(Api):  # type: ignore[misc]  # flask-smorest ships no type information

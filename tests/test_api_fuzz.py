@@ -456,3 +456,31 @@ def _problem_of(response: Any, status: int) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["status"] == status
     return body
+
+
+def test_the_spec_links_a_new_record_to_what_can_be_done_with_it(spec: Any, client: FlaskClient) -> None:
+    # The stateful fuzzing (test_api_stateful.py, `make fuzz`) follows these links; building its
+    # state machine fails on a link to an operation or a parameter that does not exist.
+    spec.as_state_machine()
+    document = client.get("/api/v1/openapi.json").get_json()
+    operation_ids = [
+        operation["operationId"]
+        for item in document["paths"].values()
+        for method, operation in item.items()
+        if method != "parameters"
+    ]
+    assert len(operation_ids) == len(set(operation_ids))
+
+    def targets(path: str, method: str, status: str) -> dict[str, dict[str, str]]:
+        links = document["paths"]["/api/v1" + path][method]["responses"][status]["links"]
+        return {link["operationId"]: link.get("parameters", {}) for link in links.values()}
+
+    created_client = targets("/clients", "post", "201")
+    assert created_client["clients.get_client"] == {"client_id": "$response.body#/id"}
+    assert {"clients.update_client", "plans.create_plan", "assessments.create_assessment"} <= set(created_client)
+    created_plan = targets("/clients/{client_id}/plans", "post", "201")
+    assert created_plan["plans.get_plan"] == {"plan_id": "$response.body#/id"}
+    assert created_plan["plans.update_plan"]["header.If-Match"] == "$response.header.ETag"
+    booked = targets("/appointments", "post", "201")
+    assert booked["scheduling.get_appointment"] == {"appointment_id": "$response.body#/id"}
+    assert {"scheduling.cancel_appointment", "scheduling.check_in", "scheduling.complete"} <= set(booked)

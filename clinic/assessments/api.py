@@ -22,12 +22,22 @@ from clinic.assessments.schemas import (
 )
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
 from clinic.clients.loaders import load_client
+from clinic.extensions import links
 
 blp = Blueprint("assessments", __name__, url_prefix="/api/v1", description="Instruments and assessments")
 
 
 def load_assessment(assessment_id: int, *, audit_read: bool = False) -> Assessment:
     return get_scoped_or_404(Assessment, assessment_id, authenticated_user(), audit_read=audit_read)
+
+
+#: What can be done with an assessment just recorded or amended (the links of its 201).
+_ASSESSMENT_OPERATIONS = (
+    "assessments.get_assessment",
+    "assessments.update_assessment",
+    "assessments.sign_assessment",
+    "assessments.amend_assessment",
+)
 
 
 @blp.route("/instruments", methods=["GET"])
@@ -42,6 +52,7 @@ def list_instruments() -> list[dict[str, Any]]:
 @requires(Permission.CLINICAL_WRITE)
 @blp.arguments(AssessmentCreateSchema)
 @blp.response(201, AssessmentSchema)
+@blp.doc(**links(201, {"assessment_id": "$response.body#/id"}, *_ASSESSMENT_OPERATIONS))
 def create_assessment(body: dict[str, Any], client_id: int) -> Assessment:
     """Record a draft assessment; clinic computes the total, severity and flags."""
     return ops.administer(load_client(client_id), actor=authenticated_user(), **body)
@@ -95,6 +106,7 @@ def sign_assessment(assessment_id: int) -> Assessment:
 @requires(Permission.CLINICAL_WRITE)
 @blp.arguments(AmendSchema)
 @blp.response(201, AssessmentSchema)
+@blp.doc(**links(201, {"assessment_id": "$response.body#/id"}, *_ASSESSMENT_OPERATIONS))
 def amend_assessment(body: dict[str, Any], assessment_id: int) -> Assessment:
     """Amend a signed assessment: a new draft version with a reason, linked to the original."""
     return ops.amend(load_assessment(assessment_id), actor=authenticated_user(), **body)

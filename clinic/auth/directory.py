@@ -21,7 +21,7 @@ from sqlalchemy import select
 from clinic.auth.models import Role, Site, User, site_memberships
 from clinic.auth.permissions import Permission, authenticated_user, requires
 from clinic.core.schemas import StrictSchema, WallClockSchema
-from clinic.extensions import db
+from clinic.extensions import db, links
 
 blp = Blueprint("directory", __name__, url_prefix="/api/v1", description="Sites and clinicians of the caller's sites")
 
@@ -94,9 +94,14 @@ class DirectorySchema(StrictSchema):
     clinicians = fields.List(fields.Nested(DirectoryClinicianSchema), required=True)
 
 
+#: Where to look for free time first (the link of the answer).
+_FIRST_SITE_AND_CLINICIAN = {"site_id": "$response.body#/sites/0/id", "clinician_id": "$response.body#/clinicians/0/id"}
+
+
 @blp.route("/directory", methods=["GET"])
 @requires(Permission.SELF)
 @blp.response(200, DirectorySchema)
+@blp.doc(**links(200, _FIRST_SITE_AND_CLINICIAN, "scheduling.get_availability"))
 def get_directory() -> Directory:
     """The caller's sites and their active clinicians (no emails): what is needed to book."""
     return directory_of(authenticated_user())

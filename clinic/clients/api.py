@@ -31,9 +31,35 @@ from clinic.clients.schemas import (
     EpisodeSchema,
     TimelineSchema,
 )
+from clinic.extensions import links
 
 blp = Blueprint(
     "clients", __name__, url_prefix="/api/v1", description="Clients, episodes of care, consents and disclosures"
+)
+
+
+#: What can be done with a client just registered (the links of its 201).
+_CLIENT_OPERATIONS = (
+    "clients.get_client",
+    "clients.update_client",
+    "clients.admit",
+    "clients.list_episodes",
+    "clients.create_consent",
+    "clients.list_consents",
+    "clients.create_disclosure",
+    "clients.list_disclosures",
+    "clients.timeline",
+    "assessments.create_assessment",
+    "assessments.list_assessments",
+    "assessments.assessment_trend",
+    "plans.create_plan",
+    "plans.list_plans",
+    "plans.plan_suggestions",
+    "plans.list_medications",
+    "plans.record_screen",
+    "plans.list_screens",
+    "notify.get_notification_preferences",
+    "notify.put_notification_preferences",
 )
 
 
@@ -43,6 +69,8 @@ blp = Blueprint(
 @blp.arguments(DuplicateArgsSchema, location="query")
 @blp.response(201, ClientSchema)
 @blp.alt_response(409, description="A likely duplicate; `candidates` lists the matches in the caller's sites")
+@blp.doc(**links(201, {"client_id": "$response.body#/id"}, *_CLIENT_OPERATIONS))
+@blp.doc(**links(201, {}, "scheduling.create_appointment", body={"client_id": "$response.body#/id"}))
 def create_client(body: dict[str, Any], args: dict[str, Any]) -> Client:
     """Register a prospective client; the MRN is assigned by clinic."""
     user = authenticated_user()
@@ -81,6 +109,7 @@ def update_client(body: dict[str, Any], args: dict[str, Any], client_id: int) ->
 @requires(Permission.CLINICAL_WRITE)
 @blp.arguments(EpisodeCreateSchema)
 @blp.response(201, EpisodeSchema)
+@blp.doc(**links(201, {"episode_id": "$response.body#/id"}, "clients.discharge"))
 def admit(body: dict[str, Any], client_id: int) -> Episode:
     """Admit the client to an episode of care (one open episode at a time)."""
     return ops.admit(load_client(client_id), actor=authenticated_user(), **body)
@@ -114,6 +143,7 @@ def discharge(body: dict[str, Any], episode_id: int) -> Episode:
 @requires(Permission.CLIENTS_WRITE)
 @blp.arguments(ConsentCreateSchema)
 @blp.response(201, ConsentSchema)
+@blp.doc(**links(201, {"consent_id": "$response.body#/id"}, "clients.revoke_consent"))
 def create_consent(body: dict[str, Any], client_id: int) -> Consent:
     """Record a communication consent or a 42 CFR 2.31 disclosure consent (clinicians)."""
     kind: ConsentKind = body.pop("kind")

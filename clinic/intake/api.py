@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
 from clinic.clients.models import Client
 from clinic.clients.schemas import ClientSchema, DuplicateArgsSchema
+from clinic.extensions import links
 from clinic.intake import operations as ops
 from clinic.intake.models import IntakeCall
 from clinic.intake.schemas import (
@@ -28,10 +29,16 @@ def load_call(call_id: int, *, audit_read: bool = False) -> IntakeCall:
     return get_scoped_or_404(IntakeCall, call_id, authenticated_user(), audit_read=audit_read)
 
 
+#: What can be done with a call just logged, and with the client it was converted to (links).
+_CALL_OPERATIONS = ("intake.get_call", "intake.update_call", "intake.convert_call", "intake.link_call")
+_CONVERTED_OPERATIONS = ("clients.get_client", "clients.update_client", "clients.admit", "clients.timeline")
+
+
 @blp.route("/intake-calls", methods=["POST"])
 @requires(Permission.INTAKE_WRITE)
 @blp.arguments(IntakeCallCreateSchema)
 @blp.response(201, IntakeCallSchema)
+@blp.doc(**links(201, {"call_id": "$response.body#/id"}, *_CALL_OPERATIONS))
 def create_call(body: dict[str, Any]) -> IntakeCall:
     """Log an inquiry call."""
     return ops.log_call(actor=authenticated_user(), **body)
@@ -73,6 +80,7 @@ def update_call(body: dict[str, Any], call_id: int) -> IntakeCall:
     description="Already converted or linked (`client_id`), or a likely duplicate: `candidates` lists `{id, mrn, "
     "first_name, last_name, date_of_birth, site_id, status}` of the matches in the caller's sites",
 )
+@blp.doc(**links(201, {"client_id": "$response.body#/id"}, *_CONVERTED_OPERATIONS))
 def convert_call(body: dict[str, Any], args: dict[str, Any], call_id: int) -> Client:
     """Register the caller as a prospective client linked to the call (once; 409 after)."""
     return ops.convert_call(

@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
 from clinic.clients.loaders import load_client
 from clinic.core.time import today
+from clinic.extensions import links
 from clinic.plans import cm, medications, screens
 from clinic.plans import operations as ops
 from clinic.plans.models import CMProgram, DrugScreen, Medication, Plan
@@ -90,10 +91,25 @@ def _with_etag(plan: Plan, status: int = 200) -> tuple[dict[str, Any], int, dict
     return plan_view(plan), status, {"ETag": ops.etag(plan)}
 
 
+#: What can be done with a plan just created (the links of its 201); a change needs its ETag.
+_PLAN_OPERATIONS = (
+    "plans.get_plan",
+    "plans.sign_plan",
+    "plans.list_revisions",
+    "plans.diff_revisions",
+    "plans.review_plan",
+    "plans.add_medication",
+    "plans.create_cm_program",
+)
+_PLAN_VERSION = {"plan_id": "$response.body#/id", "header.If-Match": "$response.header.ETag"}
+
+
 @blp.route("/clients/<int:client_id>/plans", methods=["POST"])
 @requires(Permission.CLINICAL_WRITE)
 @blp.arguments(PlanCreateSchema)
 @blp.response(201, PlanSchema, headers=_ETAG)
+@blp.doc(**links(201, {"plan_id": "$response.body#/id"}, *_PLAN_OPERATIONS))
+@blp.doc(**links(201, _PLAN_VERSION, "plans.update_plan"))
 def create_plan(body: dict[str, Any], client_id: int) -> Any:
     """Write a draft plan (optionally from the latest signed assessments)."""
     plan = ops.create_plan(load_client(client_id), actor=authenticated_user(), **body)
@@ -134,6 +150,7 @@ def get_plan(plan_id: int) -> Any:
 @blp.alt_response(412, description="If-Match is not the current ETag")
 @blp.alt_response(428, description="If-Match is missing")
 @blp.doc(parameters=[_IF_MATCH])
+@blp.doc(**links(200, _PLAN_VERSION, "plans.update_plan", "plans.sign_plan"))
 def update_plan(body: dict[str, Any], plan_id: int) -> Any:
     """Edit the plan (a new revision); needs If-Match. An active plan needs signing again."""
     plan = load_plan(plan_id)
@@ -213,6 +230,7 @@ def due_reviews(args: dict[str, Any]) -> dict[str, Any]:
 @requires(Permission.CLINICAL_WRITE)
 @blp.arguments(MedicationCreateSchema)
 @blp.response(201, MedicationSchema)
+@blp.doc(**links(201, {"medication_id": "$response.body#/id"}, "plans.update_medication"))
 def add_medication(body: dict[str, Any], plan_id: int) -> Medication:
     """Order a MAT medication (methadone only at an OTP; naltrexone washout rule)."""
     return medications.add_medication(load_plan(plan_id), actor=authenticated_user(), **body)
@@ -244,6 +262,7 @@ def list_medications(client_id: int) -> dict[str, Any]:
 @blp.alt_response(
     200, schema=DrugScreenSchema, description="A screen with this collection time existed; it was re-recorded"
 )
+@blp.doc(**links(201, {"screen_id": "$response.body#/id"}, "plans.update_screen"))
 def record_screen(body: dict[str, Any], client_id: int) -> Any:
     """Record a drug screen (or a missed one); it feeds the CM ledger."""
     screen, created = screens.record_screen(load_client(client_id), actor=authenticated_user(), **body)
@@ -272,6 +291,7 @@ def update_screen(body: dict[str, Any], screen_id: int) -> dict[str, Any]:
 @requires(Permission.CLINICAL_WRITE)
 @blp.arguments(CMProgramCreateSchema)
 @blp.response(201, CMProgramSchema)
+@blp.doc(**links(201, {"program_id": "$response.body#/id"}, "plans.record_prize", "plans.cm_ledger"))
 def create_cm_program(body: dict[str, Any], plan_id: int) -> CMProgram:
     """Start a contingency-management program under the plan."""
     return cm.create_program(load_plan(plan_id), actor=authenticated_user(), **body)

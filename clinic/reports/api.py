@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, requires
 from clinic.core.errors import abort_problem
+from clinic.extensions import links
 from clinic.reports import operations as ops
 from clinic.reports.models import ReportRun, RunStatus
 from clinic.reports.registry import Report
@@ -54,6 +55,7 @@ def render(report: Report, document: dict[str, Any], fmt: str) -> Response:
 @blp.route("/reports", methods=["GET"])
 @requires(Permission.REPORTS_READ)
 @blp.response(200, ReportInfoSchema(many=True))
+@blp.doc(**links(200, {"name": "$response.body#/0/name"}, "reports.get_report", "reports.create_run"))
 def list_reports() -> list[dict[str, str]]:
     """Every report, with what it counts."""
     return ops.catalogue()
@@ -80,6 +82,7 @@ def get_report(args: dict[str, Any], name: str) -> Response:
     description="The range and site, here or in the query string (a field given in both must agree).",
 )
 @blp.response(202, RunCreatedSchema)
+@blp.doc(**links(202, {"run_id": "$response.body#/id"}, "reports.get_run", "reports.download_run"))
 def create_run(query: dict[str, Any], body: dict[str, Any], name: str) -> dict[str, Any]:
     """Compute a report on the worker (for large ranges); poll the run, then download it."""
     report = ops.report_or_404(name)

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from clinic.auth.operations import get_user_or_404
 from clinic.auth.permissions import Permission, authenticated_user, require_site_in_scope, requires
+from clinic.extensions import links
 from clinic.scheduling import availability, groups
 from clinic.scheduling import operations as ops
 from clinic.scheduling.export import export_csv
@@ -39,11 +40,28 @@ blp = Blueprint("scheduling", __name__, url_prefix="/api/v1", description="Appoi
 _CONFLICT = "Double booking (`clashes` names them), or a status change the machine does not allow"
 
 
+#: What can be done with an appointment just booked (the links of its 201).
+_APPOINTMENT_OPERATIONS = (
+    "scheduling.get_appointment",
+    "scheduling.update_appointment",
+    "scheduling.cancel_appointment",
+    "scheduling.confirm_appointment",
+    "scheduling.check_in",
+    "scheduling.complete",
+    "scheduling.no_show",
+    "scheduling.list_attendees",
+    "scheduling.add_attendee",
+    "notify.list_reminders",
+)
+_ATTENDEE = {"appointment_id": "$request.path.appointment_id", "client_id": "$response.body#/client_id"}
+
+
 @blp.route("/appointments", methods=["POST"])
 @requires(Permission.APPOINTMENTS_WRITE)
 @blp.arguments(AppointmentCreateSchema)
 @blp.response(201, AppointmentSchema)
 @blp.alt_response(409, description=_CONFLICT)
+@blp.doc(**links(201, {"appointment_id": "$response.body#/id"}, *_APPOINTMENT_OPERATIONS))
 def create_appointment(body: dict[str, Any]) -> Appointment:
     """Book an appointment, or a series (`recurrence`); a series answers with its first occurrence."""
     user = authenticated_user()
@@ -176,6 +194,7 @@ def list_attendees(appointment_id: int) -> dict[str, list[AppointmentAttendee]]:
 @blp.arguments(AttendeeCreateSchema)
 @blp.response(201, AttendeeSchema)
 @blp.alt_response(409, description="Full, closed, already registered, or the client is booked at that time")
+@blp.doc(**links(201, _ATTENDEE, "scheduling.cancel_attendee", "scheduling.record_attendance"))
 def add_attendee(body: dict[str, Any], appointment_id: int) -> AppointmentAttendee:
     """Give a client a seat in a group session."""
     appointment = load_appointment(appointment_id)

@@ -48,8 +48,7 @@ run: $(INSTALLED)
 		$(FLASK) demo seed --clients 50 --seed 1 && touch instance/.demo-seeded; \
 	fi
 	@echo
-	@echo "  clinic:      http://127.0.0.1:$(PORT)"
-	@echo "  API docs:    http://127.0.0.1:$(PORT)/api/docs"
+	@echo "  clinic:      http://127.0.0.1:$(PORT)/api/docs  (the API's documentation; the API is under /api/v1)"
 	@echo "  health:      http://127.0.0.1:$(PORT)/healthz  (readiness: /readyz, 503 until the worker's first heartbeat)"
 	@if [ -n "$${REDIS_URL:-}" ]; then echo "  broker:      Redis (REDIS_URL)"; \
 	else echo "  broker:      file system (instance/broker); set REDIS_URL to use Redis"; fi

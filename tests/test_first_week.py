@@ -374,3 +374,34 @@ def test_the_embedded_broker_keeps_its_control_folder_under_instance(tmp_path):
     options = app.extensions["celery"].conf.broker_transport_options
     assert options["control_folder"] == str(tmp_path / "b" / "control")
     assert {p.name for p in (tmp_path / "b").iterdir()} == {"queue", "processed", "control"}
+
+
+def test_an_idle_worker_on_the_embedded_broker_notices_a_stop_within_a_poll(tmp_path, monkeypatch):
+    """kombu's file-system transport waited out two seconds (twice) before a stopping worker could go."""
+    import time
+
+    from celery.worker import state
+    from kombu import Connection
+
+    folders = {name: tmp_path / name for name in ("queue", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir()
+    options = {
+        "data_folder_in": str(folders["queue"]), "data_folder_out": str(folders["queue"]),
+        "processed_folder": str(folders["processed"]), "control_folder": str(folders["control"]),
+        "polling_interval": 0.2,
+    }
+    with Connection("filesystem://localhost/", transport="clinic.core.embedded_broker:Transport",
+                    transport_options=options) as connection:
+        queue = connection.SimpleQueue("idle")
+        monkeypatch.setattr(state, "should_stop", 0)  # what a SIGTERM sets: exit code 0
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            connection.drain_events(timeout=2.0)
+        assert time.monotonic() - started < 1.0
+        monkeypatch.setattr(state, "should_stop", None)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            connection.drain_events(timeout=1.0)
+        assert time.monotonic() - started >= 0.9  # not stopping: the whole wait, as before
+        queue.close()

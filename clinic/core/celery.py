@@ -75,6 +75,10 @@ def _celery_settings(app: Flask) -> dict[str, Any]:
             # top of the worker's two-second wait): a listing is cheap, and a stop is noticed sooner.
             "polling_interval": 0.2,
         }
+        # A worker's wait for messages ends as soon as it is stopping (clinic/core/embedded_broker.py),
+        # and its timer thread sleeps at most this long (default 1 s): Ctrl-C stops it within a second.
+        settings["broker_transport"] = "clinic.core.embedded_broker:Transport"
+        settings["worker_timer_precision"] = 0.1
         if broker_url == "filesystem://":
             settings["broker_url"] = "filesystem://localhost/"  # no "No hostname was supplied" warning
     elif broker_url.startswith("redis"):

@@ -32,6 +32,6 @@ def healthz() -> dict[str, Any]:
 )
 @public
 def readyz() -> ResponseReturnValue:
-    """The database and the broker answer and a worker beats (``checks``: database, broker, worker)."""
+    """The database and the broker answer and a worker beats (`checks`: database, broker, worker)."""
     ready, body = readiness()
     return jsonify(ReadinessSchema().dump(body)), 200 if ready else 503

@@ -22,7 +22,14 @@ Bugs found so far, each pinned by a test below:
 - an integer path id beyond what SQLite can bind was a 500 (now 404: ids are 1..2**31-1);
 - U+0000 in any string was a 500 on PostgreSQL (stored on SQLite), a lone surrogate a 500 on
   both (now 422 naming the field);
-- an instant UTC cannot represent (``0001-01-01T00:00:00+14:00``) was a 500 (now 422).
+- an instant UTC cannot represent (``0001-01-01T00:00:00+14:00``) was a 500 (now 422);
+- a medication dose below 0.0005 was stored as 0.000 and broke the positive-dose constraint, a
+  500 (found by the stateful fuzzing, test_api_stateful.py; now 422 naming ``dose``);
+- the 409 of an illegal appointment transition put the appointment's status in the problem's
+  ``status``, and the 409s' other members were not in the problem schema (now documented).
+
+After them, tests that the spec and the behaviour agree: every problem's extension members are
+documented, a body the spec requires cannot be left out, and new records link onwards.
 """
 
 from __future__ import annotations
@@ -280,6 +287,29 @@ def test_instants_at_the_edges_of_utc_still_work(client: FlaskClient, admin_head
     response = client.get("/api/v1/audit-events", query_string=query, headers=admin_headers)
     assert response.status_code == 200, response.get_json()
     assert json.loads(response.get_data())["items"] is not None
+
+
+@pytest.mark.parametrize("dose", [2.7726470769916575e-179, 0.0004])
+def test_a_dose_that_rounds_to_nothing_is_422(spec: Any, ward: Ward, dose: float) -> None:
+    # Found by the stateful fuzzing: doses are kept to three decimals, so 2.77e-179 was stored as
+    # 0.000 and broke the positive-dose constraint (500, on PostgreSQL and SQLite alike).
+    plan = checked_call(spec, "POST", "/clients/{client_id}/plans", ward.headers,
+                        path_parameters={"client_id": ward.client_id}, body={}, expect=201)
+    order = {"medication": "naltrexone_oral", "unit": "mg", "frequency": "daily", "phase": "maintenance",
+             "prescriber_id": ward.clinician.id, "start_on": "2026-10-29"}
+    path = {"plan_id": plan.json()["id"]}
+    refused = checked_call(spec, "POST", "/plans/{plan_id}/medications", ward.headers, path_parameters=path,
+                           body={**order, "dose": dose}, expect=422)
+    assert set(refused.json()["errors"]) == {"dose"}
+    made = checked_call(spec, "POST", "/plans/{plan_id}/medications", ward.headers, path_parameters=path,
+                        body={**order, "dose": 0.001}, expect=201)
+    assert made.json()["dose"] == 0.001
+    changed = checked_call(spec, "PATCH", "/medications/{medication_id}", ward.headers,
+                           path_parameters={"medication_id": made.json()["id"]}, body={"dose": dose}, expect=422)
+    assert set(changed.json()["errors"]) == {"dose"}
+    listed = checked_call(spec, "GET", "/clients/{client_id}/medications", ward.headers,
+                          path_parameters={"client_id": ward.client_id}, expect=200)
+    assert [m["dose"] for m in listed.json()["items"]] == [0.001]
 
 
 # --- the spec says what every answer looks like ------------------------------------------------

@@ -207,9 +207,13 @@ class DueListSchema(StrictSchema):
 _UNITS = ["mg", "mcg", "mL"]
 
 
+#: Doses are kept to three decimals: a smaller one would be stored as 0.
+_DOSE = validate.Range(min=0.001, max=10000, error="Must be between 0.001 and 10000 (doses are kept to 0.001).")
+
+
 class MedicationCreateSchema(StrictSchema):
     medication = fields.Enum(MedicationName, by_value=True, required=True)
-    dose = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False, max=10000))
+    dose = fields.Float(required=True, validate=_DOSE)
     unit = fields.String(required=True, validate=validate.OneOf(_UNITS))
     frequency = text(max_length=64)
     phase = fields.Enum(MedicationPhase, by_value=True, required=True)
@@ -224,7 +228,7 @@ class MedicationCreateSchema(StrictSchema):
 
 
 class MedicationPatchSchema(StrictSchema):
-    dose = fields.Float(validate=validate.Range(min=0, min_inclusive=False, max=10000))
+    dose = fields.Float(validate=_DOSE)
     unit = fields.String(validate=validate.OneOf(_UNITS))
     frequency = text(required=False, max_length=64)
     phase = fields.Enum(MedicationPhase, by_value=True)

@@ -12,12 +12,13 @@ INSTALLED := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv lock run test lint typecheck bench clean
+.PHONY: help install venv lock run test fuzz lint typecheck bench clean
 
 help:
 	@echo "make install    create $(VENV) and install requirements.lock (hash-checked)"
 	@echo "make run        migrate the database, then start web, worker and beat (PORT=$(PORT))"
 	@echo "make test       run the test suite (PYTEST_ARGS=... to pass options)"
+	@echo "make fuzz       stateful fuzzing of the API on PostgreSQL, as two identities (a few minutes)"
 	@echo "make lint       ruff check"
 	@echo "make typecheck  mypy"
 	@echo "make bench      benchmarks against the seeded 100,000-client database (docs/performance.md)"
@@ -62,6 +63,12 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Schemathesis follows the spec's links as a clinician of one site and an intake coordinator of
+# another (tests/test_api_stateful.py); needs PostgreSQL (TEST_DATABASE_URL, or the local default).
+# CLINIC_STATEFUL_SCENARIOS and CLINIC_STATEFUL_STEPS bound it (300 scenarios of 15 steps each).
+fuzz: $(INSTALLED)
+	CLINIC_STATEFUL_FUZZ=1 CLINIC_REQUIRE_SERVICES=1 $(BIN)/pytest -rP -k postgresql tests/test_api_stateful.py $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

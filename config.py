@@ -121,8 +121,9 @@ class Config:
 
     SQLALCHEMY_DATABASE_URI = _database_url()
     #: Connections are recycled hourly; one idle longer than DATABASE_PING_AFTER_IDLE_SECONDS is pinged
-    #: before use (clinic/__init__.py), so a busy pool spends no round trip per request on a ping.
-    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {"pool_recycle": 3600}
+    #: before use (clinic/extensions.py), so a busy pool spends no round trip per request on a ping.
+    #: ``hide_parameters``: a statement's parameters (client data) never appear in an error's message.
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {"pool_recycle": 3600, "hide_parameters": True}
     DATABASE_PING_AFTER_IDLE_SECONDS = _env_int("DATABASE_PING_AFTER_IDLE_SECONDS", 10)
     REDIS_URL = os.environ.get("REDIS_URL", "")
 

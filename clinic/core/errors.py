@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Mapping
 from functools import wraps
 from http import HTTPStatus
 from typing import Any, NoReturn
 
 from flask import Flask, Response, json, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -157,9 +159,30 @@ def handle_http_exception(error: HTTPException) -> Response:
 def handle_unexpected(error: BaseException) -> Response:
     """A 500 that says nothing about the failure; the details go to the log."""
     original = getattr(error, "original_exception", None) or error
-    if not (isinstance(error, InternalServerError) and original is error):
+    if isinstance(original, DBAPIError):
+        _log_database_error(original)
+    elif not (isinstance(error, InternalServerError) and original is error):
         log.error("Unhandled error on %s %s", request.method, request.path, exc_info=original)
     return problem_response(500, detail="An unexpected error occurred; it has been logged.")
+
+
+def _log_database_error(error: DBAPIError) -> None:
+    """Log a database error by kind, code and place, never by message.
+
+    A driver's message can quote the row it refused (PostgreSQL's "Failing row contains (...)")
+    or the value it could not convert: client data, which has no place in a log. The traceback's
+    frames are kept; the messages are not.
+    """
+    driver_error = error.orig
+    log.error(
+        "Unhandled database error on %s %s: %s (SQLSTATE %s, constraint %s)\n%s",
+        request.method,
+        request.path,
+        type(driver_error).__name__,
+        getattr(driver_error, "sqlstate", None) or "unknown",
+        getattr(getattr(driver_error, "diag", None), "constraint_name", None) or "none",
+        "".join(traceback.format_tb(error.__traceback__)),
+    )
 
 
 def handle_stale_data(_error: Exception) -> Response:

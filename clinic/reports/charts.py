@@ -385,11 +385,12 @@ def _survival(report: Report, document: dict[str, Any], scope: str) -> Figure:
             s=36,
             label="Retention rate at 30, 90, 180 days (admissions at least that old)",
         )
+        annotations = []
         for day, value in marked:
             # The curve only falls: under it and to the left, or over it and to the right, is clear of it.
             on_curve = next((row[rate_key] for row in reversed(rows) if row[chart.x] <= day), 1.0)
             below = value < on_curve
-            axes.annotate(
+            annotations.append(axes.annotate(
                 f"{format_value(value, 'fraction')} at {day} days",
                 (day, value),
                 xytext=(-6, -14) if below else (6, 8),
@@ -397,10 +398,12 @@ def _survival(report: Report, document: dict[str, Any], scope: str) -> Figure:
                 textcoords="offset points",
                 fontsize=FONT_SIZE,
                 color=COLOURS[3],
-            )
+            ))
     axes.set_xlim(0, max([*days, *(d for _k, d in chart.marks)]) * 1.05)
     axes.set_ylim(0, 1.05)
     axes.yaxis.set_major_formatter(_axis_formatter("fraction"))
+    if marked:
+        _keep_inside(axes, annotations, _renderer(figure))
     axes.set_xlabel(chart.x_label, fontsize=FONT_SIZE + 1)
     axes.set_ylabel(chart.y_label, fontsize=FONT_SIZE + 1)
     axes.grid(axis="y", color="#dddddd", linewidth=0.8)
@@ -408,6 +411,18 @@ def _survival(report: Report, document: dict[str, Any], scope: str) -> Figure:
     _style(axes)
     _finish(figure, {})
     return figure
+
+
+def _keep_inside(axes: Axes, annotations: Sequence[Any], renderer: Any) -> None:
+    """A mark's label that would reach past the left of the plot (onto the axis labels) goes over it, to its right.
+
+    The curve only falls, so over the mark and to its right is clear of it too.
+    """
+    left = axes.get_window_extent(renderer).x0
+    for annotation in annotations:
+        if _extent(annotation, renderer).x0 < left:
+            annotation.set_horizontalalignment("left")
+            annotation.xyann = (6, 8)
 
 
 def _months(params: dict[str, Any]) -> list[str]:

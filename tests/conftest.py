@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +137,33 @@ def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
 
     yield url_for
     for temp in temps:
+        temp.drop()
+
+
+@contextmanager
+def committed_postgres_app(connections: int) -> Iterator[Flask]:
+    """An app on a throw-away PostgreSQL database whose commits are real, for tests of concurrent writers.
+
+    Skips without PostgreSQL (fails when services are required). The pool holds ``connections``
+    (plus a few), so that many requests can hold a connection at once.
+    """
+    base = postgres_base_url()
+    if base is None:
+        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL or CLINIC_REQUIRE_SERVICES=1)")
+    temp = TempPostgres(base)
+    temp.create()
+    app = make_test_app(temp.url, SQLALCHEMY_ENGINE_OPTIONS={
+        "pool_size": connections + 2, "max_overflow": 5, "hide_parameters": True,
+    })
+    try:
+        with app.app_context():
+            upgrade()
+            db.session.remove()
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
         temp.drop()
 
 

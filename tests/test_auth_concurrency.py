@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask_migrate import upgrade
 from sqlalchemy import select, update
 
 from clinic.audit.models import AuditEvent
@@ -22,7 +21,8 @@ from clinic.auth import operations as auth_ops
 from clinic.auth.models import Role, User
 from clinic.core.time import utcnow
 from clinic.extensions import db
-from tests.conftest import PASSWORD, TempPostgres, make_test_app, postgres_base_url
+from tests.conftest import PASSWORD
+from tests.conftest import committed_postgres_app as committed_postgres
 
 ATTEMPTS = 24
 LOGIN = "/api/v1/auth/login"
@@ -30,22 +30,8 @@ LOGIN = "/api/v1/auth/login"
 
 @pytest.fixture
 def committed_postgres_app() -> Iterator[Flask]:
-    base = postgres_base_url()
-    if base is None:
-        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL or CLINIC_REQUIRE_SERVICES=1)")
-    temp = TempPostgres(base)
-    temp.create()
-    app = make_test_app(temp.url, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": ATTEMPTS + 2, "max_overflow": 5})
-    try:
-        with app.app_context():
-            upgrade()
-            db.session.remove()
+    with committed_postgres(connections=ATTEMPTS) as app:
         yield app
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        temp.drop()
 
 
 def _in_parallel(count: int, attempt: Callable[[int], Any]) -> dict[int, Any]:

@@ -4,36 +4,23 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
-from flask_migrate import upgrade
+from flask import Flask
 
 from clinic.auth import operations as auth_ops
 from clinic.auth.models import Role
 from clinic.extensions import db
-from tests.conftest import TempPostgres, make_test_app, postgres_base_url
+from tests.conftest import committed_postgres_app as committed_postgres
 
 WRITERS = 20
 
 
 @pytest.fixture
-def committed_postgres_app():
-    base = postgres_base_url()
-    if base is None:
-        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL or CLINIC_REQUIRE_SERVICES=1)")
-    temp = TempPostgres(base)
-    temp.create()
-    app = make_test_app(temp.url, SQLALCHEMY_ENGINE_OPTIONS={"pool_size": WRITERS + 2, "max_overflow": 5})
-    try:
-        with app.app_context():
-            upgrade()
-            db.session.remove()
+def committed_postgres_app() -> Iterator[Flask]:
+    with committed_postgres(connections=WRITERS) as app:
         yield app
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        temp.drop()
 
 
 def test_twenty_concurrent_patches_with_one_etag_give_one_winner(committed_postgres_app):

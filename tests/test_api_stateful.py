@@ -93,6 +93,8 @@ class Identity:
     timezone: str
     clinician_ids: tuple[int, ...]
     peer_headers: dict[str, str]
+    #: The only kind of appointment the identity may book, if its role limits it.
+    booking_kind: str | None = None
 
 
 @pytest.fixture(params=["clinician-of-site-a", "intake-of-site-b"])
@@ -115,7 +117,9 @@ def identity(
     as_clinician_a, as_intake_b = bearer(clinician_a), bearer(intake_b)
     if request.param == "clinician-of-site-a":
         return Identity(request.param, as_clinician_a, site_a.id, site_a.timezone, (clinician_a.id,), as_intake_b)
-    return Identity(request.param, as_intake_b, site_b.id, site_b.timezone, (clinician_b.id,), as_clinician_a)
+    return Identity(
+        request.param, as_intake_b, site_b.id, site_b.timezone, (clinician_b.id,), as_clinician_a, "intake_assessment"
+    )
 
 
 class Steering:
@@ -123,7 +127,9 @@ class Steering:
 
     Ids of sites and clinicians become the identity's; dates and instants become plausible
     (a birth date in the last 75 years, other dates in the last two months, instants within a
-    week of the clinic's frozen clock); phone numbers, e-mail addresses and substance names become well-formed; an
+    week of the clinic's frozen clock); phone numbers, e-mail addresses and substance names become
+    well-formed; a booking is of one client, or of a group with seats, of a kind the identity may
+    book, and not a series; an
     assessment of an unknown instrument becomes a PHQ-9 with valid answers; and text loses the
     control, format and surrogate characters every endpoint refuses. One request in ten is left
     as generated. The choice is a hash of the generated value, so a scenario replays (and
@@ -148,8 +154,22 @@ class Steering:
             case.body = {name: self.value(name, value) for name, value in case.body.items()}
             if "instrument" in case.body and "answers" in case.body:
                 case.body.update(instrument="PHQ-9", answers=self.PHQ9)
+            if "kind" in case.body and "starts_at" in case.body:
+                self.booking(case.body)
         if case.query:
             case.query = {name: self.value(name, value) for name, value in case.query.items()}
+
+    def booking(self, body: dict[str, Any]) -> None:
+        """An appointment of one client, or a group session with seats, an hour or less, not repeated."""
+        body.pop("recurrence", None)  # a generated string is never an RFC 5545 rule
+        body["kind"] = self.identity.booking_kind or body["kind"]
+        body["duration_minutes"] = 15 + _roll("duration_minutes", body.get("duration_minutes")) % 4 * 15
+        if body["kind"] == "group_therapy":
+            body.pop("client_id", None)
+            body["capacity"] = 8
+        else:
+            body.pop("client_ids", None)
+            body.pop("capacity", None)
 
     def value(self, name: str, value: Any) -> Any:
         roll = _roll(name, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from flask import Flask
@@ -22,6 +23,8 @@ def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = N
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
+    from clinic.console import init_console
+    from clinic.console.errors import as_page
     from clinic.core.celery import celery_init_app
     from clinic.core.http import init_request_cycle
     from clinic.extensions import api, configure_engine, db, init_limiter, migrate
@@ -41,7 +44,8 @@ def create_app(env_name: str | None = None, overrides: dict[str, Any] | None = N
     app.before_request(enforce_before_request)
     api.init_app(app)
     _document_security(api)
-    init_request_cycle(app)
+    init_request_cycle(app, present_error=as_page)
+    init_console(app)
     celery_init_app(app)
     _register_blueprints(app, api)
     _register_cli(app)
@@ -102,12 +106,27 @@ def _register_blueprints(app: Flask, api: Any) -> None:
         api.register_blueprint(blueprint)
     # The page a reminder's link opens is a web page for clients, not part of the API.
     app.register_blueprint(reminder_links_blp)
+    # The staff console: each domain's pages beside its API.
+    for module in _CONSOLE_PAGES:
+        app.register_blueprint(importlib.import_module(module).blp)
     # Swagger UI's files for the docs page, from a pinned package rather than a CDN.
     app.register_blueprint(docs_assets_blp)
     # The spec and its documentation page are public.
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith("api-docs."):
             app.view_functions[endpoint] = public(_plain_function(view))
+
+
+#: The console's page modules, one per domain (each a clinic.console.ConsoleBlueprint named ``blp``).
+_CONSOLE_PAGES = (
+    "clinic.auth.pages",
+    "clinic.auth.admin_pages",
+    "clinic.intake.pages",
+    "clinic.clients.pages",
+    "clinic.scheduling.pages",
+    "clinic.notify.pages",
+    "clinic.today.pages",
+)
 
 
 def _plain_function(view: Any) -> Any:

@@ -172,7 +172,7 @@ login_manager = LoginManager()
 #: Endpoints that check a password, the only ones clinic rate limits. Their attempts are counted
 #: per client address before the request body is read, so an oversized, malformed or refused
 #: attempt counts like any other.
-SIGN_IN_ENDPOINTS = frozenset({"auth.login"})
+SIGN_IN_ENDPOINTS = frozenset({"auth.login", "auth_pages.login"})  # the API's and the console's
 
 
 def _sign_in_limit() -> str:

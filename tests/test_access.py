@@ -38,10 +38,12 @@ def test_only_a_few_routes_are_public():
         for rule in app.url_map.iter_rules()
         if getattr(app.view_functions[rule.endpoint], PERMISSION_ATTR) == frozenset()
     )
-    # The SMS webhook checks the provider's signature; a reminder's page checks its signed token.
+    # The SMS webhook checks the provider's signature; a reminder's page checks its signed token; the
+    # console's sign-in form and its static files (assets, the icon) are all a signed-out browser gets.
     assert public == [
         "/api/docs", "/api/docs/assets/<path:filename>", "/api/v1/auth/login", "/api/v1/notify/sms/inbound",
-        "/api/v1/openapi.json", "/healthz", "/r/<token>", "/r/<token>", "/readyz",
+        "/api/v1/openapi.json", "/assets/<path:filename>", "/favicon.ico", "/healthz", "/login", "/login",
+        "/r/<token>", "/r/<token>", "/readyz",
     ]
 
 

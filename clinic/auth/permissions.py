@@ -127,11 +127,17 @@ def authenticated_user() -> User:
 
 
 def _csrf_ok() -> bool:
-    """A cookie-authenticated unsafe request must echo the session's CSRF token."""
+    """A cookie-authenticated unsafe request must echo the session's CSRF token.
+
+    As the ``X-CSRF-Token`` header (the API, and htmx on console pages) or, from a console form, as
+    its ``csrf_token`` field.
+    """
     if request.method in SAFE_METHODS or g.get("auth_kind") != "session":
         return True
     expected = g.user_session.csrf_token
     sent = request.headers.get("X-CSRF-Token", "")
+    if not sent and request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        sent = request.form.get("csrf_token", "")
     return bool(sent) and hmac.compare_digest(sent.encode(), expected.encode())
 
 

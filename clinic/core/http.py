@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
@@ -220,7 +220,8 @@ def _security_headers(response: Response, *, hsts: bool) -> Response:
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Frame-Options", "DENY")
     docs = request.path.startswith("/api/docs")
-    headers.setdefault("Content-Security-Policy", _DOCS_CSP if docs else _API_CSP)
+    policy = g.get("content_security_policy") or (_DOCS_CSP if docs else _API_CSP)
+    headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if hsts:
         headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
@@ -231,8 +232,11 @@ def _security_headers(response: Response, *, hsts: bool) -> Response:
     return response
 
 
-def init_request_cycle(app: Flask) -> None:
-    """One unit of work per request (any error rolls it back), input checks, response headers."""
+def init_request_cycle(app: Flask, *, present_error: Callable[[Response], Response] | None = None) -> None:
+    """One unit of work per request (any error rolls it back), input checks, response headers.
+
+    ``present_error`` turns an error's problem+json into what the caller reads (the console's pages).
+    """
     hsts = bool(app.config.get("HSTS_ENABLED"))
     register_error_handlers(app, on_error=unit_of_work.fail)
     # After the permission check (registered earlier): authorization precedes validation.
@@ -243,6 +247,8 @@ def init_request_cycle(app: Flask) -> None:
     @app.after_request
     def after(response: Response) -> Response:
         response = _finish_unit_of_work(response)
+        if present_error is not None and response.status_code >= 400:
+            response = present_error(response)
         return _security_headers(response, hsts=hsts)
 
     @app.teardown_request

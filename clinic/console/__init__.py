@@ -1,0 +1,227 @@
+"""The staff console's frame: blueprints, page rendering, forms, dates, error pages and assets.
+
+Each domain has a ``pages.py`` beside its ``api.py``: a :class:`ConsoleBlueprint` whose views load
+(through the domain's loaders), authorise (``requires``, like the API), call one operation and
+render a template kept beside the domain. What every page shares — the layout, the form macros,
+the stylesheet, htmx and the error pages — lives here, and nothing here knows a domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, render_template, request, url_for
+from flask_login import current_user
+from marshmallow import Schema, ValidationError
+
+from clinic.core.errors import flatten_errors
+from clinic.core.http import mark_client_data
+
+#: Every console page: scripts, styles, images and fonts from clinic itself only; no inline script
+#: or style; forms post to clinic only.
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+#: Names of the blueprints whose views are console pages (their errors render as HTML pages).
+_CONSOLE_BLUEPRINTS: set[str] = set()
+
+
+class ConsoleBlueprint(Blueprint):
+    """A blueprint of console pages: HTML error pages, the console's CSP, templates beside the domain."""
+
+    def __init__(self, name: str, import_name: str, **kwargs: Any) -> None:
+        kwargs.setdefault("template_folder", "templates")
+        super().__init__(name, import_name, **kwargs)
+        _CONSOLE_BLUEPRINTS.add(name)
+
+
+def is_console_request() -> bool:
+    """A console page, or a browser asking for a page clinic does not have (outside the API)."""
+    if request.blueprint in _CONSOLE_BLUEPRINTS:
+        return True
+    if request.path.startswith(("/api/", "/r/", "/healthz", "/readyz", "/metrics")):
+        return False
+    accepted = request.accept_mimetypes
+    return accepted.accept_html and accepted.best_match(["application/json", "text/html"]) == "text/html"
+
+
+def is_htmx() -> bool:
+    """The request came from htmx (a partial update), not a full page load."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def page(template: str, *, status: int = 200, headers: Mapping[str, str] | None = None, **context: Any) -> Response:
+    """Render a console template as an HTML response."""
+    response = Response(render_template(template, **context), status=status, mimetype="text/html")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def redirect_to(location: str, *, status: int = 303) -> Response:
+    """After a POST: 303 to ``location`` (htmx follows it with HX-Redirect when it asked)."""
+    if is_htmx():
+        response = Response("", status=204)
+        response.headers["HX-Redirect"] = location
+        return response
+    response = Response("", status=status)
+    response.headers["Location"] = location
+    return response
+
+
+# --- forms ---------------------------------------------------------------------------------------
+
+
+class FormErrors(dict[str, list[str]]):
+    """Field name -> messages, in the order the fields were reported; ``_schema`` for the form's own."""
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> FormErrors:
+        return cls(flatten_errors(error.messages))
+
+    @classmethod
+    def from_problem(cls, problem: Any) -> FormErrors:
+        """From an APIError an operation raised: its field errors, or its detail as the form's own."""
+        errors = getattr(problem, "errors", None)
+        if errors:
+            return cls({key: list(value) for key, value in errors.items()})
+        return cls({"_schema": [str(getattr(problem, "detail", None) or "The change could not be saved.")]})
+
+
+def attempt(operation: Any, *args: Any, **kwargs: Any) -> tuple[Any, FormErrors]:
+    """Run one operation for a form: (its result, no errors), or (None, the errors it refused with).
+
+    A refusal fails the request's unit of work as an API error does (nothing it wrote stands,
+    but for the audit records kept on failure); the page then shows the errors beside the fields.
+    """
+    from clinic.core import unit_of_work
+    from clinic.core.errors import APIError
+
+    try:
+        return operation(*args, **kwargs), FormErrors()
+    except APIError as error:
+        if (error.code or 500) >= 500 or error.code in (401, 403, 404):
+            raise
+        unit_of_work.fail()
+        return None, FormErrors.from_problem(error)
+
+
+def form_values(*, lists: tuple[str, ...] = (), drop_empty: bool = True) -> dict[str, Any]:
+    """The posted form as a dict: ``lists`` are multi-valued (checkboxes), empty fields left out.
+
+    The CSRF token is never part of the values.
+    """
+    values: dict[str, Any] = {}
+    for name in request.form:
+        if name == "csrf_token":
+            continue
+        if name in lists:
+            values[name] = [item for item in request.form.getlist(name) if item != ""]
+            continue
+        value = request.form.get(name, "")
+        if drop_empty and value.strip() == "":
+            continue
+        values[name] = value
+    for name in lists:
+        values.setdefault(name, [])
+    return values
+
+
+def load_form(schema: Schema, values: Mapping[str, Any], *, partial: bool = False) -> tuple[dict[str, Any], FormErrors]:
+    """Validate ``values`` with the API's schema: (data, no errors) or ({}, the field errors)."""
+    try:
+        return schema.load(values, partial=partial), FormErrors()
+    except ValidationError as error:
+        return {}, FormErrors.from_validation(error)
+
+
+# --- the app -------------------------------------------------------------------------------------
+
+
+def init_console(app: Flask) -> None:
+    """Template helpers, the console's CSP on its pages, and the assets blueprint."""
+    from clinic.console import assets, dates
+
+    app.register_blueprint(assets.blp)
+    dates.register_filters(app)
+
+    @app.before_request
+    def console_policy() -> None:
+        if request.blueprint in _CONSOLE_BLUEPRINTS:
+            g.content_security_policy = CONSOLE_CSP
+            mark_client_data()  # no console page is kept by the browser or a proxy
+
+    # Globals, not context: macros imported by a template see them too.
+    app.jinja_env.globals.update(csrf_token=_csrf_token, asset=assets.asset_url, nav_items=_nav_items)
+
+    @app.context_processor
+    def console_context() -> dict[str, Any]:
+        return {"idle_seconds": int(current_app.config["SESSION_IDLE_TIMEOUT"].total_seconds()),
+                "current_site_id": current_site_id()}
+
+
+SITE_COOKIE = "clinic_site"
+
+
+def current_site_id() -> int | None:
+    """The site the signed-in user works at now: the one chosen in the top bar, else their first.
+
+    Pages that show one site at a time (the schedule, today, intake) start from it.
+    """
+    user = current_user
+    if not user or not user.is_authenticated:
+        return None
+    site_ids = sorted(user.site_ids)
+    chosen = request.cookies.get(SITE_COOKIE, "")
+    if chosen.isdigit() and int(chosen) in site_ids:
+        return int(chosen)
+    return site_ids[0] if site_ids else None
+
+
+def _csrf_token() -> str:
+    session_row = g.get("user_session")
+    return session_row.csrf_token if session_row is not None else ""
+
+
+#: The navigation of each role, its home first: (endpoint, label). Endpoints not registered are left out.
+NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
+    "intake": (
+        ("intake_pages.queue", "Intake"),
+        ("client_pages.search", "Clients"),
+        ("scheduling_pages.schedule", "Schedule"),
+        ("notify_pages.alerts", "Alerts"),
+    ),
+    "clinician": (
+        ("today_pages.today", "Today"),
+        ("client_pages.search", "Clients"),
+        ("scheduling_pages.schedule", "Schedule"),
+        ("intake_pages.queue", "Intake"),
+        ("notify_pages.alerts", "Alerts"),
+    ),
+    "admin": (
+        ("admin_pages.admin", "Admin"),
+        ("notify_pages.alerts", "Alerts"),
+    ),
+}
+
+
+def _nav_items(role: str) -> list[tuple[str, str, bool]]:
+    """(url, label, current) for each navigation item of ``role`` whose page exists."""
+    items = []
+    current_prefix = (request.blueprint or "") if request else ""
+    for endpoint, label in NAVIGATION.get(role, ()):
+        if endpoint not in current_app.view_functions:
+            continue
+        items.append((url_for(endpoint), label, endpoint.split(".")[0] == current_prefix))
+    return items
+
+
+def home_endpoint(role: str) -> str | None:
+    """The first navigation item of ``role`` whose page exists: the role's home."""
+    for endpoint, _label in NAVIGATION.get(role, ()):
+        if endpoint in current_app.view_functions:
+            return endpoint
+    return None

@@ -1,0 +1,156 @@
+/* clinic staff console: keyboard shortcuts, the idle-logoff warning that keeps drafts, small helpers.
+   No inline scripts anywhere (CSP): every page behaviour is declared by data- attributes read here.
+   Everything works without this file but the idle warning and the as-you-type search. */
+(function () {
+  "use strict";
+  var doc = document.documentElement;
+  doc.classList.add("js");
+  var body = document.body;
+
+  function typingIn(target) {
+    var tag = (target && target.tagName) || "";
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (target && target.isContentEditable);
+  }
+
+  /* "/" focuses the client search; Escape closes its results. */
+  var search = document.getElementById("client-search");
+  var results = document.getElementById("client-search-results");
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "/" && search && !typingIn(event.target) && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      event.preventDefault();
+      search.focus();
+      search.select();
+    } else if (event.key === "Escape" && results && results.contains(document.activeElement) || (event.key === "Escape" && event.target === search)) {
+      if (results) { results.innerHTML = ""; }
+      if (search) { search.focus(); }
+    }
+  });
+  if (search && results) {
+    /* Arrow keys move between the results and the box. */
+    search.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown") {
+        var first = results.querySelector("a");
+        if (first) { event.preventDefault(); first.focus(); }
+      }
+    });
+    results.addEventListener("keydown", function (event) {
+      var links = Array.prototype.slice.call(results.querySelectorAll("a"));
+      var index = links.indexOf(document.activeElement);
+      if (index < 0) { return; }
+      if (event.key === "ArrowDown" && index < links.length - 1) { event.preventDefault(); links[index + 1].focus(); }
+      if (event.key === "ArrowUp") { event.preventDefault(); (index === 0 ? search : links[index - 1]).focus(); }
+    });
+    document.addEventListener("click", function (event) {
+      if (!results.contains(event.target) && event.target !== search) { results.innerHTML = ""; }
+    });
+  }
+
+  /* A select marked data-autosubmit submits its form when changed (its button is there without JS). */
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches && target.matches("select[data-autosubmit]") && target.form) { target.form.requestSubmit(); }
+  });
+
+  /* A form or button with data-confirm asks once before an irreversible action. */
+  document.addEventListener("submit", function (event) {
+    var submitter = event.submitter;
+    var message = (submitter && submitter.getAttribute("data-confirm")) || event.target.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) { event.preventDefault(); }
+  }, true);
+
+  /* An error summary takes the focus, so it is read out and Tab reaches its links first. */
+  function focusSummary(root) {
+    var summary = (root || document).querySelector("[data-focus-on-load]");
+    if (summary) { summary.focus(); }
+  }
+  focusSummary(document);
+  document.body.addEventListener("htmx:afterSwap", function (event) { focusSummary(event.detail.target); });
+
+  /* --- Idle sign-out: warn a minute before, keep what was typed. ---------------------------- */
+  var idleSeconds = parseInt(body.getAttribute("data-idle-seconds") || "0", 10);
+  if (!body.hasAttribute("data-signed-in") || !idleSeconds) { return; }
+  var userKey = "clinic-draft:" + (body.getAttribute("data-user") || "") + ":" + location.pathname;
+  var warnAfter = Math.max(idleSeconds - 60, 5) * 1000;
+  var dialog = document.getElementById("idle-warning");
+  var countdown = document.getElementById("idle-countdown");
+  var stay = document.getElementById("idle-stay");
+  var lastRequest = Date.now();
+  var previousFocus = null;
+
+  function draftForms() {
+    return Array.prototype.slice.call(document.querySelectorAll("form[method=post]:not([data-keep-draft=off])"))
+      .filter(function (form) { return form.id; });
+  }
+  function saveDrafts() {
+    var drafts = {};
+    draftForms().forEach(function (form) {
+      var values = [];
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (!el.name || el.name === "csrf_token" || el.type === "password" || el.type === "hidden" || el.type === "submit") { return; }
+        if ((el.type === "checkbox" || el.type === "radio")) { values.push([el.name, el.value, el.checked]); }
+        else { values.push([el.name, el.value]); }
+      });
+      drafts[form.id] = values;
+    });
+    if (Object.keys(drafts).length) { sessionStorage.setItem(userKey, JSON.stringify(drafts)); }
+  }
+  function restoreDrafts() {
+    var saved = sessionStorage.getItem(userKey);
+    if (!saved) { return; }
+    sessionStorage.removeItem(userKey);
+    var drafts = JSON.parse(saved);
+    Object.keys(drafts).forEach(function (formId) {
+      var form = document.getElementById(formId);
+      if (!form) { return; }
+      drafts[formId].forEach(function (entry) {
+        Array.prototype.forEach.call(form.querySelectorAll("[name='" + CSS.escape(entry[0]) + "']"), function (el) {
+          if (el.type === "checkbox" || el.type === "radio") { if (el.value === entry[1]) { el.checked = entry[2]; } }
+          else { el.value = entry[1]; }
+        });
+      });
+      var note = document.createElement("div");
+      note.className = "notice";
+      note.setAttribute("role", "status");
+      note.textContent = "What you had typed before you were signed out has been put back. Check it, then save.";
+      form.parentNode.insertBefore(note, form);
+    });
+  }
+  restoreDrafts();
+
+  function openWarning() {
+    previousFocus = document.activeElement;
+    dialog.hidden = false;
+    stay.focus();
+  }
+  function closeWarning() {
+    dialog.hidden = true;
+    if (previousFocus && previousFocus.focus) { previousFocus.focus(); }
+  }
+  function signOutNow() {
+    saveDrafts();
+    location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+  }
+  setInterval(function () {
+    var idle = Date.now() - lastRequest;
+    if (idle >= idleSeconds * 1000) { signOutNow(); return; }
+    if (idle >= warnAfter && dialog.hidden) { openWarning(); }
+    if (!dialog.hidden) {
+      var left = Math.max(0, Math.ceil((idleSeconds * 1000 - idle) / 1000));
+      countdown.textContent = left + (left === 1 ? " second" : " seconds");
+    }
+  }, 1000);
+  stay.addEventListener("click", function () {
+    fetch("/account/ping", { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } }).then(function (response) {
+      if (response.ok) { lastRequest = Date.now(); closeWarning(); } else { signOutNow(); }
+    });
+  });
+  dialog.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") { stay.click(); }
+    if (event.key === "Tab") { event.preventDefault(); stay.focus(); }
+  });
+  body.addEventListener("htmx:afterRequest", function () { lastRequest = Date.now(); });
+  /* A form post that finds the session gone comes back to the sign-in page; keep the draft first. */
+  document.addEventListener("submit", function () {
+    if (Date.now() - lastRequest >= idleSeconds * 1000) { saveDrafts(); }
+  });
+}());

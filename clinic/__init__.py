@@ -124,6 +124,7 @@ _CONSOLE_PAGES = (
     "clinic.intake.pages",
     "clinic.clients.pages",
     "clinic.scheduling.pages",
+    "clinic.scheduling.booking_pages",
     "clinic.notify.pages",
     "clinic.today.pages",
 )

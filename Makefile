@@ -12,12 +12,13 @@ INSTALLED := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv lock run test fuzz lint typecheck bench clean
+.PHONY: help install venv lock run test browser fuzz lint typecheck bench clean
 
 help:
 	@echo "make install    create $(VENV) and install requirements.lock (hash-checked)"
 	@echo "make run        migrate the database, then start web, worker and beat (PORT=$(PORT))"
 	@echo "make test       run the test suite (PYTEST_ARGS=... to pass options)"
+	@echo "make browser    the staff console's browser tests only (CLINIC_SCREENSHOTS=1 refreshes docs/screenshots)"
 	@echo "make fuzz       stateful fuzzing of the API on PostgreSQL, as two identities (a few minutes)"
 	@echo "make lint       ruff check"
 	@echo "make typecheck  mypy"
@@ -49,7 +50,10 @@ run: $(INSTALLED)
 		$(FLASK) demo seed --clients 50 --seed 1 && touch instance/.demo-seeded; \
 	fi
 	@echo
-	@echo "  clinic:      http://127.0.0.1:$(PORT)/api/docs  (the API's documentation; the API is under /api/v1)"
+	@$(FLASK) demo accounts 2>/dev/null | sed 's/^/  /' || true
+	@echo
+	@echo "  sign in:     http://127.0.0.1:$(PORT)/login  (the staff console)"
+	@echo "  API docs:    http://127.0.0.1:$(PORT)/api/docs  (the API is under /api/v1)"
 	@echo "  health:      http://127.0.0.1:$(PORT)/healthz  (readiness: /readyz, 503 until the worker's first heartbeat)"
 	@if [ -n "$${REDIS_URL:-}" ]; then echo "  broker:      Redis (REDIS_URL)"; \
 	else echo "  broker:      file system (instance/broker); set REDIS_URL to use Redis"; fi
@@ -61,8 +65,16 @@ run: $(INSTALLED)
 	PATH="$(CURDIR)/$(BIN):$$PATH" PUBLIC_BASE_URL="$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)}" \
 		$(BIN)/honcho --no-colour -f Procfile.dev start --port $(PORT) || test $$? -eq 130
 
+# The browser tests (tests/browser) drive Debian's chromium; without one they are skipped, and fail
+# when CLINIC_REQUIRE_SERVICES=1 (CI, whose .ci/run installs the package when it is missing).
 test: $(INSTALLED)
+	@command -v chromium >/dev/null 2>&1 || [ -n "$${CLINIC_CHROMIUM:-}" ] || \
+		echo "note: no chromium found, so the browser tests are skipped: sudo apt-get install chromium" >&2
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Only the browser tests of the staff console; CLINIC_SCREENSHOTS=1 also rewrites docs/screenshots/.
+browser: $(INSTALLED)
+	$(BIN)/pytest tests/browser $(PYTEST_ARGS)
 
 # Schemathesis follows the spec's links as a clinician of one site and an intake coordinator of
 # another (tests/test_api_stateful.py); needs PostgreSQL (TEST_DATABASE_URL, or the local default).

@@ -49,3 +49,24 @@ def seed_command(clients: int, seed_value: int, today_text: str | None, force: b
     click.echo(f"Demo accounts (password for all: {DEMO_PASSWORD}):")
     for email, role, sites in report.accounts:
         click.echo(f"  {email:45} {role:24} {sites}")
+
+
+@demo_cli.command("accounts")
+def accounts_command() -> None:
+    """List the demo staff accounts to sign in with (the admin, and each site's first clinician and intake)."""
+    from sqlalchemy import select
+
+    from clinic.auth.models import User
+    from clinic.demo.loader import DEMO_EMAIL_DOMAIN
+
+    users = db.session.scalars(
+        select(User).where(User.email.like(f"%@{DEMO_EMAIL_DOMAIN}"), User.is_active.is_(True)).order_by(User.id)
+    ).unique().all()
+    shown = [u for u in users if u.email.startswith(("admin@", "clinician1.", "intake1."))]
+    if not shown:
+        click.echo("No demo accounts: run `flask demo seed` first.")
+        return
+    click.echo(f"Demo accounts (password for all: {DEMO_PASSWORD}):")
+    for user in shown:
+        role = user.role.value + (" (supervisor)" if user.is_supervisor else "")
+        click.echo(f"  {user.email:45} {role:24} {', '.join(sorted(site.name for site in user.sites))}")

@@ -78,19 +78,19 @@
   var previousFocus = null;
 
   function draftForms() {
-    return Array.prototype.slice.call(document.querySelectorAll("form[method=post]:not([data-keep-draft=off])"))
-      .filter(function (form) { return form.id; });
+    return Array.prototype.slice.call(document.querySelectorAll("form[method=post]:not([data-keep-draft=off])"));
   }
+  function formKey(form, index) { return form.id || (form.getAttribute("action") || "") + "#" + index; }
   function saveDrafts() {
     var drafts = {};
-    draftForms().forEach(function (form) {
+    draftForms().forEach(function (form, index) {
       var values = [];
       Array.prototype.forEach.call(form.elements, function (el) {
         if (!el.name || el.name === "csrf_token" || el.type === "password" || el.type === "hidden" || el.type === "submit") { return; }
         if ((el.type === "checkbox" || el.type === "radio")) { values.push([el.name, el.value, el.checked]); }
         else { values.push([el.name, el.value]); }
       });
-      drafts[form.id] = values;
+      if (values.length) { drafts[formKey(form, index)] = values; }
     });
     if (Object.keys(drafts).length) { sessionStorage.setItem(userKey, JSON.stringify(drafts)); }
   }
@@ -99,10 +99,11 @@
     if (!saved) { return; }
     sessionStorage.removeItem(userKey);
     var drafts = JSON.parse(saved);
-    Object.keys(drafts).forEach(function (formId) {
-      var form = document.getElementById(formId);
+    var forms = draftForms();
+    Object.keys(drafts).forEach(function (key) {
+      var form = forms.filter(function (candidate, index) { return formKey(candidate, index) === key; })[0];
       if (!form) { return; }
-      drafts[formId].forEach(function (entry) {
+      drafts[key].forEach(function (entry) {
         Array.prototype.forEach.call(form.querySelectorAll("[name='" + CSS.escape(entry[0]) + "']"), function (el) {
           if (el.type === "checkbox" || el.type === "radio") { if (el.value === entry[1]) { el.checked = entry[2]; } }
           else { el.value = entry[1]; }

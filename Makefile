@@ -94,6 +94,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/reports.py
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -146,8 +146,9 @@ def _referring_path() -> str | None:
 def change_password() -> Response:
     user = authenticated_user()
     values: dict[str, Any] = form_values(drop_empty=False)
+    confirmation = values.pop("confirm_password", "")
     data, errors = load_form(PasswordChangeSchema(), values)
-    if not errors and values.get("new_password") != request.form.get("confirm_password"):
+    if not errors and values.get("new_password") != confirmation:
         errors["confirm_password"] = ["The two new passwords are not the same."]
     if not errors:
         _result, errors = attempt(

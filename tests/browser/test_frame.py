@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.conftest import ADMIN, LiveServer, sign_in
+from clinic.demo.loader import DEMO_PASSWORD
+from tests.browser.conftest import ADMIN, LiveServer, create_user, sign_in
 
 
 def test_wrong_password_says_the_same_whatever_the_cause(open_session: Any, live_server: LiveServer) -> None:
@@ -29,7 +30,7 @@ def test_signing_in_returns_to_the_page_asked_for_and_signing_out_clears_it(
     session.screenshot("sign-in", full_page=False)
     session.check_accessibility()
     page.get_by_label("Email address").fill(ADMIN)
-    page.get_by_label("Password").fill(__import__("clinic.demo.loader", fromlist=["x"]).DEMO_PASSWORD)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_url("**/account")
     assert page.get_by_role("heading", level=1).inner_text() == "Your account"
@@ -48,3 +49,44 @@ def test_every_console_page_sends_a_strict_content_security_policy(open_session:
     assert "default-src 'self'" in policy
     assert "unsafe-inline" not in policy
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_a_user_changes_their_password_and_signs_in_with_the_new_one(
+    open_session: Any, live_server: LiveServer
+) -> None:
+    email = "password.changer@demo.example.org"
+    create_user(live_server, email=email, role="clinician", site_names=("Lakeview Outpatient Clinic",))
+    session = open_session(email)
+    page = session.page
+    session.go("/account")
+    page.get_by_label("Current password").fill(DEMO_PASSWORD)
+    page.get_by_label("New password", exact=True).fill("short")
+    page.get_by_label("New password again").fill("short")
+    page.get_by_role("button", name="Change password").click()
+    # Refused beside the field, with the summary focused so it is read out first.
+    summary = page.get_by_role("alert")
+    assert "New password" in summary.inner_text()
+    assert page.evaluate("document.activeElement.classList.contains('error-summary')")
+    session.screenshot("account-password-error", full_page=False)
+    session.check_accessibility()
+    new_password = "a brand new passphrase for the clinic"
+    page.get_by_label("Current password").fill(DEMO_PASSWORD)
+    page.get_by_label("New password", exact=True).fill(new_password)
+    page.get_by_label("New password again").fill(new_password)
+    page.get_by_role("button", name="Change password").click()
+    page.wait_for_url("**/login?password_changed=1")
+    assert "Your password has been changed" in page.get_by_role("status").inner_text()
+    sign_in(page, live_server, email, password=DEMO_PASSWORD)
+    assert "/login" in page.url  # the old password no longer works
+    sign_in(page, live_server, email, password=new_password)
+    assert "/login" not in page.url
+
+
+def test_a_signed_out_page_request_keeps_nothing_from_another_origin(open_session: Any) -> None:
+    """The login page loads its stylesheet, script and htmx from clinic itself, and they are cacheable."""
+    session = open_session(None)
+    session.go("/login")
+    assets = [url for url in session.requests if "/assets/" in url]
+    assert any("console.css" in url for url in assets)
+    assert any("htmx" in url for url in assets)
+    assert session.page.evaluate("typeof htmx") == "object"

@@ -71,6 +71,7 @@ def connect_receivers() -> None:
     import clinic.assessments.operations
     import clinic.clients.operations
     import clinic.intake.operations
+    import clinic.notify.panels
     import clinic.notify.reminders
     import clinic.plans.operations
     import clinic.plans.screens

@@ -53,6 +53,18 @@ appointment_cancelled: Signal = _signals.signal(
     """,
 )
 
+appointment_reminders: Signal = _signals.signal(
+    "appointment-reminders",
+    doc="""Asks for an appointment's reminders and their state, for the console's appointment page.
+
+    sender: the ``Appointment`` (loaded within the reader's sites).
+    Returns: a receiver that keeps reminders a list of ``clinic.notify.panels.ReminderRow``
+    (channel, when due, status, attempts, when sent: what ``GET /appointments/{id}/reminders``
+    shows, never a message's content), soonest due first, its read audited as that endpoint's is.
+    Receivers: clinic.notify.panels.
+    """,
+)
+
 # --- clients -----------------------------------------------------------------------------------
 
 contact_details_changed: Signal = _signals.signal(

@@ -8,6 +8,7 @@ the same transaction: the reminder table is the outbox.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import read_scoped_page, scoped_select
 from clinic.clients.models import Client
 from clinic.clients.timeline import TimelineEntry
-from clinic.core.errors import abort_problem, field_error
+from clinic.core.errors import APIError, abort_problem, field_error
 from clinic.core.pagination import Page
 from clinic.core.signals import appointment_booked, appointment_cancelled, appointment_changed, timeline_entries
 from clinic.core.time import shift_wall_clock, to_local, utcnow
@@ -516,6 +517,38 @@ def cancel(
         if utcnow() < other.ends_at:
             transition(other, target, actor=actor, reason=reason, via=f"series:{scope}")
     return appointment
+
+
+@dataclass(frozen=True)
+class TransitionOption:
+    """A status change the machine allows from an appointment's status, as a screen offers it."""
+
+    target: AppointmentStatus
+    #: Why its timing refuses it now (what :func:`transition` would answer); None when it can be made now.
+    refused: str | None
+    #: It can be made only with a ``late_entry_reason``: the appointment has ended.
+    late_entry: bool
+
+
+def transition_options(appointment: Appointment, *, now: datetime | None = None) -> list[TransitionOption]:
+    """Each change the status machine allows from the appointment's status, checked against its timing now.
+
+    The checks of :func:`transition`, made without changing anything, so a screen offers only
+    what would be accepted (and says why the rest is not possible yet).
+    """
+    now = now or utcnow()
+    options = []
+    for target in AppointmentStatus:
+        if target not in TRANSITIONS[appointment.status]:
+            continue
+        try:
+            _check_timing(appointment, target, now)
+        except APIError as refusal:
+            options.append(TransitionOption(target, refusal.detail or "Not possible now.", late_entry=False))
+            continue
+        late = target in LATE_ENTRY_STATUSES and now >= appointment.ends_at
+        options.append(TransitionOption(target, None, late_entry=late))
+    return options
 
 
 # --- timeline ----------------------------------------------------------------------------

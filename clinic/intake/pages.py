@@ -118,6 +118,22 @@ CONVERT_LABELS = {
     "email": "Email address",
     "preferred_language": "Preferred language",
 }
+#: What to say of a required field left empty (the schema's "Missing data for required field.").
+_REQUIRED = {
+    "site_id": "Choose the site.",
+    "direction": "Choose whether they called us or we called them.",
+    "occurred_date": "Enter the date and time of the call.",
+    "caller_name": "Enter the caller's name.",
+    "caller_relation": "Choose who is calling.",
+    "callback_phone": "Enter a phone number to call back.",
+    "referral_source": "Enter who referred them, or how they heard of us.",
+    "reason": "Enter the reason for calling.",
+    "outcome": "Choose the outcome of the call.",
+    "first_name": "Enter the given name.",
+    "last_name": "Enter the family name.",
+    "date_of_birth": "Enter the date of birth.",
+}
+_MISSING = "Missing data for required field."
 #: The schema's name of a field, to the form's (the date half of an instant carries its errors).
 _FORM_FIELD = {"occurred_at": "occurred_date", "follow_up_at": "follow_up_date", "from": "from", "to": "to"}
 
@@ -195,8 +211,9 @@ def _form_errors(errors: FormErrors) -> FormErrors:
         head = key.split(".", 1)[0]
         name = _FORM_FIELD.get(head, head)
         for message in messages:
-            if message not in mapped.setdefault(name, []):
-                mapped[name].append(message)
+            said = _REQUIRED.get(name, message) if message == _MISSING else message
+            if said not in mapped.setdefault(name, []):
+                mapped[name].append(said)
     return mapped
 
 

@@ -18,6 +18,7 @@ from clinic.notify.delivery import delivery_log
 from clinic.notify.inbound import handle_inbound
 from clinic.notify.models import Reminder, StaffNotification
 from clinic.notify.schemas import (
+    AcknowledgeSchema,
     InboundSmsSchema,
     NotificationLogPageSchema,
     NotificationQuerySchema,
@@ -42,7 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 @blp.arguments(StaffNotificationQuerySchema, location="query")
 @blp.response(200, StaffNotificationPageSchema)
 def list_staff_notifications(args: dict[str, Any]) -> dict[str, Any]:
-    """The caller's own alerts, newest first; `unread=true` for those not yet read."""
+    """The caller's own alerts, newest first; `unread=true` for those not yet read, `acknowledged=false` to act on."""
     return staff.list_own(authenticated_user(), **args).as_dict()
 
 
@@ -52,6 +53,15 @@ def list_staff_notifications(args: dict[str, Any]) -> dict[str, Any]:
 def read_staff_notification(notification_id: int) -> StaffNotification:
     """Mark one of the caller's alerts as read."""
     return staff.mark_read(authenticated_user(), notification_id)
+
+
+@blp.route("/staff-notifications/<int:notification_id>/acknowledge", methods=["POST"])
+@requires(Permission.SELF)
+@blp.arguments(AcknowledgeSchema, required=False)
+@blp.response(200, StaffNotificationSchema)
+def acknowledge_staff_notification(body: dict[str, Any], notification_id: int) -> StaffNotification:
+    """Acknowledge one of the caller's alerts (it was dealt with; it is read too); again changes nothing."""
+    return staff.acknowledge(authenticated_user(), notification_id, note=body.get("note"))
 
 
 @blp.route("/clients/<int:client_id>/notification-preferences", methods=["GET"])

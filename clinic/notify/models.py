@@ -48,6 +48,10 @@ class StaffNotification(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the user said it was dealt with (it stays in their list to acknowledge until then).
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: What the user wrote when acknowledging, if anything.
+    acknowledgement_note: Mapped[str | None] = mapped_column(Text)
     email_status: Mapped[EmailStatus] = enum_column(EmailStatus, name="staff_email_status", length=16)
     email_attempts: Mapped[int] = mapped_column(Integer, default=0)
     email_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

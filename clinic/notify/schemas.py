@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from clinic.core.pagination import PageArgsSchema, page_schema
-from clinic.core.schemas import Instant, StrictSchema, id_field, timezone_field
+from clinic.core.schemas import Instant, StrictSchema, id_field, text, timezone_field
 from clinic.notify.messages import SHIPPED_LANGUAGES
 from clinic.notify.models import (
     EmailStatus,
@@ -29,6 +29,8 @@ class StaffNotificationSchema(StrictSchema):
     resource_id = fields.String(allow_none=True)
     created_at = fields.DateTime(required=True)
     read_at = fields.DateTime(allow_none=True)
+    acknowledged_at = fields.DateTime(allow_none=True)
+    acknowledgement_note = fields.String(allow_none=True)
     email_status = fields.Enum(EmailStatus, by_value=True, required=True)
 
 
@@ -37,6 +39,13 @@ StaffNotificationPageSchema = page_schema(StaffNotificationSchema, "StaffNotific
 
 class StaffNotificationQuerySchema(PageArgsSchema):
     unread = fields.Boolean()
+    acknowledged = fields.Boolean(metadata={"description": "false: those still to acknowledge"})
+
+
+class AcknowledgeSchema(StrictSchema):
+    """The body of /acknowledge: empty, or a note of what was done."""
+
+    note = text(required=False, max_length=1000, metadata={"description": "What was done (optional)."})
 
 
 # --- client reminders ----------------------------------------------------------------------

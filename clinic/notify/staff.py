@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from clinic.audit.operations import audit, record
 from clinic.auth.models import User
@@ -66,12 +66,18 @@ def notify_staff(
     return row
 
 
-def list_own(user: User, *, limit: int, cursor: str | None, unread: bool | None = None) -> Page[StaffNotification]:
+def list_own(
+    user: User, *, limit: int, cursor: str | None, unread: bool | None = None, acknowledged: bool | None = None
+) -> Page[StaffNotification]:
     stmt = select(StaffNotification).where(StaffNotification.user_id == user.id)
     if unread is True:
         stmt = stmt.where(StaffNotification.read_at.is_(None))
     elif unread is False:
         stmt = stmt.where(StaffNotification.read_at.is_not(None))
+    if acknowledged is True:
+        stmt = stmt.where(StaffNotification.acknowledged_at.is_not(None))
+    elif acknowledged is False:
+        stmt = stmt.where(StaffNotification.acknowledged_at.is_(None))
     page = keyset_page(stmt, keys=[StaffNotification.id], limit=limit, cursor=cursor, descending=True)
     # Alerts name clients (an MRN, a flag): reading them is reading client data.
     for client_id in sorted({n.client_id for n in page.items if n.client_id is not None}):
@@ -79,12 +85,46 @@ def list_own(user: User, *, limit: int, cursor: str | None, unread: bool | None 
     return page
 
 
-def mark_read(user: User, notification_id: int) -> StaffNotification:
+def count_open(user: User) -> tuple[int, int]:
+    """How many of the user's alerts are unread, and how many not acknowledged (counts name no client)."""
+    unread, unacknowledged = db.session.execute(
+        select(
+            func.count().filter(StaffNotification.read_at.is_(None)),
+            func.count().filter(StaffNotification.acknowledged_at.is_(None)),
+        ).where(StaffNotification.user_id == user.id)
+    ).one()
+    return int(unread or 0), int(unacknowledged or 0)
+
+
+def get_own(user: User, notification_id: int) -> StaffNotification:
+    """One of the user's own notifications; 404 when it is not theirs (or does not exist)."""
     row = db.session.scalars(
         select(StaffNotification).where(StaffNotification.id == notification_id, StaffNotification.user_id == user.id)
     ).first()
     if row is None:
         abort_problem(404, "Not found.")
+    return row
+
+
+def acknowledge(user: User, notification_id: int, *, note: str | None = None) -> StaffNotification:
+    """The user dealt with the alert: acknowledged (and read) once, with their note; again changes nothing."""
+    row = get_own(user, notification_id)
+    if row.acknowledged_at is not None:
+        if row.client_id is not None:
+            audit("read", row)
+        return row
+    now = utcnow()
+    row.acknowledged_at = now
+    row.acknowledgement_note = note.strip() if note and note.strip() else None
+    if row.read_at is None:
+        row.read_at = now
+    db.session.flush()
+    audit("acknowledge", row, details={"kind": row.kind.value})
+    return row
+
+
+def mark_read(user: User, notification_id: int) -> StaffNotification:
+    row = get_own(user, notification_id)
     if row.read_at is None:
         row.read_at = utcnow()
         db.session.flush()

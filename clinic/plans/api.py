@@ -223,7 +223,9 @@ def review_plan(body: dict[str, Any], plan_id: int) -> dict[str, Any]:
 def due_reviews(args: dict[str, Any]) -> dict[str, Any]:
     """Plans at the caller's sites whose review is due on or before `before` (default today)."""
     before: date = args.get("before") or today()
-    return {"items": ops.due_reviews(authenticated_user(), before=before, site_id=args.get("site_id"))}
+    return {"items": ops.due_reviews(
+        authenticated_user(), before=before, site_id=args.get("site_id"), clinician_id=args.get("clinician_id")
+    )}
 
 
 @blp.route("/plans/<int:plan_id>/medications", methods=["POST"])

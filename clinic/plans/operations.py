@@ -310,12 +310,26 @@ def revision_diff(plan: Plan, first: int, second: int) -> list[Change]:
     return plan_changes(*fields) + diff(older.content, newer.content)
 
 
-def due_reviews(user: User, *, before: date, site_id: int | None = None) -> Sequence[Plan]:
+def due_reviews(
+    user: User, *, before: date, site_id: int | None = None, clinician_id: int | None = None
+) -> Sequence[Plan]:
+    """Open plans due for review on or before ``before``, the most overdue first.
+
+    ``clinician_id``: only the plans that clinician answers for, the client's primary clinician (or,
+    when the client has none, the plan's author) — whom an overdue review alerts.
+    """
     stmt = scoped_select(Plan, user).where(
         Plan.status != PlanStatus.CLOSED, Plan.next_review_on.is_not(None), Plan.next_review_on <= before
     )
     if site_id is not None:
         stmt = stmt.where(Plan.site_id == site_id)
+    if clinician_id is not None:
+        responsible = select(Client.id).where(
+            Client.id == Plan.client_id,
+            (Client.primary_clinician_id == clinician_id)
+            | (Client.primary_clinician_id.is_(None) & (Plan.created_by_id == clinician_id)),
+        )
+        stmt = stmt.where(responsible.exists())
     plans = db.session.scalars(stmt.order_by(Plan.next_review_on, Plan.id).limit(500)).all()
     for plan in plans:
         audit("read", plan, details={"via": "due"})

@@ -188,6 +188,11 @@ class ReviewSchema(StrictSchema):
 
 class DueQuerySchema(StrictSchema):
     site_id = id_field(required=False, strict=False)
+    clinician_id = id_field(
+        required=False, strict=False,
+        metadata={"description": "Only the plans this clinician answers for (the client's primary clinician, "
+                  "else the plan's author)."},
+    )
     before = fields.Date(metadata={"description": "Reviews due on or before this date (default today)."})
 
 

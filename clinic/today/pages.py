@@ -1,7 +1,110 @@
-"""The clinician's day (/today): appointments with one-click check-in and complete, alerts, reviews due, follow-ups."""
+"""The clinician's day (/today): appointments with one-click check-in and complete, alerts, reviews due, follow-ups.
+
+Check in and Complete are the API's status changes (``POST /appointments/{id}/check-in`` and
+``/complete``): the same loader, the same operation, the same permission. With htmx the row is
+swapped and says what happened; without JavaScript the form posts and the page comes back.
+"""
 
 from __future__ import annotations
 
-from clinic.console import ConsoleBlueprint
+from typing import Any
+
+from flask import Response, url_for
+
+from clinic.auth.models import Site, User
+from clinic.auth.permissions import Permission, authenticated_user, requires
+from clinic.console import (
+    ConsoleBlueprint,
+    FormErrors,
+    attempt,
+    current_site_id,
+    form_values,
+    is_htmx,
+    load_form,
+    page,
+    redirect_to,
+)
+from clinic.core.time import to_local, utcnow
+from clinic.scheduling import operations as scheduling_ops
+from clinic.scheduling.loaders import load_appointment
+from clinic.scheduling.models import Appointment, AppointmentStatus
+from clinic.scheduling.schemas import LateEntrySchema
+from clinic.today import operations as ops
 
 blp = ConsoleBlueprint("today_pages", __name__)
+
+
+def _site(user: User) -> Site | None:
+    """The site the user works at now (the top bar's choice), from their own sites."""
+    chosen = current_site_id()
+    return next((site for site in user.sites if site.id == chosen), None)
+
+
+@blp.route("/today", methods=["GET"])
+@requires(Permission.APPOINTMENTS_READ, Permission.CLINICAL_READ, Permission.INTAKE_READ)
+def today() -> Response:
+    user = authenticated_user()
+    site = _site(user)
+    if site is None:
+        return page("today/today.html", day=None)
+    return page("today/today.html", day=ops.clinician_day(user, site))
+
+
+@blp.route("/today/appointments/<int:appointment_id>/check-in", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+def check_in(appointment_id: int) -> Response:
+    """The client arrived: the API's check-in."""
+    appointment = load_appointment(appointment_id)
+    _, errors = attempt(
+        scheduling_ops.transition, appointment, AppointmentStatus.CHECKED_IN, actor=authenticated_user()
+    )
+    return _after_change(appointment, errors)
+
+
+@blp.route("/today/appointments/<int:appointment_id>/complete", methods=["POST"])
+@requires(Permission.APPOINTMENTS_WRITE)
+def complete(appointment_id: int) -> Response:
+    """The visit took place: the API's complete (an ended one with the reason it is recorded late)."""
+    appointment = load_appointment(appointment_id)
+    values = form_values()
+    data, errors = load_form(LateEntrySchema(), values)
+    if not errors:
+        _, errors = attempt(
+            scheduling_ops.transition,
+            appointment,
+            AppointmentStatus.COMPLETED,
+            actor=authenticated_user(),
+            late_entry_reason=data.get("late_entry_reason"),
+        )
+    return _after_change(appointment, errors, values)
+
+
+def _after_change(appointment: Appointment, errors: FormErrors, values: dict[str, Any] | None = None) -> Response:
+    """htmx: the row, saying what happened or why not. A form post: back to the day, or the day with the refusal.
+
+    A refused change shows again the page the user was on (its reads were recorded when it was
+    loaded); the refused request itself records only its failure, as the API's does.
+    """
+    user = authenticated_user()
+    if is_htmx():
+        site = next((s for s in user.sites if s.id == appointment.site_id), None)
+        tz = site.timezone if site is not None else appointment.timezone
+        now = utcnow()
+        return page(
+            "today/appointment_row.html",
+            appointment=appointment,
+            clients=ops.clients_by_id(user, [appointment.client_id] if appointment.client_id else []),
+            tz=tz,
+            now=now,
+            on=to_local(now, tz).date(),
+            errors=errors,
+            values=values or {},
+        )
+    if not errors:
+        return redirect_to(url_for("today_pages.today") + f"#appointment-{appointment.id}")
+    site = _site(user)
+    day = ops.clinician_day(user, site) if site is not None else None
+    status = 422 if any(name != "_schema" for name in errors) else 409
+    return page(
+        "today/today.html", status=status, day=day, refused={appointment.id: errors}, values=values or {},
+    )

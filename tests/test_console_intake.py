@@ -504,3 +504,22 @@ def test_linking_to_a_client_of_another_site_is_refused(client, desk):
     response = desk["session"].post(f"/intake/calls/{call['id']}/link", data={"client_id": str(stranger["id"])})
     assert response.status_code == 422
     assert "Not a client of this call&#39;s site." in response.get_data(as_text=True)
+
+
+def test_a_coordinator_of_two_sites_sees_the_current_site_or_all_of_them(client, make_site, make_user, login, bearer):
+    first, second = make_site(timezone=ZONE), make_site(timezone="America/Chicago")
+    both = make_user("intake", sites=[first, second])
+    headers = bearer(both)
+    for site, name in ((first, "First Site Caller"), (second, "Second Site Caller")):
+        response = client.post("/api/v1/intake-calls", json=call_body(site.id, caller_name=name), headers=headers)
+        assert response.status_code == 201
+    session = login(both)
+    current = session.get("/intake").get_data(as_text=True)
+    assert "First Site Caller" in current and "Second Site Caller" not in current
+    chosen = session.get(f"/intake?site_id={second.id}").get_data(as_text=True)
+    assert "Second Site Caller" in chosen and "First Site Caller" not in chosen
+    assert "CST" in chosen or "CDT" in chosen  # the site's own clock
+    every = session.get("/intake?site_id=all").get_data(as_text=True)
+    assert "First Site Caller" in every and "Second Site Caller" in every and second.name in every
+    form = session.get("/intake/calls/new").get_data(as_text=True)
+    assert '<select class="select" id="site_id" name="site_id"' in form

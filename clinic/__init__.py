@@ -75,6 +75,7 @@ def connect_receivers() -> None:
     import clinic.notify.reminders
     import clinic.plans.operations
     import clinic.plans.screens
+    import clinic.plans.summary
     import clinic.scheduling.operations  # noqa: F401
 
 

@@ -87,6 +87,31 @@ timeline_entries: Signal = _signals.signal(
     """,
 )
 
+client_flags: Signal = _signals.signal(
+    "client-flags",
+    doc="""Asks the domains above clients for a client's flags, shown as chips in the client banner
+    on every client page: risk flags, safety alerts not yet acknowledged.
+
+    sender: the ``Client`` (loaded within the reader's sites).
+    kwargs: ``user`` (the ``User`` reading; a receiver leaves out what the role may not see).
+    Returns: each receiver a list of ``clinic.clients.banner.Flag``, most urgent first; each
+    receiver audits the reads it makes as the API read of the same data would be.
+    Receivers: clinic.plans.summary (intake calls' risk flags, unacknowledged safety alerts).
+    """,
+)
+
+client_summary: Signal = _signals.signal(
+    "client-summary",
+    doc="""Asks the domains above clients for the client's care in force, for the chart.
+
+    sender: the ``Client`` (loaded within the reader's sites).
+    kwargs: ``user`` (the ``User`` reading; only roles that may read clinical data are asked).
+    Returns: a receiver a ``clinic.clients.banner.CareSummary`` (the active plan and the
+    medications in force), its reads audited as the API's lists of plans and medications are.
+    Receivers: clinic.plans.summary.
+    """,
+)
+
 admission_assessment: Signal = _signals.signal(
     "admission-assessment",
     doc="""Asks which level of care a signed assessment chose, to admit a client on it.

@@ -166,8 +166,9 @@ def test_a_clash_is_named_as_the_api_names_it_with_the_values_kept(practice, log
     html = response.get_data(as_text=True)
     words = text_of(html)
     assert "This time is taken" in words
-    assert (f"Double booking: the clinician (Zelda Quartermaine) already has appointment {taken['id']} on "
+    assert (f"Double booking: the clinician, Zelda Quartermaine, already has appointment {taken['id']} on "
             f"{monday:%b} {monday.day}, {monday.year} from 10:00 AM to 11:00 AM E") in words
+    assert f"You chose {monday:%b} {monday.day}, {monday.year}, 10:15 AM E" in words
     assert f'href="/appointments/{taken["id"]}"' in html
     # What was chosen is kept: the kind, the length, the client, the clinician.
     assert '<option value="individual_therapy" selected>' in html
@@ -186,7 +187,7 @@ def test_the_client_double_booked_is_named_too(practice, login):
     response = intake.post("/appointments/new", data=finder_form(
         practice, monday, slot=slot(practice.clinician.id, local(monday, 14))))
     assert response.status_code == 409
-    assert "the client (BROWN, Ada) already has appointment" in text_of(response.get_data(as_text=True))
+    assert "the client, BROWN, Ada, already has appointment" in text_of(response.get_data(as_text=True))
 
 
 def test_a_time_entered_by_hand_is_booked_in_the_sites_zone(practice, login):
@@ -231,6 +232,7 @@ def test_finding_free_times_again_keeps_the_choices_in_the_address_by_id(practic
     assert location.startswith("/appointments/new?")
     assert f"client_id={practice.ada['id']}" in location and "repeat=weekly" in location
     assert "csrf" not in location and "Brown" not in location
+    assert "start_date" not in location  # no time was typed: the day chosen stands for it
 
 
 # --- series ------------------------------------------------------------------------------------------

@@ -17,9 +17,10 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from flask import Response, request
 
@@ -87,7 +88,7 @@ DEFAULT_MINUTES: dict[AppointmentKind, int] = {
 }
 #: Short names other pages may link with (``/appointments/new?kind=assessment``).
 KIND_ALIASES = {"assessment": K.INTAKE_ASSESSMENT, "group": K.GROUP_THERAPY, "therapy": K.INDIVIDUAL_THERAPY}
-#: How far ahead of the chosen day the finder looks, to point to the next day with free time.
+#: How far after a day without free time the finder looks, to point to the next day with some.
 LOOK_AHEAD_DAYS = 7
 #: "Repeat" choices and the RRULE each books (a series of the API's ``recurrence``).
 REPEATS: dict[str, tuple[str, str]] = {
@@ -157,6 +158,11 @@ class Finder:
     def is_group(self) -> bool:
         return self.kind is K.GROUP_THERAPY
 
+    @property
+    def zone_label(self) -> str:
+        """The zone's abbreviation on the chosen day (EST, CDT...)."""
+        return zone_abbreviation(self.zone, self.day)
+
     def clinician_name(self, clinician_id: int) -> str:
         return next((c.name for c in self.clinicians if c.id == clinician_id), f"Clinician {clinician_id}")
 
@@ -183,6 +189,10 @@ class Finder:
         )
         values.update(changes)
         return _finder_url(values)
+
+
+def zone_abbreviation(zone: str, day: date) -> str:
+    return datetime.combine(day, time(12), tzinfo=ZoneInfo(zone)).tzname() or zone
 
 
 def _finder_url(values: Mapping[str, Any]) -> str:
@@ -260,14 +270,27 @@ def _finder(user: User, raw: Mapping[str, str]) -> Finder:
 
 
 def _find_slots(finder: Finder) -> None:
-    """The free slots from the chosen day for a week: the API's availability operation."""
+    """The chosen day's free slots (the API's availability operation); when it has none, the next week's,
+    to point to the next day with free time."""
     if finder.errors:
         return
+    found = _free_slots(finder, finder.day, finder.day + timedelta(days=1))
+    if found == [] and not finder.errors:
+        following = finder.day + timedelta(days=1)
+        found = _free_slots(finder, following, following + timedelta(days=LOOK_AHEAD_DAYS))
+    by_day: dict[date, list[Slot]] = defaultdict(list)
+    for slot in found or []:
+        by_day[to_local(slot.starts_at, finder.zone).date()].append(slot)
+    finder.slots = dict(by_day)
+
+
+def _free_slots(finder: Finder, first: date, last: date) -> list[Slot] | None:
+    """Free slots starting on the days ``first`` up to ``last`` (excluded), or None with the errors kept."""
     minutes = _digits(finder.duration)
     query: dict[str, Any] = {
         "site_id": finder.site.id,
-        "from": start_of_day(finder.day, finder.zone).isoformat(),
-        "to": start_of_day(finder.day + timedelta(days=LOOK_AHEAD_DAYS), finder.zone).isoformat(),
+        "from": start_of_day(first, finder.zone).isoformat(),
+        "to": start_of_day(last, finder.zone).isoformat(),
         "duration_minutes": finder.duration,
         "kind": finder.kind.value,
         "step_minutes": 30 if minutes is not None and minutes >= 30 else 15,
@@ -279,11 +302,8 @@ def _find_slots(finder: Finder) -> None:
         found, errors = attempt(availability.free_slots, actor=finder.user, **data)
     if errors:
         finder.errors.update(_on_form(errors))
-        return
-    by_day: dict[date, list[Slot]] = defaultdict(list)
-    for slot in found:
-        by_day[to_local(slot.starts_at, finder.zone).date()].append(slot)
-    finder.slots = dict(by_day)
+        return None
+    return list(found)
 
 
 def _on_form(errors: Mapping[str, list[str]]) -> FormErrors:
@@ -311,13 +331,16 @@ class Clash:
 class Refusal:
     detail: str
     clashes: list[Clash]
+    #: What was asked for: the start and the clinician.
+    starts_at: datetime | None = None
+    clinician_id: int | None = None
 
 
 def _instant(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def _refusal(error: APIError) -> Refusal:
+def _refusal(error: APIError, data: Mapping[str, Any]) -> Refusal:
     clashes = [
         Clash(
             party=str(item.get("party", "")),
@@ -330,7 +353,8 @@ def _refusal(error: APIError) -> Refusal:
         for item in error.extra.get("clashes", [])
         if isinstance(item, Mapping)
     ]
-    return Refusal(detail=str(error.detail or "Double booking."), clashes=clashes)
+    return Refusal(detail=str(error.detail or "Double booking."), clashes=clashes,
+                   starts_at=data.get("starts_at"), clinician_id=data.get("clinician_id"))
 
 
 def _render_finder(finder: Finder, *, status: int = 200, refusal: Refusal | None = None,
@@ -402,6 +426,8 @@ def book() -> Response:
     values = form_values(drop_empty=False)
     slot = str(values.get("slot", ""))
     if not slot and values.get("action") != "book":
+        if not str(values.get("start_time", "")).strip():
+            values.pop("start_date", None)  # the day chosen stands for it
         return redirect_to(_finder_url(values))
     finder = _finder(user, values)
     body = _booking_body(finder, slot)
@@ -428,7 +454,7 @@ def _booking(refused: list[Refusal]) -> Callable[..., Appointment]:
             return ops.book(actor=user, **data)
         except APIError as error:
             if error.code == 409:
-                refused.append(_refusal(error))
+                refused.append(_refusal(error, data))
             raise
 
     return run
@@ -647,12 +673,13 @@ def _render_hours(clinician: User, grid: HoursGrid | None, *, week: availability
                   timezone: str | None, status: int = 200, errors: FormErrors | None = None,
                   saved: bool = False, refused: str | None = None) -> Response:
     sites = sorted(clinician.sites, key=lambda s: (s.name, s.id))
+    today = utcnow().date()
     zones = sorted({s.timezone for s in sites} | ({timezone} if timezone else set()))
     return page(
         "scheduling/booking_working_hours.html",
         status=status,
         clinician=clinician,
-        hour_sites=sites,
+        hour_sites=[(site, zone_abbreviation(timezone or site.timezone, today)) for site in sites],
         grid=grid,
         week=week,
         timezone=timezone or "",

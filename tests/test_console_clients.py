@@ -165,6 +165,7 @@ def test_registering_shows_errors_beside_the_fields_and_keeps_what_was_typed(
     html = response.get_data(as_text=True)
     assert "There is a problem" in html
     assert re.search(r'id="last_name-error"', html)
+    assert "Enter the client&#39;s family name." in html  # said as what to do
     assert re.search(r'id="date_of_birth-error"', html)
     assert re.search(r'id="phone-error"', html)
     assert 'value="Lena"' in html and 'value="not a phone"' in html
@@ -354,6 +355,7 @@ def test_admit_then_discharge_with_a_teds_reason(app: Flask, signed_in: Session,
         "csrf_token": signed_in.csrf_token, "discharged_on": TODAY.isoformat(), "note": "moved away"})
     assert missing.status_code == 422
     assert 'id="reason_code-error"' in missing.get_data(as_text=True)
+    assert "Choose the reason for discharge." in _text(missing)
     assert "moved away" in missing.get_data(as_text=True)
 
     done = signed_in.post(f"/clients/{person['id']}/episodes/{episode.id}/discharge", data={

@@ -174,6 +174,31 @@ CONSENT_LABELS = {
 }
 
 
+#: What to say of a required field left empty (instead of the schema's "Missing data for required field.").
+REQUIRED = {
+    "first_name": "Enter the client's given name.",
+    "last_name": "Enter the client's family name.",
+    "date_of_birth": "Enter the date of birth.",
+    "site_id": "Choose the client's site.",
+    "admitted_on": "Enter the date of admission.",
+    "level_of_care": "Choose the level of care.",
+    "discharged_on": "Enter the date of discharge.",
+    "reason_code": "Choose the reason for discharge.",
+    "channel": "Choose how the client agreed to be contacted.",
+    "granted_on": "Enter the date consent was given.",
+    "evidence": "Say how consent was given.",
+}
+_MISSING = "Missing data for required field."
+
+
+def _explained(errors: FormErrors) -> FormErrors:
+    """The schema's and operations' messages, a required field left empty said as what to do."""
+    return FormErrors({
+        name: [REQUIRED.get(name, message) if message == _MISSING else message for message in messages]
+        for name, messages in errors.items()
+    })
+
+
 def format_phone(value: str | None) -> str:
     """A stored E.164 number as people write it: national in the clinic's region, else international."""
     if not value:
@@ -359,7 +384,7 @@ def register() -> Response:
     if client is None:
         _refused()
         status = 409 if candidates else 422
-        return _register_form(values, errors, status=status, candidates=candidates)
+        return _register_form(values, _explained(errors), status=status, candidates=candidates)
     return redirect_to(url_for("client_pages.chart", client_id=client.id, registered=1))
 
 
@@ -472,7 +497,7 @@ def admit(client_id: int) -> Response:
         episode, errors = attempt(ops.admit, client, actor=user, **data)
     if episode is None:
         _refused()
-        return _episodes_page(load_client(client_id, audit_read=True), values, errors, status=422)
+        return _episodes_page(load_client(client_id, audit_read=True), values, _explained(errors), status=422)
     return redirect_to(url_for("client_pages.episodes", client_id=client.id, done="admitted"))
 
 
@@ -493,7 +518,7 @@ def discharge(client_id: int, episode_id: int) -> Response:
                                reason_code=data["reason_code"], note=data.get("note"))
     if done is None:
         _refused()
-        return _episodes_page(load_client(client_id, audit_read=True), values, errors, status=422)
+        return _episodes_page(load_client(client_id, audit_read=True), values, _explained(errors), status=422)
     return redirect_to(url_for("client_pages.episodes", client_id=client.id, done="discharged"))
 
 
@@ -582,7 +607,7 @@ def record_consent(client_id: int) -> Response:
         consent, errors = attempt(ops.record_consent, client, actor=user, kind=data["kind"], fields=fields)
     if consent is None:
         _refused()
-        return _consent_form(load_client(client_id, audit_read=True), kind, values, errors, status=422)
+        return _consent_form(load_client(client_id, audit_read=True), kind, values, _explained(errors), status=422)
     return redirect_to(url_for("client_pages.consents", client_id=client.id, done="recorded"))
 
 

@@ -19,6 +19,7 @@ from clinic.scheduling.pages import describe_rule
 from tests.appointments_setup import ZONE, Practice, at, build_practice
 
 NY = ZoneInfo(ZONE)
+DASH = "\u2013"  # the en dash between two times
 HTMX = {"HX-Request": "true"}
 
 
@@ -95,7 +96,7 @@ def test_the_day_view_shows_the_signed_in_clinicians_appointments_of_the_day(pra
     assert day.strftime("%a, %b %-d, %Y") in words
     assert f'href="/appointments/{mine["id"]}"' in html
     assert '<span class="family">Brown</span>, Ada' in html  # FAMILY (capitals by the stylesheet), Given
-    assert "10:00 AM–10:50 AM E" in words and "Individual therapy" in words and "Room 4" in words
+    assert f"10:00 AM{DASH}10:50 AM E" in words and "Individual therapy" in words and "Room 4" in words
     assert '<span class="tag tag--grey">Scheduled</span>' in html
     # Only the signed-in clinician's by default; the other clinician's and the other day's are not shown.
     assert f'href="/appointments/{theirs["id"]}"' not in html
@@ -198,10 +199,10 @@ def test_the_appointment_page_shows_two_identifiers_the_time_and_its_reminders(
     assert response.headers["Cache-Control"] == "no-store"
     html = response.get_data(as_text=True)
     words = text_of(html)
-    assert "<title>Appointment – clinic</title>" in html  # no client name in the title
+    assert f"<title>Appointment {DASH} clinic</title>" in html  # no client name in the title
     assert '<span class="family">Brown</span>, Ada' in html
     assert "Jan 1, 1980" in words and "MRN" in words
-    assert f"{day.strftime('%a, %b %-d, %Y')}, 3:30 PM – 4:15 PM E" in words
+    assert f"{day.strftime('%a, %b %-d, %Y')}, 3:30 PM {DASH} 4:15 PM E" in words
     assert "Zelda Quartermaine" in words and "Room 2" in words and "45 minutes" in words
     assert "Record confirmation" in words and "Cancel this appointment" in words
     assert "Check in: Check-in opens an hour before the start" in words  # why not yet, in the operation's words
@@ -398,7 +399,7 @@ def test_group_attendance_per_attendee(app: Any, practice: Practice, console: An
                                client_ids=[practice.ada["id"], practice.ben["id"]])
     page = console.get(f"/appointments/{group['id']}").get_data(as_text=True)
     words = text_of(page)
-    assert "(group session)" in words and "2 of 6 taken" in words
+    assert "<h1>Group therapy</h1>" in page and "2 of 6 taken" in words
     assert "Brown" in page and "Okafor" in page and "Jun 30, 1975" in words
     assert 'aria-label="Ben Okafor did not come"' in page
     assert len(events(app, "appointment.attendees.read", group["id"])) == 2  # one per seated client, as the API

@@ -228,6 +228,14 @@ def _may_act(user: User, appointment: Appointment) -> bool:
     return True
 
 
+def _people(appointment: Appointment) -> list[int]:
+    """The staff the page names: the clinician, and who made a late entry."""
+    ids = [appointment.clinician_id]
+    if appointment.late_entry_by_id is not None:
+        ids.append(appointment.late_entry_by_id)
+    return ids
+
+
 def _appointment_page(
     appointment: Appointment,
     *,
@@ -263,9 +271,7 @@ def _appointment_page(
         clients=clients_by_id(user, client_ids),
         attendees=attendees,
         seated=[a for a in attendees if a.status in SEATED_ATTENDEE_STATUSES],
-        clinician_names=_clinician_names(
-            directory, [appointment.clinician_id, *([appointment.late_entry_by_id] if appointment.late_entry_by_id else [])]
-        ),
+        clinician_names=_clinician_names(directory, _people(appointment)),
         clinician_options=[(c.id, c.name) for c in directory.clinicians if site.id in c.site_ids],
         start_date=local_start.date().isoformat(),
         start_time=local_start.strftime("%H:%M"),

@@ -244,7 +244,7 @@ def _refused() -> None:
     record, and those reads are committed to the audit trail like any page view's.
     """
     unit_of_work.rollback()
-    g.pop("_clinic_unit_failed", None)
+    g.pop(unit_of_work._FAILED, None)  # the request goes on as a read, and commits
 
 
 def _ints(values: dict[str, Any], *names: str) -> dict[str, Any]:

@@ -234,7 +234,8 @@ def test_the_chart_of_a_demo_client_and_another_sites_clinician_kept_out(
     if older.count():
         before = page.locator(".timeline__item").count()
         older.click()
-        page.wait_for_function(f"document.querySelectorAll('.timeline__item').length > {before}")
+        page.locator(".timeline__item").nth(before).wait_for()  # the next entries, under the first
+        assert page.url.endswith(f"/clients/{client_id}")  # the same page, not a new one
 
     # A clinician of another site: the same "page not found" as for a client that does not exist.
     elsewhere = open_session(live_server.account(LAKEVIEW))

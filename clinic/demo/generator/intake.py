@@ -96,6 +96,10 @@ def _calls(
     )
 
 
+#: A follow-up due more than this many days before the demo's today was worked at the time.
+FOLLOW_UPS_WORKED_AFTER_DAYS = 21
+
+
 def _call(
     ctx: Context,
     chunk: Chunk,
@@ -117,6 +121,8 @@ def _call(
     follow_up = None
     if outcome in {"callback_requested", "waitlisted"}:
         follow_up = at + timedelta(days=rng.randrange(1, 8))
+        if follow_up < ctx.now - timedelta(days=FOLLOW_UPS_WORKED_AFTER_DAYS):
+            follow_up = None  # worked long ago: the queue holds only the recent ones, as a clinic's does
     ctx.add(
         chunk,
         "intake_calls",

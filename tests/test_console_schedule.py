@@ -159,6 +159,9 @@ def test_filters_that_cannot_be_read_are_named_beside_their_field(practice: Prac
     html = response.get_data(as_text=True)
     assert field_error(html, "date") == "Enter a real date, for example 2026-03-04."
     assert "There is a problem" in html
+    far = console.get("/schedule?date=9999-12-31&view=week")
+    assert far.status_code == 422
+    assert field_error(far.get_data(as_text=True), "date") == "Enter a date from 2000 to 2999."
 
 
 def test_an_intake_coordinator_sees_the_whole_site_and_no_actions_on_therapy(

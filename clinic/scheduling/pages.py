@@ -56,6 +56,8 @@ blp = ConsoleBlueprint("scheduling_pages", __name__)
 
 S = AppointmentStatus
 VIEWS = ("day", "week")
+#: The years a schedule can show (appointments are booked from 2000, at most three years ahead).
+SHOWN_YEARS = (2000, 2999)
 #: Occurrences of a series listed on an appointment's page.
 SERIES_SHOWN = 60
 
@@ -115,9 +117,14 @@ def _filters(user: User, directory: Directory) -> tuple[Filters | None, FormErro
     day = _site_today(site)
     if args.get("date"):
         try:
-            day = date.fromisoformat(args["date"])
+            asked = date.fromisoformat(args["date"])
         except ValueError:
             errors["date"] = ["Enter a real date, for example 2026-03-04."]
+        else:
+            if SHOWN_YEARS[0] <= asked.year <= SHOWN_YEARS[1]:
+                day = asked
+            else:
+                errors["date"] = [f"Enter a date from {SHOWN_YEARS[0]} to {SHOWN_YEARS[1]}."]
     view = args.get("view", "day")
     if view not in VIEWS:
         errors["view"] = ["Choose day or week."]

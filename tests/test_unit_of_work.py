@@ -69,6 +69,34 @@ def test_a_rolled_back_savepoint_keeps_the_unit_of_work_going(app: Flask) -> Non
         assert _events("probe.outer") == 1
 
 
+def test_a_failed_savepoint_undoes_only_its_block_and_keeps_its_refusals(app: Flask) -> None:
+    """What a console form does with a refused change: the block's writes and queued work go, the
+    refusal's audit event and everything before the block stay, and the unit of work commits."""
+    ran: list[str] = []
+    with app.app_context():
+        record("probe.before", resource="probe")
+        with pytest.raises(RuntimeError), unit_of_work.savepoint():
+            site = Site(name="Refused site", timezone="America/New_York", display_name="Refused")
+            db.session.add(site)
+            db.session.flush()
+            site_id = site.id
+            record("probe.inside", resource="probe")
+            record("probe.refused", resource="probe", outcome=Outcome.DENIED)
+            unit_of_work.after_commit(lambda: ran.append("inside"))
+            raise RuntimeError("refused")
+        record("probe.after", resource="probe")
+        unit_of_work.commit()
+        assert db.session.get(Site, site_id) is None
+        assert [_events(name) for name in ("probe.before", "probe.inside", "probe.refused", "probe.after")] == [
+            1, 0, 1, 1,
+        ]
+        assert ran == []
+        with unit_of_work.savepoint():  # a block that succeeds is kept
+            record("probe.kept", resource="probe")
+        unit_of_work.commit()
+        assert _events("probe.kept") == 1
+
+
 def test_redo_if_rolled_back_records_again_what_the_outside_world_saw(app: Flask, make_site: Callable[..., Site]) -> None:
     site = make_site()
     with app.app_context():

@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from typing import Any, NoReturn
 
 import phonenumbers
-from flask import Response, g, request, url_for
+from flask import Response, request, url_for
 
 from clinic.auth.directory import directory_of
 from clinic.auth.models import Role, Site, User
@@ -49,7 +49,6 @@ from clinic.console import (
     redirect_to,
 )
 from clinic.console.dates import date_time, long_date
-from clinic.core import unit_of_work
 from clinic.core.errors import APIError, abort_problem
 from clinic.core.pagination import decode_cursor, encode_cursor
 from clinic.core.phones import default_region
@@ -236,17 +235,6 @@ def when(at: datetime, zone: str) -> str:
     return date_time(at, zone)
 
 
-def _refused() -> None:
-    """After a refused write, show the form again as a page view of its own.
-
-    The refused write is rolled back now (what a refusal must leave in the audit trail is kept),
-    and the request goes on as a read: the page that shows the errors also shows the client's
-    record, and those reads are committed to the audit trail like any page view's.
-    """
-    unit_of_work.rollback()
-    g.pop(unit_of_work._FAILED, None)  # the request goes on as a read, and commits
-
-
 def _ints(values: dict[str, Any], *names: str) -> dict[str, Any]:
     """Form fields that hold ids or codes, as the integers the API's schemas take (others left to fail)."""
     for name in names:
@@ -382,7 +370,6 @@ def register() -> Response:
     if not errors:
         client, errors = attempt(register_client, **data)
     if client is None:
-        _refused()
         status = 409 if candidates else 422
         return _register_form(values, _explained(errors), status=status, candidates=candidates)
     return redirect_to(url_for("client_pages.chart", client_id=client.id, registered=1))
@@ -496,7 +483,6 @@ def admit(client_id: int) -> Response:
     if not errors:
         episode, errors = attempt(ops.admit, client, actor=user, **data)
     if episode is None:
-        _refused()
         return _episodes_page(load_client(client_id, audit_read=True), values, _explained(errors), status=422)
     return redirect_to(url_for("client_pages.episodes", client_id=client.id, done="admitted"))
 
@@ -517,7 +503,6 @@ def discharge(client_id: int, episode_id: int) -> Response:
         done, errors = attempt(ops.discharge, episode, actor=user, discharged_on=data["discharged_on"],
                                reason_code=data["reason_code"], note=data.get("note"))
     if done is None:
-        _refused()
         return _episodes_page(load_client(client_id, audit_read=True), values, _explained(errors), status=422)
     return redirect_to(url_for("client_pages.episodes", client_id=client.id, done="discharged"))
 
@@ -606,7 +591,6 @@ def record_consent(client_id: int) -> Response:
         fields = {name: value for name, value in data.items() if name != "kind"}
         consent, errors = attempt(ops.record_consent, client, actor=user, kind=data["kind"], fields=fields)
     if consent is None:
-        _refused()
         return _consent_form(load_client(client_id, audit_read=True), kind, values, _explained(errors), status=422)
     return redirect_to(url_for("client_pages.consents", client_id=client.id, done="recorded"))
 

@@ -94,18 +94,21 @@ class FormErrors(dict[str, list[str]]):
 def attempt(operation: Any, *args: Any, **kwargs: Any) -> tuple[Any, FormErrors]:
     """Run one operation for a form: (its result, no errors), or (None, the errors it refused with).
 
-    A refusal fails the request's unit of work as an API error does (nothing it wrote stands,
-    but for the audit records kept on failure); the page then shows the errors beside the fields.
+    The operation runs in a savepoint of the request's unit of work. A refusal undoes everything
+    the operation wrote or queued, as a failed API request would, but for what a refusal must leave
+    (its audit event); the request then goes on as a page view — the page shows the errors beside
+    the fields, and its own reads of client data are audited and committed like any page view's.
+    401, 403 and 404 are not a form's errors: they fail the request and become the error page.
     """
     from clinic.core import unit_of_work
     from clinic.core.errors import APIError
 
     try:
-        return operation(*args, **kwargs), FormErrors()
+        with unit_of_work.savepoint():
+            return operation(*args, **kwargs), FormErrors()
     except APIError as error:
         if (error.code or 500) >= 500 or error.code in (401, 403, 404):
             raise
-        unit_of_work.fail()
         return None, FormErrors.from_problem(error)
 
 

@@ -144,6 +144,35 @@ def unit_of_work() -> Iterator[None]:
     commit()
 
 
+@contextmanager
+def savepoint() -> Iterator[None]:
+    """Run the block in a savepoint of the unit of work: if it raises, only the block is undone.
+
+    Its writes are rolled back to the savepoint, and what it registered is forgotten — its queued
+    items but those that survive a rollback (a refusal's audit event), its after-commit work — while
+    the unit of work goes on and commits the rest. A console form uses it to show a refused
+    change's errors on a page whose own reads are audited and committed like any page view's.
+    """
+    session = db.session()
+    state = _pending(session)
+    marks = {name: len(items) for name, items in state.queued.items()}
+    after = len(state.after_commit)
+    nested = session.begin_nested()
+    try:
+        yield
+    except BaseException:
+        if nested.is_active:
+            nested.rollback()
+        for name, items in state.queued.items():
+            start = marks.get(name, 0)
+            survivors = [item for item in items[start:] if _QUEUES[name].survives_rollback(item)]
+            state.queued[name] = items[:start] + survivors
+        del state.after_commit[after:]
+        raise
+    if nested.is_active:
+        nested.commit()
+
+
 _FAILED = "_clinic_unit_failed"
 
 

@@ -55,7 +55,10 @@
   document.addEventListener("submit", function (event) {
     var submitter = event.submitter;
     var message = (submitter && submitter.getAttribute("data-confirm")) || event.target.getAttribute("data-confirm");
-    if (message && !window.confirm(message)) { event.preventDefault(); }
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+      event.stopPropagation();  /* captured at the document: htmx on the form never hears of it */
+    }
   }, true);
 
   /* An error summary takes the focus, so it is read out and Tab reaches its links first. */

@@ -85,10 +85,13 @@ def login() -> Response:
 @requires(Permission.SELF)
 def logout() -> Response:
     ops.logout(authenticated_user(), g.get("user_session"))
-    response = redirect_to(url_for("auth_pages.login_form") + "?" + urlencode({"signed_out": "1"}))
+    idle = request.form.get("reason") == "idle"
+    response = redirect_to(url_for("auth_pages.login_form") + "?" + urlencode({"idle" if idle else "signed_out": "1"}))
     clear_session_cookie(response)
-    # The back button must not bring client pages back from the browser's memory.
-    response.headers["Clear-Site-Data"] = '"cache", "storage"'
+    # The back button must not bring client pages back from the browser's memory. Signing out also
+    # clears the tab's storage; the page's own sign-out after the idle timeout keeps it, for the draft
+    # it saved there is put back when the same user signs in again (console.js).
+    response.headers["Clear-Site-Data"] = '"cache"' if idle else '"cache", "storage"'
     return response
 
 

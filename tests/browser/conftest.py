@@ -19,6 +19,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,8 +81,9 @@ class LiveServer:
         return next(email for email in self.accounts if email.startswith(prefix))
 
 
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[LiveServer]:
+@contextmanager
+def running_server(*, clients: int = DEMO_CLIENTS, **overrides: Any) -> Iterator[LiveServer]:
+    """A live server on its own database, seeded with ``clients`` demo clients (settings ``overrides``)."""
     base = postgres_base_url()
     temp = TempPostgres(base) if base else None
     workdir = tempfile.mkdtemp(prefix="clinic-browser-")
@@ -91,11 +93,11 @@ def live_server() -> Iterator[LiveServer]:
     else:
         url = f"sqlite:///{workdir}/console.db"
     port = _free_port()
-    app = make_test_app(url, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", SERVER_NAME=None)
+    app = make_test_app(url, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", **overrides)
     with app.app_context():
         upgrade()
         with unit_of_work():
-            report = seed(clients=DEMO_CLIENTS, seed=1, today=datetime.now(UTC).date(), force=True, progress=None)
+            report = seed(clients=clients, seed=1, today=datetime.now(UTC).date(), force=True, progress=None)
         db.session.remove()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -110,6 +112,13 @@ def live_server() -> Iterator[LiveServer]:
         if temp is not None:
             temp.drop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    """The server every browser test shares: the demo data of DEMO_CLIENTS clients, two sites."""
+    with running_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -176,12 +185,13 @@ def open_session(browser: Any, live_server: LiveServer) -> Iterator[Callable[...
     """
     opened: list[tuple[Any, Session]] = []
 
-    def open_(email: str | None, *, viewport: tuple[int, int] = (1280, 900)) -> Session:
+    def open_(email: str | None, *, viewport: tuple[int, int] = (1280, 900), server: LiveServer | None = None) -> Session:
+        server = server or live_server
         context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, locale="en-US",
                                       timezone_id="America/New_York")
         context.set_default_timeout(10_000)
         page = context.new_page()
-        session = Session(page=page, server=live_server)
+        session = Session(page=page, server=server)
         page.on("request", lambda request: session.requests.append(request.url))
         page.on("console", lambda message: session.console_errors.append(message.text) if message.type == "error" else None)
         # A page answered 4xx on purpose (a form refused, the out-of-scope 404) is not a fault; any
@@ -193,13 +203,13 @@ def open_session(browser: Any, live_server: LiveServer) -> Iterator[Callable[...
         page.on("pageerror", lambda error: session.console_errors.append(str(error)))
         opened.append((context, session))
         if email is not None:
-            sign_in(page, live_server, email)
+            sign_in(page, server, email)
         return session
 
     yield open_
     problems = []
-    origin = urlsplit(live_server.url).netloc
     for context, session in opened:
+        origin = urlsplit(session.server.url).netloc
         foreign = [url for url in session.requests if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc != origin]
         if foreign:
             problems.append(f"requests to another origin: {foreign}")

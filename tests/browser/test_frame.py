@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from clinic.demo.loader import DEMO_PASSWORD
-from tests.browser.conftest import ADMIN, LiveServer, create_user, sign_in
+from tests.browser.conftest import ADMIN, LiveServer, create_user, running_server, sign_in
 
 
 def test_wrong_password_says_the_same_whatever_the_cause(open_session: Any, live_server: LiveServer) -> None:
@@ -90,3 +94,55 @@ def test_a_signed_out_page_request_keeps_nothing_from_another_origin(open_sessio
     assert any("console.css" in url for url in assets)
     assert any("htmx" in url for url in assets)
     assert session.page.evaluate("typeof htmx") == "object"
+
+
+IDLE_SECONDS = 8
+
+
+@pytest.fixture(scope="module")
+def short_idle_server() -> Iterator[LiveServer]:
+    """A server of its own whose sessions end after IDLE_SECONDS without a request."""
+    with running_server(clients=4, SESSION_IDLE_TIMEOUT=timedelta(seconds=IDLE_SECONDS)) as server:
+        yield server
+
+
+def test_the_idle_sign_out_warns_first_and_keeps_what_was_typed(open_session: Any, short_idle_server: LiveServer) -> None:
+    email = "idle.intake@demo.example.org"
+    create_user(short_idle_server, email=email, role="intake", site_names=("Riverside Recovery Center",))
+    session = open_session(None, server=short_idle_server)
+    page = session.page
+    sign_in(page, short_idle_server, email)
+    page.goto(short_idle_server.url + "/intake/calls/new")
+    page.get_by_label("Caller's name").fill("Jordan Example")
+    page.get_by_label("Reason for calling").fill("Wants to start treatment")
+    warning = page.get_by_role("alertdialog")
+    warning.wait_for(state="visible", timeout=IDLE_SECONDS * 1000)
+    assert "You will be signed out soon" in warning.inner_text()
+    assert page.evaluate("document.activeElement.id") == "idle-stay"
+    session.screenshot("idle-warning", full_page=False)
+    # No answer: signed out, on the sign-in page, which says why.
+    page.wait_for_url("**/login?idle=1**", timeout=IDLE_SECONDS * 2000)
+    assert "without activity" in page.get_by_role("status").inner_text()
+    # The session really ended on the server: the form is not reachable without signing in.
+    assert page.request.get(short_idle_server.url + "/intake/calls/new", max_redirects=0).status == 303
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/intake/calls/new")
+    assert page.get_by_label("Caller's name").input_value() == "Jordan Example"
+    assert page.get_by_label("Reason for calling").input_value() == "Wants to start treatment"
+    assert "put back" in page.get_by_role("status").first.inner_text()
+
+
+def test_stay_signed_in_keeps_the_session(open_session: Any, short_idle_server: LiveServer) -> None:
+    email = "idle.stayer@demo.example.org"
+    create_user(short_idle_server, email=email, role="intake", site_names=("Riverside Recovery Center",))
+    session = open_session(None, server=short_idle_server)
+    page = session.page
+    sign_in(page, short_idle_server, email)
+    page.goto(short_idle_server.url + "/account")
+    warning = page.get_by_role("alertdialog")
+    warning.wait_for(state="visible", timeout=IDLE_SECONDS * 1000)
+    page.keyboard.press("Enter")  # "Stay signed in" has the focus
+    warning.wait_for(state="hidden")
+    assert page.url.endswith("/account")

@@ -73,7 +73,10 @@
   var idleSeconds = parseInt(body.getAttribute("data-idle-seconds") || "0", 10);
   if (!body.hasAttribute("data-signed-in") || !idleSeconds) { return; }
   var userKey = "clinic-draft:" + (body.getAttribute("data-user") || "") + ":" + location.pathname;
-  var warnAfter = Math.max(idleSeconds - 60, 5) * 1000;
+  /* The server notes a session's activity at most every 30 seconds: warn 90 seconds before the
+     end (at half-time for a very short timeout), so "Stay signed in" always reaches a live session. */
+  var warnAfter = (idleSeconds > 180 ? idleSeconds - 90 : idleSeconds / 2) * 1000;
+  var signingOut = false;
   var dialog = document.getElementById("idle-warning");
   var countdown = document.getElementById("idle-countdown");
   var stay = document.getElementById("idle-stay");
@@ -131,11 +134,20 @@
     if (previousFocus && previousFocus.focus) { previousFocus.focus(); }
   }
   function signOutNow() {
+    if (signingOut) { return; }
+    signingOut = true;
     saveDrafts();
-    location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+    var here = location.pathname + location.search;
+    var headers = JSON.parse(body.getAttribute("hx-headers") || "{}");
+    headers["Content-Type"] = "application/x-www-form-urlencoded";
+    /* End the session on the server too (an idle sign-out keeps the tab's saved draft). */
+    fetch("/logout", { method: "POST", credentials: "same-origin", headers: headers, body: "reason=idle" })
+      .catch(function () { return null; })
+      .then(function () { location.assign("/login?idle=1&next=" + encodeURIComponent(here)); });
   }
   setInterval(function () {
     var idle = Date.now() - lastRequest;
+    if (signingOut) { return; }
     if (idle >= idleSeconds * 1000) { signOutNow(); return; }
     if (idle >= warnAfter && dialog.hidden) { openWarning(); }
     if (!dialog.hidden) {

@@ -146,3 +146,38 @@ def test_stay_signed_in_keeps_the_session(open_session: Any, short_idle_server: 
     page.keyboard.press("Enter")  # "Stay signed in" has the focus
     warning.wait_for(state="hidden")
     assert page.url.endswith("/account")
+
+
+def _client_of(server: LiveServer, site_name: str) -> int:
+    from sqlalchemy import select
+
+    from clinic.auth.models import Site
+    from clinic.clients.models import Client
+    from clinic.extensions import db
+
+    with server.app.app_context():
+        return int(db.session.scalars(
+            select(Client.id).join(Site, Site.id == Client.site_id).where(Site.name == site_name).order_by(Client.id)
+        ).first() or 0)
+
+
+@pytest.mark.parametrize("width", [640, 768], ids=["200-percent-zoom", "tablet"])
+def test_pages_reflow_at_200_percent_zoom_and_on_a_tablet(open_session: Any, live_server: LiveServer, width: int) -> None:
+    """At 640 CSS pixels (a 1280-pixel screen at 200%) and a tablet's 768, no page scrolls sideways:
+    wide tables and the week grid scroll inside their own box, the rest reflows."""
+    client_id = _client_of(live_server, "Riverside Recovery Center")
+    pages = {
+        "intake1.riverside": ["/intake", "/intake/calls/new", "/clients?q=a", f"/appointments/new?client_id={client_id}"],
+        "clinician1.riverside": ["/today", f"/clients/{client_id}", "/schedule?view=week", "/schedule", "/alerts"],
+        "admin@": ["/admin", "/admin/users/new"],
+    }
+    for prefix, paths in pages.items():
+        session = open_session(live_server.account(prefix), viewport=(width, 900))
+        for path in paths:
+            response = session.go(path)
+            assert response.status == 200, path
+            overflow = session.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at {width}px"
+        if width == 640 and prefix.startswith("clinician"):
+            session.go(f"/clients/{client_id}")
+            session.screenshot("chart-at-200-percent-zoom", full_page=False)

@@ -311,7 +311,7 @@ def test_alerts_list_what_is_to_acknowledge_first_with_a_safety_alerts_next_step
     assert re.findall(r'<tr id="alert-(\d+)"', to_acknowledge) == [str(review), str(safety)]  # newest first
     assert re.findall(r'<tr id="alert-(\d+)"', acknowledged) == [str(done)]
     row = _alert_row(html, safety)
-    assert ">Safety<" in row and "row--urgent" in row and "Unread" in row
+    assert ">Safety<" in row and "row--urgent" in row and "Not read yet" in row
     assert "Next steps" in row and "988" in row
     assert f'href="/clients/{day.ada["id"]}"' in row
     assert "Next steps" not in _alert_row(html, review)
@@ -322,7 +322,7 @@ def test_an_alert_is_marked_read_then_acknowledged_with_a_note(day):
     alert = day.alert(day.clinician, client_id=day.ada["id"])
     read = day.session.post(f"/alerts/{alert}/read", headers=HTMX)
     assert read.status_code == 200
-    assert "not acknowledged" in read.get_data(as_text=True) and "Unread" not in read.get_data(as_text=True)
+    assert "not acknowledged" in read.get_data(as_text=True) and "Not read yet" not in read.get_data(as_text=True)
 
     acknowledged = day.session.post(f"/alerts/{alert}/acknowledge", headers=HTMX, data={"note": "Called her; safe"})
     row = acknowledged.get_data(as_text=True)

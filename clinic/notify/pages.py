@@ -108,7 +108,9 @@ def _after_change(
 ) -> Response:
     """htmx: the row, saying what happened or why not. A form post: back to the list, or the list with the errors."""
     if is_htmx():
-        return page("notify/alert_row.html", alert=row, tz=_zone(user), errors=errors, values=values or {})
+        unread, unacknowledged = staff.count_open(user)
+        return page("notify/alert_row.html", alert=row, tz=_zone(user), errors=errors, values=values or {},
+                    unread=unread, unacknowledged=unacknowledged)
     if not errors:
         return redirect_to(url_for("notify_pages.alerts") + f"#alert-{row.id}")
     return _alerts_page(user, status=422, refused={row.id: errors}, values=values)

@@ -170,9 +170,11 @@ def test_a_refused_check_in_is_shown_in_the_row_and_changes_nothing(day):
     assert 'role="alert"' in row and ">Check in<" in row
     assert day.appointment(visit["id"])["status"] == "scheduled"
 
+    reads = len(_events(day.app, "appointment.read"))
     plain = day.session.client.post(f"/today/appointments/{visit['id']}/check-in",
                                      data={"csrf_token": day.session.csrf_token})
     assert plain.status_code == 409
+    assert len(_events(day.app, "appointment.read")) == reads + 1  # the page showing it is a page view
     page = plain.get_data(as_text=True)
     assert "Check-in opens an hour before the start" in _row(page, visit["id"])
     assert f'href="#appointment-{visit["id"]}"' in page

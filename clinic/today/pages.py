@@ -82,8 +82,8 @@ def complete(appointment_id: int) -> Response:
 def _after_change(appointment: Appointment, errors: FormErrors, values: dict[str, Any] | None = None) -> Response:
     """htmx: the row, saying what happened or why not. A form post: back to the day, or the day with the refusal.
 
-    A refused change shows again the page the user was on (its reads were recorded when it was
-    loaded); the refused request itself records only its failure, as the API's does.
+    A refused change is undone (``attempt``); the page that shows the refusal is a page view,
+    audited as the day's reads always are.
     """
     user = authenticated_user()
     if is_htmx():

@@ -75,15 +75,21 @@ def test_a_failed_savepoint_undoes_only_its_block_and_keeps_its_refusals(app: Fl
     ran: list[str] = []
     with app.app_context():
         record("probe.before", resource="probe")
-        with pytest.raises(RuntimeError), unit_of_work.savepoint():
+        made: list[int] = []
+
+        def refused_change() -> None:
             site = Site(name="Refused site", timezone="America/New_York", display_name="Refused")
             db.session.add(site)
             db.session.flush()
-            site_id = site.id
+            made.append(site.id)
             record("probe.inside", resource="probe")
             record("probe.refused", resource="probe", outcome=Outcome.DENIED)
             unit_of_work.after_commit(lambda: ran.append("inside"))
             raise RuntimeError("refused")
+
+        with pytest.raises(RuntimeError), unit_of_work.savepoint():
+            refused_change()
+        site_id = made[0]
         record("probe.after", resource="probe")
         unit_of_work.commit()
         assert db.session.get(Site, site_id) is None

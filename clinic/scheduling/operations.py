@@ -556,10 +556,11 @@ def transition_options(appointment: Appointment, *, now: datetime | None = None)
 
 @timeline_entries.connect
 def _appointment_entries(client_id: int) -> Iterable[TimelineEntry]:
+    # The client's own appointments and the group sessions they hold a seat in: a union of two index
+    # lookups (an OR of the two conditions cannot use either index and reads every appointment).
+    own = select(Appointment.id).where(Appointment.client_id == client_id)
     seats = select(AppointmentAttendee.appointment_id).where(AppointmentAttendee.client_id == client_id)
-    appointments = db.session.scalars(
-        select(Appointment).where(or_(Appointment.client_id == client_id, Appointment.id.in_(seats)))
-    ).all()
+    appointments = db.session.scalars(select(Appointment).where(Appointment.id.in_(own.union(seats)))).all()
     for appointment in appointments:
         label = appointment.kind.value.replace("_", " ").capitalize()
         status = appointment.status.value.replace("_", " ")

@@ -253,7 +253,7 @@ def test_follow_ups_due_at_the_site_are_listed_with_their_risk_flags(day):
     html = day.today()
     follow_ups = html[html.index('id="follow-ups-heading"'):]
     assert f'<a href="/intake/calls/{due}">Quinn Harlow</a>' in follow_ups
-    assert "Suicidal ideation" in follow_ups
+    assert "Thoughts of suicide" in follow_ups  # the intake queue's words for the flag
     assert "Later Caller" not in follow_ups
 
 

@@ -25,6 +25,7 @@ from clinic.console import (
     redirect_to,
 )
 from clinic.core.time import to_local, utcnow
+from clinic.intake.pages import RISK_LABELS, URGENT_RISKS
 from clinic.scheduling import operations as scheduling_ops
 from clinic.scheduling.loaders import load_appointment
 from clinic.scheduling.models import Appointment, AppointmentStatus
@@ -32,6 +33,12 @@ from clinic.scheduling.schemas import LateEntrySchema
 from clinic.today import operations as ops
 
 blp = ConsoleBlueprint("today_pages", __name__)
+
+
+@blp.context_processor
+def _risk_labels() -> dict[str, Any]:
+    """The follow-ups' risk flags in the intake queue's words and colours (intake/_risk.html)."""
+    return {"RISK_LABELS": RISK_LABELS, "URGENT_RISKS": URGENT_RISKS}
 
 
 def _site(user: User) -> Site | None:

@@ -43,6 +43,10 @@
     document.addEventListener("click", function (event) {
       if (!results.contains(event.target) && event.target !== search) { results.innerHTML = ""; }
     });
+    /* Tabbing out of the search (past its results) closes them too. */
+    search.form.addEventListener("focusout", function (event) {
+      if (!event.relatedTarget || !search.form.contains(event.relatedTarget)) { results.innerHTML = ""; }
+    });
   }
 
   /* A select marked data-autosubmit submits its form when changed (its button is there without JS). */
@@ -68,6 +72,27 @@
   }
   focusSummary(document);
   document.body.addEventListener("htmx:afterSwap", function (event) { focusSummary(event.detail.target); });
+
+  /* A swap that removed the focused control (a "More" link replaced by what it loaded) puts the
+     focus on the first thing swapped in, so the keyboard carries on from where it was. */
+  var swapFocus = null;
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var active = document.activeElement;
+    swapFocus = target && active && active !== document.body && target.contains(active)
+      ? { before: target.previousElementSibling, parent: target.parentNode } : null;
+  });
+  document.body.addEventListener("htmx:afterSettle", function () {
+    var lost = swapFocus && (document.activeElement === document.body || !document.activeElement);
+    if (lost) {
+      var first = swapFocus.before ? swapFocus.before.nextElementSibling : swapFocus.parent && swapFocus.parent.firstElementChild;
+      if (first && swapFocus.parent && swapFocus.parent.contains(first)) {
+        if (!first.matches("a, button, input, select, textarea, [tabindex]")) { first.setAttribute("tabindex", "-1"); }
+        first.focus();
+      }
+    }
+    swapFocus = null;
+  });
 
   /* --- Idle sign-out: warn a minute before, keep what was typed. ---------------------------- */
   var idleSeconds = parseInt(body.getAttribute("data-idle-seconds") || "0", 10);

@@ -22,12 +22,14 @@ from clinic.auth.sessions import clear_session_cookie, set_session_cookie
 from clinic.console import (
     SITE_COOKIE,
     ConsoleBlueprint,
+    as_id,
     attempt,
     form_values,
     home_endpoint,
     load_form,
     page,
     redirect_to,
+    visible_id,
 )
 from clinic.console.errors import safe_next
 
@@ -124,11 +126,12 @@ def ping() -> Response:
 def choose_site() -> Response:
     """The top bar's site switcher: remembered in a cookie, one of the user's own sites only."""
     user = authenticated_user()
-    chosen = request.form.get("site_id", "")
-    if not chosen.isdigit() or int(chosen) not in user.site_ids:
+    chosen = as_id(request.form.get("site_id", ""))
+    if chosen is None:
         return page("console/error.html", status=422, title="Choose one of your sites", detail="", errors={})
+    visible_id(chosen, user.site_ids)  # another site's id: the "page not found" page
     response = redirect_to(safe_next(_referring_path()) or _home_url())
-    response.set_cookie(SITE_COOKIE, chosen, httponly=True, samesite="Lax", path="/",
+    response.set_cookie(SITE_COOKIE, str(chosen), httponly=True, samesite="Lax", path="/",
                         secure=current_app.config["SESSION_COOKIE_SECURE"], max_age=365 * 24 * 3600)
     return response
 

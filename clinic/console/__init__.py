@@ -8,15 +8,17 @@ the stylesheet, htmx and the error pages — lives here, and nothing here knows 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn
 
 from flask import Blueprint, Flask, Response, current_app, g, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import Schema, ValidationError
 
-from clinic.core.errors import flatten_errors
+from clinic.core.errors import abort_problem, flatten_errors
 from clinic.core.http import mark_client_data
+from clinic.extensions import MAX_ID
 
 #: Every console page: scripts, styles, images and fonts from clinic itself only; no inline script
 #: or style; forms post to clinic only.
@@ -133,6 +135,46 @@ def form_values(*, lists: tuple[str, ...] = (), drop_empty: bool = True) -> dict
     return values
 
 
+#: A whole number as a form or a query sends it: ASCII digits only (``str.isdigit`` also takes "²",
+#: which ``int`` refuses), and few enough for ``int`` to read.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def as_id(raw: Any) -> int | None:
+    """``raw`` as a row id (1 to the largest id), or None when it is anything else: text, "²", a huge number."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not _WHOLE_NUMBER.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
+
+
+def as_number(raw: Any) -> Any:
+    """A whole number typed in a form as the API's JSON carries it; anything else unchanged, for the schema's error."""
+    if isinstance(raw, str) and _WHOLE_NUMBER.fullmatch(raw.strip()):
+        return int(raw.strip())
+    return raw
+
+
+def not_found() -> NoReturn:
+    """The "page not found" page: what an id the user may not see gets, as one that does not exist does."""
+    abort_problem(404, "Not found.")
+
+
+def visible_id(raw: Any, allowed: Iterable[int]) -> int | None:
+    """An id sent in a form or a query that must name one of ``allowed`` (the user's sites, clinicians...).
+
+    None when nothing was sent; otherwise the id, or the "page not found" page: a site, clinician or
+    client the user may not see is answered as one that does not exist, never with what it is.
+    """
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        return None
+    ident = as_id(raw) if not isinstance(raw, int) else raw
+    if ident is None or ident not in set(allowed):
+        not_found()
+    return ident
+
+
 def load_form(schema: Schema, values: Mapping[str, Any], *, partial: bool = False) -> tuple[dict[str, Any], FormErrors]:
     """Validate ``values`` with the API's schema: (data, no errors) or ({}, the field errors)."""
     try:
@@ -178,9 +220,9 @@ def current_site_id() -> int | None:
     if not user or not user.is_authenticated:
         return None
     site_ids = sorted(user.site_ids)
-    chosen = request.cookies.get(SITE_COOKIE, "")
-    if chosen.isdigit() and int(chosen) in site_ids:
-        return int(chosen)
+    chosen = as_id(request.cookies.get(SITE_COOKIE, ""))
+    if chosen in site_ids:
+        return chosen
     return site_ids[0] if site_ids else None
 
 

@@ -8,7 +8,7 @@ and a client outside the caller's scope is the same "page not found" as a client
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from flask import Response, g, render_template, request
 
@@ -36,23 +36,57 @@ _DETAILS = {
 }
 
 
+#: Query parameters never carried into an address clinic sends the browser to: search terms (a
+#: name, an MRN, a phone number) stay out of redirects, and so out of histories and logs.
+_PRIVATE_PARAMETERS = frozenset({"q"})
+
+
 def safe_next(target: str | None) -> str | None:
-    """A path on this site to return to after signing in (never another origin)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    r"""A path on this site to go to after signing in (never another origin), search terms left out.
+
+    Refused: anything but an absolute path (``//host``, ``/\host``, ``https://…``), spaces and
+    control characters (a browser drops tabs and newlines from an address: ``/\t/host`` is
+    ``//host``), and a path that is one of those once percent-decoded (``/%2F%2Fhost``).
+    """
+    if not target or len(target) > 2048 or any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target):
         return None
-    return target
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    for path in (parts.path, unquote(parts.path)):
+        if not path.startswith("/") or path.startswith("//") or "\\" in path:
+            return None
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
+            return None
+    query = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
+             if name not in _PRIVATE_PARAMETERS]
+    return parts.path + ("?" + urlencode(query) if query else "")
+
+
+def _same_origin_path(url: str | None) -> str | None:
+    """The path and query of ``url`` when it is an address of this site (the referring page's)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.netloc != request.host:
+        return None
+    return parts.path + ("?" + parts.query if parts.query else "")
 
 
 def sign_in_redirect() -> Response:
-    """To the sign-in page, coming back here afterwards (a GET page; the referring page for a POST)."""
-    here = request.full_path.rstrip("?") if request.method == "GET" else None
-    if here is None and request.referrer:
-        from urllib.parse import urlsplit
+    """To the sign-in page, coming back here afterwards.
 
-        parts = urlsplit(request.referrer)
-        if parts.netloc == request.host:
-            here = parts.path
-    location = "/login" + ("?" + urlencode({"next": here}) if safe_next(here) else "")
+    Here is the page the person is on: the address of a GET page, the page htmx updates
+    (``HX-Current-URL``, not the fragment it asked for), the referring page of a form's POST.
+    """
+    if is_htmx():
+        here = _same_origin_path(request.headers.get("HX-Current-URL"))
+    elif request.method == "GET":
+        here = request.full_path.rstrip("?")
+    else:
+        here = _same_origin_path(request.referrer)
+    back = safe_next(here)
+    location = "/login" + ("?" + urlencode({"next": back}) if back else "")
     response = Response("", status=303)
     if is_htmx():
         response.status_code = 204
@@ -85,4 +119,12 @@ def as_page(problem: Response) -> Response:
     for name in ("Retry-After", "Allow"):
         if name in problem.headers:
             response.headers[name] = problem.headers[name]
+    if is_htmx() and status in (403, 404):
+        # htmx swaps no error answer: the person would see nothing happen. A GET becomes a page
+        # load of its address, which shows this page; anything else reloads the page they are on
+        # (a form out of date gets a fresh token, a record gone is seen gone).
+        if request.method == "GET":
+            response.headers["HX-Redirect"] = safe_next(request.full_path.rstrip("?")) or "/"
+        else:
+            response.headers["HX-Refresh"] = "true"
     return response

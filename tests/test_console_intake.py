@@ -496,14 +496,22 @@ def test_convert_form_errors_are_beside_the_fields_and_the_review_button_keeps_t
     assert _call(app, call["id"]).client_id is None
 
 
-def test_linking_to_a_client_of_another_site_is_refused(client, desk):
+def test_linking_to_a_client_of_another_site_is_the_not_found_page(app, client, desk):
     stranger = client.post("/api/v1/clients", headers=desk["outsider_headers"], json={
         "site_id": desk["other_site"].id, "first_name": "Far", "last_name": "Away", "date_of_birth": "1970-01-01",
     }).get_json()
     call = _log(client, desk)
-    response = desk["session"].post(f"/intake/calls/{call['id']}/link", data={"client_id": str(stranger["id"])})
-    assert response.status_code == 422
-    assert "Not a client of this call&#39;s site." in response.get_data(as_text=True)
+    response = desk["session"].post(f"/intake/calls/{call['id']}/link", data={"client_id": str(stranger["id"])},
+                                    headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert "Page not found" in html and "Away" not in html and "Far" not in html
+    assert _call(app, call["id"]).linked_client_id is None
+    assert "access.denied" in _actions(app, "client", stranger["id"])  # the attempt is in the audit trail
+    for junk in ("\u00b2", "9" * 5000, "-1", "abc"):
+        refused = desk["session"].post(f"/intake/calls/{call['id']}/link", data={"client_id": junk})
+        assert refused.status_code in (404, 422), junk
+    assert _call(app, call["id"]).linked_client_id is None
 
 
 def test_a_coordinator_of_two_sites_sees_the_current_site_or_all_of_them(client, make_site, make_user, login, bearer):
@@ -523,3 +531,62 @@ def test_a_coordinator_of_two_sites_sees_the_current_site_or_all_of_them(client,
     assert "First Site Caller" in every and "Second Site Caller" in every and second.name in every
     form = session.get("/intake/calls/new").get_data(as_text=True)
     assert '<select class="select" id="site_id" name="site_id"' in form
+
+
+# --- scope, junk and the reads of a call shown again ---------------------------------------------
+
+
+def _calls(app) -> int:
+    with app.app_context():
+        return int(db.session.scalar(select(func.count()).select_from(IntakeCall)) or 0)
+
+
+def test_another_sites_id_in_a_filter_or_a_form_is_the_not_found_page(app, client, desk):
+    _log(client, desk, caller_name="Kept Quiet")
+    other = desk["other_site"].id
+    listed = desk["session"].get(f"/intake?site_id={other}", headers={"Accept": "text/html"})
+    assert listed.status_code == 404 and "Kept Quiet" not in listed.get_data(as_text=True)
+    before = _calls(app)
+    logged = desk["session"].post("/intake/calls/new", data=form_body(other), headers={"Accept": "text/html"})
+    assert logged.status_code == 404
+    assert "Page not found" in logged.get_data(as_text=True)
+    assert _calls(app) == before
+
+
+@pytest.mark.parametrize("junk", ["\u00b2", "9" * 5000, "-1", "abc"], ids=["superscript", "huge", "negative", "text"])
+def test_ids_that_are_not_numbers_never_break_the_intake_pages(app, client, desk, junk):
+    call = _log(client, desk)
+    assert desk["session"].get("/intake", query_string={"site_id": junk}).status_code == 404
+    assert desk["session"].get("/intake", query_string={"done": junk}).status_code == 200
+    before = _calls(app)
+    assert desk["session"].post("/intake/calls/new", data=form_body(junk)).status_code == 404
+    assert _calls(app) == before
+    linked = desk["session"].post(f"/intake/calls/{call['id']}/link", data={"client_id": junk})
+    assert linked.status_code in (404, 422)
+
+
+def test_a_call_shown_again_with_the_forms_errors_is_an_audited_read(app, client, desk):
+    call = _log(client, desk, follow_up_at=(_now() - timedelta(hours=1)).isoformat())
+    url = f"/intake/calls/{call['id']}"
+
+    def reads() -> int:
+        return _actions(app, "intake_call", call["id"]).count("intake_call.read")
+
+    shown = reads()
+    refused = desk["session"].post(f"{url}/follow-up", data={})
+    assert refused.status_code == 422 and "Sam Ortiz" in refused.get_data(as_text=True)
+    assert reads() == shown + 1
+    row = desk["session"].post(f"{url}/follow-up", data={"return_to": "queue"}, headers={"HX-Request": "true"})
+    assert row.status_code == 200 and "Sam Ortiz" in row.get_data(as_text=True)
+    assert reads() == shown + 2
+    future = (_local_today() + timedelta(days=3)).isoformat()
+    corrected = desk["session"].post(f"{url}/edit", data=form_body(desk["site"].id, occurred_date=future))
+    assert corrected.status_code == 422 and "Sam Ortiz" in corrected.get_data(as_text=True)
+    assert reads() == shown + 3
+    unchanged = _call(app, call["id"])
+    assert unchanged.caller_name == "Sam Ortiz" and unchanged.occurred_at < _now()
+    converting = desk["session"].post(f"{url}/convert", data={"first_name": "Sam"})
+    assert converting.status_code == 422
+    assert reads() == shown + 4
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Client)) == 0

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from flask import Response, request, url_for
 
+from clinic.audit.operations import audit
 from clinic.auth.models import Site, User
 from clinic.auth.permissions import Permission, authenticated_user, requires
 from clinic.clients.loaders import load_client
@@ -23,6 +24,7 @@ from clinic.clients.models import Client, SexAtBirth
 from clinic.console import (
     ConsoleBlueprint,
     FormErrors,
+    as_id,
     attempt,
     current_site_id,
     form_values,
@@ -30,6 +32,7 @@ from clinic.console import (
     load_form,
     page,
     redirect_to,
+    visible_id,
 )
 from clinic.core import unit_of_work
 from clinic.core.errors import APIError
@@ -240,13 +243,14 @@ def _instant_errors(values: dict[str, Any], prefix: str) -> list[str]:
 
 
 def _chosen_site(sites: dict[int, Site]) -> int | None:
-    """The site the page shows: ``?site_id=`` (``all``: every site of the user's), else the current one."""
+    """The site the page shows: ``?site_id=`` (``all``: every site of the user's), else the current one.
+
+    Any other site (or text) is the "page not found" page, as its calls would be.
+    """
     raw = request.args.get("site_id")
-    if raw == "all" and len(sites) > 1:
-        return None
-    if raw and raw.isdigit() and int(raw) in sites:
-        return int(raw)
-    return current_site_id()
+    if raw == "all":
+        return None if len(sites) > 1 else current_site_id()
+    return visible_id(raw, sites) or current_site_id()
 
 
 def _day_bounds(raw: str, zone: str, *, end: bool) -> str:
@@ -310,7 +314,7 @@ def queue() -> Response:
         log_next=_page_url(keep, cursor=log_page.next_cursor) if log_page and log_page.next_cursor else None,
         paging=bool(request.args.get("cursor") or request.args.get("follow_up_cursor")),
         filtered=bool(filters["outcome"] or filters["from"] or filters["to"]),
-        done_call_id=int(done) if done.isdigit() else None,
+        done_call_id=as_id(done),
         outcomes=list(OUTCOME_LABELS.items()),
     )
 
@@ -346,9 +350,9 @@ def _call_values(form: dict[str, Any], *, for_update: bool) -> tuple[dict[str, A
     raw_substances = str(form.get("substances", ""))
     values["substances"] = [item.strip() for item in raw_substances.split(",") if item.strip()]
     values["risk_flags"] = list(form.get("risk_flags", []))
-    site = str(form.get("site_id", ""))
-    if not for_update and site:
-        values["site_id"] = int(site) if site.isdigit() else site
+    if not for_update and form.get("site_id"):
+        # Another site's id (or text) is the "page not found" page: a site the user cannot see.
+        values["site_id"] = visible_id(form["site_id"], authenticated_user().site_ids)
     return values, errors
 
 
@@ -447,11 +451,19 @@ def update_call(call_id: int) -> Response:
         if not op_errors:
             return redirect_to(url_for("intake_pages.call", call_id=call.id, saved=1))
         errors = _form_errors(op_errors)
-    unit_of_work.fail()
-    return _call_form(call=call, values=form, errors=errors, status=422)
+    return _call_form(call=_shown(call), values=form, errors=errors, status=422)
 
 
 # --- one call ------------------------------------------------------------------------------------
+
+
+def _shown(call: IntakeCall) -> IntakeCall:
+    """A page showing the call again after a form (its errors, the form to review) is a read of the call.
+
+    It is audited as ``GET /intake-calls/{id}`` is; the refused change itself was undone (``attempt``).
+    """
+    audit("read", call)
+    return call
 
 
 def _attached_client(call: IntakeCall) -> Client | None:
@@ -524,7 +536,7 @@ def record_follow_up(call_id: int) -> Response:
         _, op_errors = attempt(ops.update_call, call, data)
         errors = _form_errors(op_errors)
     if errors:
-        unit_of_work.fail()
+        _shown(call)
         if from_queue and is_htmx():
             # htmx swaps only a 2xx answer: the row comes back with its errors beside the fields.
             return _follow_up_row(call, errors=errors, values=form)
@@ -604,19 +616,18 @@ def convert(call_id: int) -> Response:
     form = form_values()
     allow_duplicate = form.pop("allow_duplicate", "") == "1"
     if form.pop("review", None) is not None:
-        return _convert_form(call, values=form, errors=FormErrors())
+        return _convert_form(_shown(call), values=form, errors=FormErrors())
     data, errors = load_form(ConvertSchema(), form)
     if errors:
-        unit_of_work.fail()
-        return _convert_form(call, values=form, errors=_form_errors(errors), status=422)
+        return _convert_form(_shown(call), values=form, errors=_form_errors(errors), status=422)
     try:
-        ops.convert_call(
-            call, actor=authenticated_user(), allow_duplicate=allow_duplicate, client_fields=data
-        )
+        # A refusal undoes what the operation wrote, as over the API (the candidates' reads are kept).
+        with unit_of_work.savepoint():
+            ops.convert_call(call, actor=authenticated_user(), allow_duplicate=allow_duplicate, client_fields=data)
     except APIError as error:
         if (error.code or 500) >= 500 or error.code in (401, 403, 404):
             raise
-        unit_of_work.fail()  # nothing is written, as over the API; the candidates' reads are kept
+        _shown(call)
         candidates = error.extra.get("candidates")
         if error.code == 409 and candidates:
             return page(
@@ -637,11 +648,16 @@ def convert(call_id: int) -> Response:
 def link(call_id: int) -> Response:
     """Link the call to the existing client who made it (POST /intake-calls/{id}/link)."""
     call = load_call(call_id)
-    raw = str(form_values().get("client_id", ""))
-    data, errors = load_form(LinkSchema(), {"client_id": int(raw) if raw.isdigit() else raw})
+    raw = form_values().get("client_id")
+    # The client is loaded as any client page loads one: another site's is the "page not found" page
+    # (its attempt audited as denied), never a message about it. One of another of the user's
+    # sites is the operation's refusal, beside the form.
+    client_id = as_id(raw)
+    if client_id is not None:
+        load_client(client_id)
+    data, errors = load_form(LinkSchema(), {"client_id": client_id if client_id is not None else (raw or "")})
     if not errors:
         _, errors = attempt(ops.link_call, call, client_id=data["client_id"], actor=authenticated_user())
     if errors:
-        unit_of_work.fail()
-        return _call_page(call, errors=_form_errors(errors), status=409 if "_schema" in errors else 422)
+        return _call_page(_shown(call), errors=_form_errors(errors), status=409 if "_schema" in errors else 422)
     return redirect_to(url_for("intake_pages.call", call_id=call.id, linked=1))

@@ -490,3 +490,62 @@ def test_a_client_of_another_site_is_the_not_found_page_and_the_attempt_is_audit
     found = elsewhere.get("/clients/search?q=okafor")
     assert "No client found" in _text(found)
     assert "No client found" in _text(elsewhere.get(f"/clients/search?q={normalise_mrn(person['mrn'])}"))
+
+
+def _clients(app: Flask) -> int:
+    with app.app_context():
+        return int(db.session.scalar(select(func.count()).select_from(Client)) or 0)
+
+
+def test_another_sites_id_in_the_search_or_the_register_form_is_the_not_found_page(
+    app: Flask, signed_in: Session, site: Site, make_site: Callable[..., Site], make_user: Callable[..., User],
+) -> None:
+    _register(signed_in, site)
+    other = make_site()
+    stranger = make_user("clinician", sites=[other])
+    listed = signed_in.get(f"/clients?site_id={other.id}")
+    assert listed.status_code == 404 and "Okafor" not in listed.get_data(as_text=True)
+    before = _clients(app)
+    typed = {"csrf_token": signed_in.csrf_token, "first_name": "Lena", "last_name": "Whitfield",
+             "date_of_birth": "1979-11-03", "site_id": str(site.id)}
+    for changed in ({"site_id": str(other.id)}, {"primary_clinician_id": str(stranger.id)},
+                    {"site_id": "\u00b2"}, {"site_id": "9" * 5000}, {"primary_clinician_id": "abc"}):
+        response = signed_in.post("/clients/new", data={**typed, **changed})
+        assert response.status_code == 404, changed
+        assert "Page not found" in _text(response)
+    assert _clients(app) == before
+
+
+def test_a_discharge_reason_that_is_not_a_number_is_said_beside_the_field(
+    app: Flask, signed_in: Session, site: Site
+) -> None:
+    person = _register(signed_in, site)
+    admitted = signed_in.post(f"/clients/{person['id']}/episodes", data={
+        "csrf_token": signed_in.csrf_token, "admitted_on": TODAY.isoformat(), "level_of_care": "1",
+        "asam_edition": "4"})
+    assert admitted.status_code == 303
+    with app.app_context():
+        episode = db.session.scalars(select(Episode).where(Episode.client_id == person["id"])).one()
+    for junk in ("\u00b2", "9" * 5000, "x" * 100_000):
+        response = signed_in.post(f"/clients/{person['id']}/episodes/{episode.id}/discharge", data={
+            "csrf_token": signed_in.csrf_token, "discharged_on": TODAY.isoformat(), "reason_code": junk})
+        assert response.status_code == 422
+        assert re.search(r'id="reason_code-error"', response.get_data(as_text=True))
+    with app.app_context():
+        assert db.session.get_one(Episode, episode.id).discharged_on is None
+
+
+def test_a_client_form_without_the_csrf_token_is_refused_and_writes_nothing(
+    app: Flask, signed_in: Session, site: Site
+) -> None:
+    person = _register(signed_in, site)
+    before = _clients(app)
+    registered = signed_in.client.post("/clients/new", data={
+        "first_name": "Lena", "last_name": "Whitfield", "date_of_birth": "1979-11-03", "site_id": str(site.id)})
+    assert registered.status_code == 403 and registered.mimetype == "text/html"
+    assert _clients(app) == before
+    admitted = signed_in.client.post(f"/clients/{person['id']}/episodes", data={
+        "admitted_on": TODAY.isoformat(), "level_of_care": "1"})
+    assert admitted.status_code == 403
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Episode)) == 0

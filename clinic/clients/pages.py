@@ -40,6 +40,7 @@ from clinic.clients.timeline import TimelineEntry
 from clinic.console import (
     ConsoleBlueprint,
     FormErrors,
+    as_number,
     attempt,
     current_site_id,
     form_values,
@@ -47,6 +48,7 @@ from clinic.console import (
     load_form,
     page,
     redirect_to,
+    visible_id,
 )
 from clinic.console.dates import date_time, long_date
 from clinic.core.errors import APIError, abort_problem
@@ -238,9 +240,8 @@ def when(at: datetime, zone: str) -> str:
 def _ints(values: dict[str, Any], *names: str) -> dict[str, Any]:
     """Form fields that hold ids or codes, as the integers the API's schemas take (others left to fail)."""
     for name in names:
-        value = values.get(name)
-        if isinstance(value, str) and value.strip().isdigit():
-            values[name] = int(value.strip())
+        if name in values:
+            values[name] = as_number(values[name])
     return values
 
 
@@ -281,6 +282,7 @@ def search() -> Response:
     """Find clients by name, MRN or phone (all of the caller's clients without a search), A to Z."""
     user = authenticated_user()
     filters = {name: request.args.get(name, "").strip() for name in ("q", "status", "site_id", "mine")}
+    visible_id(filters["site_id"], user.site_ids)  # another site (or text): the "page not found" page
     args = {name: filters[name] for name in ("q", "status", "site_id") if filters[name]}
     if filters["mine"] and user.role is Role.CLINICIAN:
         args["clinician_id"] = str(user.id)
@@ -351,7 +353,13 @@ def register() -> Response:
     user = authenticated_user()
     values = form_values()
     allow_duplicate = values.pop("allow_duplicate", "") == "yes"
-    data, errors = load_form(ClientCreateSchema(), _ints(dict(values), "site_id", "primary_clinician_id"))
+    # A site or a clinician the user cannot see (or text in their place) is the "page not found" page.
+    sent = dict(values)
+    for name, visible in (("site_id", user.site_ids),
+                          ("primary_clinician_id", [c.id for c in directory_of(user).clinicians])):
+        if name in sent:
+            sent[name] = visible_id(sent[name], visible)
+    data, errors = load_form(ClientCreateSchema(), sent)
     candidates: list[dict[str, Any]] = []
 
     def register_client(**fields: Any) -> Client:

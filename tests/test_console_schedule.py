@@ -442,3 +442,67 @@ def test_signed_out_the_schedule_asks_to_sign_in(client: Any) -> None:
 ])
 def test_a_series_rule_is_said_in_words(rule: str, words: str) -> None:
     assert describe_rule(rule) == words
+
+
+# --- ids out of scope or not numbers, CSRF, and the names a page shows -------------------------
+
+
+def test_another_sites_schedule_or_clinician_is_the_not_found_page(
+    practice: Practice, console: Any, make_site: Any, make_user: Any, login: Any
+) -> None:
+    day = a_future_monday()
+    booked = practice.booked_ok(starts_at=local(day, 10))
+    theirs = practice.outsider.sites[0]
+    for query in (f"site_id={theirs.id}", f"clinician_id={practice.outsider.id}", "site_id=\u00b2",
+                  "clinician_id=\u00b2", f"site_id={'9' * 5000}", "clinician_id=-1"):
+        response = console.get(f"/schedule?date={day.isoformat()}&{query}")
+        assert response.status_code == 404, query
+        assert "Page not found" in response.get_data(as_text=True)
+    # A colleague of another of the user's own sites (the site was just changed): the whole site.
+    second = make_site(timezone=ZONE)
+    elsewhere = make_user("clinician", sites=[second], name="Second Site Clinician")
+    both = login(make_user("clinician", sites=[practice.site, second]))
+    changed = both.get(f"/schedule?date={day.isoformat()}&site_id={practice.site.id}&clinician_id={elsewhere.id}")
+    assert changed.status_code == 200
+    assert f'href="/appointments/{booked["id"]}"' in changed.get_data(as_text=True)
+
+
+def test_moving_an_appointment_to_another_sites_clinician_is_the_not_found_page(
+    app: Any, practice: Practice, console: Any
+) -> None:
+    day = a_future_monday()
+    booked = practice.booked_ok(starts_at=local(day, 9))
+    base = {"csrf_token": console.csrf_token, "_form": "change", "starts_date": day.isoformat(),
+            "starts_time": "09:00", "duration_minutes": "60", "clinician_id": str(practice.clinician.id),
+            "location": ""}
+    for clinician in (str(practice.outsider.id), "\u00b2", "9" * 5000):
+        moved = console.post(f"/appointments/{booked['id']}/change", data={**base, "clinician_id": clinician})
+        assert moved.status_code == 404
+    assert status_of(app, booked["id"]).clinician_id == practice.clinician.id
+    for length in ("\u00b2", "9" * 5000, "sixty"):
+        typed = console.post(f"/appointments/{booked['id']}/change", data={**base, "duration_minutes": length})
+        assert typed.status_code == 422, length
+        assert field_error(typed.get_data(as_text=True), "duration_minutes")
+    assert status_of(app, booked["id"]).duration_minutes == 60
+
+
+def test_an_appointment_form_without_the_csrf_token_is_refused_and_changes_nothing(
+    app: Any, practice: Practice, console: Any
+) -> None:
+    booked = practice.booked_ok(starts_at=at(days=2))
+    response = console.client.post(f"/appointments/{booked['id']}/cancel", data={"_form": "cancel", "by": "client"})
+    assert response.status_code == 403 and response.mimetype == "text/html"
+    assert status_of(app, booked["id"]).status is AppointmentStatus.SCHEDULED
+
+
+def test_a_seat_given_up_is_still_named_and_that_read_is_audited(app: Any, practice: Practice, console: Any) -> None:
+    group = practice.booked_ok(kind="group_therapy", client_id=None, capacity=6, starts_at=at(days=2),
+                               client_ids=[practice.ada["id"], practice.ben["id"]])
+    left = practice.post(f"/appointments/{group['id']}/attendees/{practice.ben['id']}/cancel", {"by": "client"})
+    assert left.status_code == 200, left.get_json()
+    page = console.get(f"/appointments/{group['id']}").get_data(as_text=True)
+    assert "Okafor" in page
+    with app.app_context():
+        reads = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "client.read", AuditEvent.client_id == practice.ben["id"])).all()
+        assert [event.details for event in reads] == [{"via": "attendees"}]

@@ -27,7 +27,18 @@ from clinic.auth.directory import Directory, directory_of
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import Permission, authenticated_user, has_permission, requires, scoped_select
 from clinic.clients.models import Client
-from clinic.console import ConsoleBlueprint, FormErrors, attempt, current_site_id, form_values, is_htmx, load_form, page
+from clinic.console import (
+    ConsoleBlueprint,
+    FormErrors,
+    as_number,
+    attempt,
+    current_site_id,
+    form_values,
+    is_htmx,
+    load_form,
+    page,
+    visible_id,
+)
 from clinic.core.errors import APIError
 from clinic.core.pagination import MAX_LIMIT
 from clinic.core.signals import appointment_reminders, values_from
@@ -107,10 +118,9 @@ def _filters(user: User, directory: Directory) -> tuple[Filters | None, FormErro
     errors = FormErrors()
     args = request.args
     sites = {site.id: site for site in directory.sites}
-    chosen = args.get("site_id", "")
-    site_id = int(chosen) if chosen.isdigit() and int(chosen) in sites else current_site_id()
-    if chosen and (not chosen.isdigit() or int(chosen) not in sites):
-        errors["site_id"] = ["Choose one of your sites."]
+    # Another site, or a clinician of none of the user's sites (or text in their place), is the
+    # "page not found" page: a schedule the user may not see, answered as one that does not exist.
+    site_id = visible_id(args.get("site_id"), sites) or current_site_id()
     site = sites.get(site_id) if site_id is not None else None
     if site is None:
         return None, errors
@@ -134,10 +144,12 @@ def _filters(user: User, directory: Directory) -> tuple[Filters | None, FormErro
     clinician_id: int | None
     if raw is None:
         clinician_id = user.id if user.role is Role.CLINICIAN and user.id in at_site else None
-    elif raw.isdigit() and int(raw) in at_site:
-        clinician_id = int(raw)
+    elif raw in ("", "all"):
+        clinician_id = None
     else:
-        clinician_id = None  # "all", or a clinician who does not work at this site: the whole site
+        chosen = visible_id(raw, (c.id for c in directory.clinicians))
+        # A colleague of another of the user's sites (the site was just changed): the whole site.
+        clinician_id = chosen if chosen in at_site else None
     return Filters(site=site, day=day, view=view, clinician_id=clinician_id), errors
 
 
@@ -256,6 +268,13 @@ def _appointment_page(
     site = db.session.get_one(Site, appointment.site_id)
     attendees: list[AppointmentAttendee] = groups.list_attendees(appointment) if appointment.is_group else []
     client_ids = [appointment.client_id] if appointment.client_id is not None else [a.client_id for a in attendees]
+    clients = clients_by_id(user, client_ids)
+    # The appointment's read names its client, or a group's seated attendees; a seat given up is
+    # still listed with the client's name, a read of that client's record audited on its own.
+    named = set(appointment.audit_client_ids())
+    for shown in clients.values():
+        if shown.id not in named:
+            audit("read", shown, details={"via": "attendees"})
     series: list[Appointment] = []
     series_more = False
     if appointment.series_id is not None:
@@ -275,7 +294,7 @@ def _appointment_page(
         site=site,
         zone=site.timezone,
         today=_site_today(site),
-        clients=clients_by_id(user, client_ids),
+        clients=clients,
         attendees=attendees,
         seated=[a for a in attendees if a.status in SEATED_ATTENDEE_STATUSES],
         clinician_names=_clinician_names(directory, _people(appointment)),
@@ -436,7 +455,7 @@ def _changes(appointment: Appointment, values: dict[str, Any], zone: str) -> dic
         if value == current[name]:
             continue
         # The API's schema takes numbers as JSON numbers: a number typed is sent as one, anything else as typed.
-        body[name] = int(value) if value.isdigit() and name != "location" else (value or None)
+        body[name] = (value or None) if name == "location" else (as_number(value) if value else None)
     return body
 
 
@@ -448,6 +467,9 @@ def change(appointment_id: int) -> Response:
     site = db.session.get_one(Site, appointment.site_id)
     values, action = _posted("change", drop_empty=False)
     body = dict(values)
+    # A clinician of none of the user's sites (or text in their place): the "page not found" page.
+    clinicians = {c.id for c in directory_of(authenticated_user()).clinicians} | {appointment.clinician_id}
+    visible_id(body.get("clinician_id"), clinicians)
     errors = FormErrors()
     scope = _scope(body, errors)
     changes = _changes(appointment, body, site.timezone)

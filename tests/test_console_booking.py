@@ -455,3 +455,89 @@ def test_permissions(practice, login, make_user):
     # Signed out: the sign-in page.
     signed_out = practice.http.application.test_client().get("/appointments/new")
     assert signed_out.status_code == 303 and "/login?next=" in signed_out.headers["Location"]
+
+
+# --- ids out of scope or not numbers, junk, CSRF --------------------------------------------------
+
+
+def test_another_sites_client_site_or_clinician_in_the_finder_is_the_not_found_page(practice, login):
+    clinician = login(practice.clinician)
+    theirs = practice.outsider.sites[0]
+    stranger = register(practice.http, practice.outsider_headers, theirs, first_name="Fay", last_name="Faraway",
+                        date_of_birth="1990-02-02")
+    for query in (f"client_id={stranger['id']}", f"site_id={theirs.id}", f"clinician_id={practice.outsider.id}",
+                  "client_id=\u00b2", "site_id=\u00b2", "clinician_id=\u00b2", f"client_id={'9' * 5000}"):
+        response = clinician.get(f"/appointments/new?{query}")
+        assert response.status_code == 404, query
+        assert "Faraway" not in response.get_data(as_text=True)
+
+
+def test_booking_with_another_sites_clinician_or_client_is_the_not_found_page_and_books_nothing(practice, login, app):
+    clinician = login(practice.clinician)
+    monday = monday_ahead()
+    stranger = register(practice.http, practice.outsider_headers, practice.outsider.sites[0], first_name="Fay",
+                        last_name="Faraway", date_of_birth="1990-02-02")
+    posts = [
+        finder_form(practice, monday, slot=slot(practice.outsider.id, local(monday, 10))),
+        finder_form(practice, monday, slot=slot(practice.clinician.id, local(monday, 10)), client_id=str(stranger["id"])),
+        finder_form(practice, monday, action="book", start_time="10:00", site_id=str(practice.outsider.sites[0].id),
+                    client_id=""),
+        finder_form(practice, monday, slot=f"\u00b2|{local(monday, 10).isoformat()}"),
+    ]
+    for form in posts:
+        response = clinician.post("/appointments/new", data=form)
+        assert response.status_code == 404
+        assert "Page not found" in response.get_data(as_text=True)
+    assert appointments(practice) == []
+    with app.app_context():
+        denied = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "access.denied", AuditEvent.client_id == stranger["id"])).all()
+        assert denied  # the attempt on the other site's client is in the audit trail
+
+
+def test_a_seat_for_another_sites_client_is_the_not_found_page(practice, login, app):
+    group = practice.booked_ok(kind="group_therapy", client_id=None, client_ids=[practice.ada["id"]], capacity=4,
+                               starts_at=local(monday_ahead(), 13))
+    stranger = register(practice.http, practice.outsider_headers, practice.outsider.sites[0], first_name="Fay",
+                        last_name="Faraway", date_of_birth="1990-02-02")
+    clinician = login(practice.clinician)
+    for client_id in (str(stranger["id"]), "\u00b2", "9" * 5000, "abc"):
+        response = clinician.post(f"/appointments/{group['id']}/attendees/new", data={"client_id": client_id})
+        assert response.status_code == 404, client_id
+        assert "Faraway" not in response.get_data(as_text=True)
+    assert practice.get(f"/appointments/{group['id']}").get_json()["client_ids"] == [practice.ada["id"]]
+
+
+@pytest.mark.parametrize("junk", ["\u00b2", "9" * 5000, "-5", "sixty", "x" * 100_000],
+                         ids=["superscript", "huge", "negative", "text", "long"])
+def test_a_length_that_is_not_a_number_is_said_beside_the_field(practice, login, junk):
+    clinician = login(practice.clinician)
+    monday = monday_ahead()
+    shown = clinician.get("/appointments/new", query_string={
+        "client_id": practice.ada["id"], "date": monday.isoformat(), "duration_minutes": junk})
+    assert shown.status_code == 422
+    assert 'id="duration_minutes-error"' in shown.get_data(as_text=True)
+    booked = clinician.post("/appointments/new", data=finder_form(
+        practice, monday, duration_minutes=junk, slot=slot(practice.clinician.id, local(monday, 10))))
+    assert booked.status_code == 422
+    assert 'id="duration_minutes-error"' in booked.get_data(as_text=True)
+    assert appointments(practice) == []
+
+
+def test_a_time_zone_that_is_no_zone_is_said_beside_the_field(practice, login, make_user):
+    admin = login(make_user("admin"))
+    url = f"/admin/users/{practice.clinician.id}/working-hours"
+    for zone in ("Mars/Olympus", "9" * 5000, "../../etc/passwd"):
+        response = admin.post(url, data={"timezone": zone, hours_field(practice, 0, 0, "start"): "09:00",
+                                         hours_field(practice, 0, 0, "end"): "17:00"})
+        assert response.status_code == 422, zone[:20]
+        assert 'id="timezone-error"' in response.get_data(as_text=True)
+
+
+def test_a_booking_without_the_csrf_token_is_refused_and_books_nothing(practice, login):
+    clinician = login(practice.clinician)
+    monday = monday_ahead()
+    response = clinician.client.post("/appointments/new", data=finder_form(
+        practice, monday, slot=slot(practice.clinician.id, local(monday, 10))))
+    assert response.status_code == 403 and "text/html" in response.content_type
+    assert appointments(practice) == []

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Response, request
 
@@ -42,12 +42,15 @@ from clinic.clients.schemas import ClientQuerySchema
 from clinic.console import (
     ConsoleBlueprint,
     FormErrors,
+    as_id,
     attempt,
     current_site_id,
     form_values,
     load_form,
+    not_found,
     page,
     redirect_to,
+    visible_id,
 )
 from clinic.core.errors import APIError, abort_problem
 from clinic.core.time import start_of_day, to_local, utcnow
@@ -192,7 +195,12 @@ class Finder:
 
 
 def zone_abbreviation(zone: str, day: date) -> str:
-    return datetime.combine(day, time(12), tzinfo=ZoneInfo(zone)).tzname() or zone
+    """The zone's abbreviation on ``day`` (EST, CDT...); a name that is no zone (typed, refused) as typed."""
+    try:
+        info = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # no such zone, not a zone's name, a name too long
+        return zone
+    return datetime.combine(day, time(12), tzinfo=info).tzname() or zone
 
 
 def _finder_url(values: Mapping[str, Any]) -> str:
@@ -228,31 +236,31 @@ def _site_today(zone: str) -> date:
     return to_local(utcnow(), zone).date()
 
 
-def _digits(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.strip().isdigit() and len(raw.strip()) <= 9 else None
-
-
 def _finder(user: User, raw: Mapping[str, str]) -> Finder:
-    """The finder's state from the request's values (query or form), the client's read audited."""
+    """The finder's state from the request's values (query or form), the client's read audited.
+
+    A client, site or clinician the user may not see (or text in the place of its id) is the
+    "page not found" page, as the client's own page would be.
+    """
     values = {name: str(raw.get(name, "")).strip() for name in _KEPT if name in raw}
-    client_id = _digits(values.get("client_id"))
+    client_id = as_id(values.get("client_id"))
+    if values.get("client_id") and client_id is None:
+        not_found()
     client = load_client(client_id, audit_read=True) if client_id is not None else None
     directory = directory_of(user)
     sites = list(directory.sites)
     if not sites:
         abort_problem(404, "You work at no site.")
     by_id = {site.id: site for site in sites}
-    if client is not None:
-        site = by_id[client.site_id]
-    else:
-        wanted = _digits(values.get("site_id")) or current_site_id()
-        site = by_id.get(wanted or 0) or sites[0]
+    wanted = visible_id(values.get("site_id"), by_id) or current_site_id() or 0
+    site = by_id[client.site_id] if client is not None else by_id.get(wanted) or sites[0]
     clinicians = [c for c in directory.clinicians if site.id in c.site_ids]
     allowed = _allowed_kinds(user)
     kind = _kind(values.get("kind", ""), allowed)
     errors = FormErrors()
     if "clinician_id" in values:
-        chosen = _digits(values["clinician_id"])
+        chosen = visible_id(values["clinician_id"], (c.id for c in directory.clinicians))
+        # A colleague of another of the user's sites (the site was just changed): any clinician.
         clinician_id = chosen if any(c.id == chosen for c in clinicians) else None
     else:
         clinician_id = user.id if any(c.id == user.id for c in clinicians) else None
@@ -286,7 +294,7 @@ def _find_slots(finder: Finder) -> None:
 
 def _free_slots(finder: Finder, first: date, last: date) -> list[Slot] | None:
     """Free slots starting on the days ``first`` up to ``last`` (excluded), or None with the errors kept."""
-    minutes = _digits(finder.duration)
+    minutes = as_id(finder.duration)
     query: dict[str, Any] = {
         "site_id": finder.site.id,
         "from": start_of_day(first, finder.zone).isoformat(),
@@ -366,7 +374,7 @@ def _render_finder(finder: Finder, *, status: int = 200, refusal: Refusal | None
         shown.setdefault(key, []).extend(messages)
     return page(
         "scheduling/booking_new.html",
-        status=status,
+        status=422 if status == 200 and shown else status,
         f=finder,
         errors=shown,
         labels=_BOOKING_LABELS,
@@ -491,7 +499,8 @@ def _booking_body(finder: Finder, slot: str) -> dict[str, Any]:
     }
     if slot:
         clinician, _sep, starts_at = slot.partition("|")
-        body["clinician_id"] = _number(clinician)
+        # A clinician of none of the user's sites (or text): the "page not found" page.
+        body["clinician_id"] = visible_id(clinician, (c.id for c in directory_of(finder.user).clinicians))
         body["starts_at"] = starts_at
     else:
         if finder.clinician_id is not None:
@@ -551,7 +560,7 @@ def _render_seats(appointment: Appointment, *, status: int = 200, errors: FormEr
         added=added,
         created=created,
         now_date=_site_today(site.timezone),
-        is_open=appointment.is_open and utcnow() < appointment.ends_at,
+        is_open=groups.takes_attendees(appointment),
     )
 
 
@@ -576,7 +585,13 @@ def add_seat(appointment_id: int) -> Response:
         results, errors = _search(user, q, site_id=appointment.site_id)
         return _render_seats(appointment, status=422 if errors else 200, errors=errors, results=results, q=q)
     appointment = load_appointment(appointment_id)
-    data, errors = load_form(AttendeeCreateSchema(), {"client_id": _number(str(values["client_id"]))})
+    # The client is loaded as any client page loads one: another site's (or text in place of the
+    # id) is the "page not found" page, the attempt audited as denied.
+    client_id = as_id(values["client_id"])
+    if client_id is None:
+        not_found()
+    load_client(client_id)
+    data, errors = load_form(AttendeeCreateSchema(), {"client_id": client_id})
     if not errors:
         _attendee, errors = attempt(groups.add_attendee, appointment, data["client_id"], actor=user)
     if errors:

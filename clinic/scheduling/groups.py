@@ -42,11 +42,16 @@ def list_attendees(appointment: Appointment) -> list[AppointmentAttendee]:
     return sorted(appointment.attendees, key=lambda a: a.id)
 
 
+def takes_attendees(appointment: Appointment) -> bool:
+    """Whether clients may still join the session: it is still scheduled and not over."""
+    return appointment.is_open and utcnow() < appointment.ends_at
+
+
 def add_attendee(appointment: Appointment, client_id: int, *, actor: User) -> AppointmentAttendee:
     """Give a client a seat: 409 when the session is full, closed or the client is booked then."""
     require_kind_rights(actor, appointment.kind)
     _require_group(appointment)
-    if not appointment.is_open or utcnow() >= appointment.ends_at:
+    if not takes_attendees(appointment):
         abort_problem(409, "Clients join a session that is still scheduled and not over.", problem="not-open")
     check_client(client_id, appointment.site_id, "client_id")
     # Lock the session row so two registrations at once cannot both take the last seat.

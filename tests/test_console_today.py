@@ -376,3 +376,29 @@ def test_every_role_has_its_alerts_page(day, make_user, login, client):
         html = login(user).get("/alerts").get_data(as_text=True)
         assert f"For the {role}" in html
     assert client.get("/alerts").status_code == 303
+
+
+# --- CSRF and the reads of an alert shown again --------------------------------------------------
+
+
+def test_today_and_alert_forms_without_the_csrf_token_are_refused_and_change_nothing(day):
+    visit = day.book(at(minutes=-5), 30)
+    alert = day.alert(day.clinician, client_id=day.ada["id"])
+    checked = day.session.client.post(f"/today/appointments/{visit['id']}/check-in", headers={"Accept": "text/html"})
+    assert checked.status_code == 403 and checked.mimetype == "text/html"
+    assert day.appointment(visit["id"])["status"] == "scheduled"
+    acknowledged = day.session.client.post(f"/alerts/{alert}/acknowledge", data={"note": "seen"},
+                                           headers={"Accept": "text/html"})
+    assert acknowledged.status_code == 403
+    with day.app.app_context():
+        row = db.session.get_one(StaffNotification, alert)
+        assert row.acknowledged_at is None and row.read_at is None
+
+
+def test_an_alert_about_a_client_shown_again_with_its_error_is_an_audited_read(day):
+    alert = day.alert(day.clinician, client_id=day.ada["id"])
+    before = len(_events(day.app, "staff_notification.read"))
+    swapped = day.session.post(f"/alerts/{alert}/acknowledge", headers=HTMX, data={"note": "x" * 1001})
+    assert swapped.status_code == 200 and "Length must be between 1 and 1000." in swapped.get_data(as_text=True)
+    reads = _events(day.app, "staff_notification.read")[before:]
+    assert [(event.client_id, event.resource_id) for event in reads] == [(day.ada["id"], str(alert))]

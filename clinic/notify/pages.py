@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from flask import Response, request, url_for
 
+from clinic.audit.operations import audit
 from clinic.auth.models import User
 from clinic.auth.permissions import Permission, authenticated_user, requires
 from clinic.console import (
@@ -108,6 +109,9 @@ def _after_change(
 ) -> Response:
     """htmx: the row, saying what happened or why not. A form post: back to the list, or the list with the errors."""
     if is_htmx():
+        if errors and row.client_id is not None:
+            # The alert shown again with its errors is a read of it (it names a client), as mark read's is.
+            audit("read", row)
         unread, unacknowledged = staff.count_open(user)
         return page("notify/alert_row.html", alert=row, tz=_zone(user), errors=errors, values=values or {},
                     unread=unread, unacknowledged=unacknowledged)

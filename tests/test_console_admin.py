@@ -347,3 +347,34 @@ def test_signed_out_the_admin_pages_ask_for_a_sign_in(client: Any) -> None:
     response = client.get("/admin", headers={"Accept": "text/html"})
     assert response.status_code == 303
     assert response.headers["Location"] == "/login?next=%2Fadmin"
+
+
+# --- junk and CSRF -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("junk", ["\u00b2", "9" * 5000, "0", "abc", "2147483647"], ids=["superscript", "huge", "zero", "text", "unknown"])
+def test_a_site_that_is_not_a_number_is_said_beside_the_sites(app: Any, login: Any, admin: User, junk: str) -> None:
+    response = login(admin).post("/admin/users", data={
+        "name": "Odd Sites", "email": "odd.sites@example.org", "role": "clinician", "site_ids": [junk],
+        "password": NEW_PASSWORD,
+    })
+    assert response.status_code == 422
+    assert _field_error(response.get_data(as_text=True), "site_ids")
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.name == "Odd Sites")) is None
+
+
+def test_admin_forms_without_the_csrf_token_are_refused_and_change_nothing(
+    app: Any, login: Any, admin: User, make_user: Any
+) -> None:
+    session = login(admin)
+    other = make_user(Role.ADMIN, name="Still Active")
+    created = session.client.post("/admin/users", data={
+        "name": "Never Made", "email": "never.made@example.org", "role": "intake", "password": NEW_PASSWORD,
+    }, headers={"Accept": "text/html"})
+    assert created.status_code == 403 and created.mimetype == "text/html"
+    disabled = session.client.post(f"/admin/users/{other.id}/active", data={"is_active": "false"})
+    assert disabled.status_code == 403
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.name == "Never Made")) is None
+    assert _user(app, other.id).is_active

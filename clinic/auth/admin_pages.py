@@ -29,7 +29,16 @@ from clinic.auth.schemas import (
     UserCreateSchema,
     UserPatchSchema,
 )
-from clinic.console import ConsoleBlueprint, FormErrors, attempt, form_values, load_form, page, redirect_to
+from clinic.console import (
+    ConsoleBlueprint,
+    FormErrors,
+    as_number,
+    attempt,
+    form_values,
+    load_form,
+    page,
+    redirect_to,
+)
 from clinic.core.errors import APIError, abort_problem
 from clinic.core.pagination import MAX_LIMIT
 from clinic.extensions import db
@@ -128,7 +137,15 @@ def _count(model: type[Site] | type[User]) -> int:
 
 
 def _friendly(errors: FormErrors, values: Mapping[str, Any], empty: Mapping[str, str]) -> FormErrors:
-    """A field left empty says what to enter (GOV.UK style) rather than the schema's words."""
+    """A field left empty says what to enter (GOV.UK style) rather than the schema's words.
+
+    An item of a list (``site_ids.0``) is the list's field: its message is shown beside the checkboxes.
+    """
+    by_field = FormErrors()
+    for key, messages in errors.items():
+        shown = by_field.setdefault(key.split(".", 1)[0], [])
+        shown.extend(message for message in messages if message not in shown)
+    errors = by_field
     for field, message in empty.items():
         if field in errors and not str(values.get(field, "") or "").strip():
             errors[field] = [message]
@@ -278,7 +295,7 @@ def _user_values(*, with_password: bool) -> dict[str, Any]:
     values = form_values(lists=("site_ids",), drop_empty=False)
     fields = ("name", "email", "role") + (("password",) if with_password else ())
     kept: dict[str, Any] = {key: value for key, value in values.items() if key in fields}
-    kept["site_ids"] = [int(item) if item.isdigit() else item for item in values.get("site_ids", [])]
+    kept["site_ids"] = [as_number(item) for item in values.get("site_ids", [])]
     kept["is_supervisor"] = "is_supervisor" in request.form
     return kept
 

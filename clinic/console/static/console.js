@@ -71,6 +71,21 @@
     if (summary) { summary.focus(); }
   }
   focusSummary(document);
+  /* An error summary's link goes to its field: the control takes the focus (the first of a group of
+     radios or checkboxes), with its label or legend scrolled into view above it. */
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest(".error-summary a[href^='#']");
+    var target = link && document.getElementById(decodeURIComponent(link.hash.slice(1)));
+    if (!target) { return; }
+    var control = target.matches("input, select, textarea") ? target
+      : target.querySelector("input:not([type=hidden]), select, textarea");
+    if (!control) { return; }
+    event.preventDefault();
+    var group = (control.type === "radio" || control.type === "checkbox") && control.closest("fieldset");
+    var label = group ? group.querySelector("legend") : document.querySelector("label[for='" + CSS.escape(control.id) + "']");
+    (label || control).scrollIntoView();
+    control.focus({ preventScroll: true });
+  });
   document.body.addEventListener("htmx:afterSwap", function (event) { focusSummary(event.detail.target); });
 
   /* A swap that removed the focused control (a "More" link replaced by what it loaded) puts the

@@ -170,6 +170,8 @@ def test_booking_with_the_keyboard_alone(open_session: Any, live_server: LiveSer
     session = open_session(email)
     page = session.page
     session.go(_finder(client_id, "assessment", day))
+    # Booking is part of the schedule: the navigation says where the user is.
+    assert page.get_by_role("navigation", name="Main").get_by_role("link", name="Schedule").get_attribute("aria-current") == "page"
     keyboard = page.keyboard
 
     def tab_to(condition: str, limit: int = 80) -> None:

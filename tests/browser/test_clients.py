@@ -91,6 +91,24 @@ def test_the_keyboard_alone_finds_and_opens_a_client(open_session: Any, live_ser
     assert page.evaluate("document.activeElement.id") == "client-search"
     page.keyboard.type(family.lower(), delay=30)
     page.locator("#client-search-results a").first.wait_for()
+    box, results = (page.locator(name).bounding_box() for name in ("#client-search", "#client-search-results"))
+    assert box and results  # the results open under the box, as wide as it (not under its label)
+    assert abs(results["x"] - box["x"]) <= 1 and abs(results["width"] - box["width"]) <= 1
+    assert results["y"] >= box["y"] + box["height"] - 1
+    page.keyboard.press("Escape")  # Escape closes them, the focus stays in the box
+    assert page.locator("#client-search-results a").count() == 0
+    assert page.evaluate("document.activeElement.id") == "client-search"
+    page.keyboard.press("Backspace")
+    page.keyboard.type(family[-1].lower(), delay=30)
+    page.locator("#client-search-results a").first.wait_for()
+    page.keyboard.press("Tab")  # Tab goes into the results; leaving the search closes them
+    assert page.evaluate("document.getElementById('client-search-results').contains(document.activeElement)")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    assert page.locator("#client-search-results a").count() == 0
+    page.locator("body").press("/")  # back in the box, what it held selected: typing replaces it
+    page.keyboard.type(family.lower()[:-1], delay=30)
+    page.locator("#client-search-results a").first.wait_for()
     page.keyboard.press("ArrowDown")
     assert family.upper() in page.evaluate("document.activeElement.textContent")
     page.keyboard.press("Enter")
@@ -233,8 +251,11 @@ def test_the_chart_of_a_demo_client_and_another_sites_clinician_kept_out(
     older = page.get_by_role("link", name="Older entries")
     if older.count():
         before = page.locator(".timeline__item").count()
-        older.click()
+        older.focus()
+        page.keyboard.press("Enter")
         page.locator(".timeline__item").nth(before).wait_for()  # the next entries, under the first
+        # The link is gone: the keyboard carries on from the first of the entries it brought.
+        page.wait_for_function(f"document.activeElement === document.querySelectorAll('.timeline__item')[{before}]")
         assert page.url.endswith(f"/clients/{client_id}")  # the same page, not a new one
 
     # A clinician of another site: the same "page not found" as for a client that does not exist.

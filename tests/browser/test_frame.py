@@ -168,7 +168,7 @@ def test_pages_reflow_at_200_percent_zoom_and_on_a_tablet(open_session: Any, liv
     client_id = _client_of(live_server, "Riverside Recovery Center")
     pages = {
         "intake1.riverside": ["/intake", "/intake/calls/new", "/clients?q=a", f"/appointments/new?client_id={client_id}"],
-        "clinician1.riverside": ["/today", f"/clients/{client_id}", "/schedule?view=week", "/schedule", "/alerts"],
+        "clinician1.riverside": ["/today", f"/clients/{client_id}", "/schedule?view=week&clinician_id=", "/schedule", "/alerts"],
         "admin@": ["/admin", "/admin/users/new"],
     }
     for prefix, paths in pages.items():

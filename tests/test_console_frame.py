@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from clinic.audit.models import AuditEvent
+from clinic.clients.models import Client
 from clinic.console import _CONSOLE_BLUEPRINTS, SITE_COOKIE, as_id, as_number
 from clinic.console.errors import safe_next
 from clinic.extensions import db
@@ -117,6 +118,11 @@ def test_the_site_switcher_returns_to_the_page_without_search_terms(
     for referrer in ("https://evil.example/today", "http://localhost//evil.example", "http://localhost/\t/evil.example"):
         elsewhere = both.post("/account/site", data={"site_id": str(second.id)}, headers={"Referer": referrer})
         assert elsewhere.headers["Location"] == "/intake", referrer
+    named = both.post("/account/site", data={"site_id": str(second.id), "next": "/schedule?view=week&q=Brown"})
+    assert named.headers["Location"] == "/schedule?view=week"
+    for target in ELSEWHERE:
+        elsewhere = both.post("/account/site", data={"site_id": str(second.id), "next": target})
+        assert elsewhere.headers["Location"] == "/intake", target
 
 
 def test_the_site_switcher_takes_only_the_users_own_sites(practice: Practice, make_site: Any, login: Any) -> None:
@@ -268,3 +274,19 @@ def test_no_console_get_changes_anything(
                 visited += 1
     assert visited >= 100
     assert _fingerprint(app) == before
+
+
+@pytest.mark.parametrize("typed", ["Brown\x00", "Brown\u202e", "Br\u200bown", "Brown\x07"],
+                         ids=["nul", "bidi-override", "zero-width", "control"])
+def test_a_form_field_refuses_the_characters_a_json_string_may_not_hold(
+    app: Flask, practice: Practice, login: Any, typed: str
+) -> None:
+    desk = login(practice.intake)
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Client))
+    response = desk.post("/clients/new", headers=HTML, data={
+        "first_name": "Ada", "last_name": typed, "date_of_birth": "1980-01-01", "site_id": str(practice.site.id)})
+    assert response.status_code == 422
+    assert response.mimetype == "text/html" and "Last name:" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Client)) == before

@@ -130,7 +130,9 @@ def choose_site() -> Response:
     if chosen is None:
         return page("console/error.html", status=422, title="Choose one of your sites", detail="", errors={})
     visible_id(chosen, user.site_ids)  # another site's id: the "page not found" page
-    response = redirect_to(safe_next(_referring_path()) or _home_url())
+    # Back to the page the switcher is on: its ``next`` field, else the referring page (a browser
+    # sends none under the console's no-referrer policy), else home; never elsewhere, never search terms.
+    response = redirect_to(safe_next(request.form.get("next")) or safe_next(_referring_path()) or _home_url())
     response.set_cookie(SITE_COOKIE, str(chosen), httponly=True, samesite="Lax", path="/",
                         secure=current_app.config["SESSION_COOKIE_SECURE"], max_age=365 * 24 * 3600)
     return response

@@ -58,6 +58,9 @@ _NUL = "\x00"
 #: JSON nested deeper than this is refused (400) before anything reads it into objects.
 MAX_JSON_DEPTH = 32
 
+#: Bodies of HTML forms (the console's), whose fields are checked as a JSON body's strings are.
+_FORM_MIMETYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
 #: Characters no text field takes (API.md): C0 and C1 controls (but tab, line feed and carriage
 #: return, which multi-line text may hold), the zero-width characters and Unicode's bidirectional
 #: controls (Bidi_Control), which make text read differently from what is stored.
@@ -145,6 +148,23 @@ def _printable(path: str) -> str:
     return _REFUSED.sub(lambda found: f"\\u{ord(found.group()):04x}", path)
 
 
+def _refused_form_fields() -> Iterator[tuple[str, str]]:
+    """``(field, message)`` for each field of a form body (a console form) refused as a JSON string would be.
+
+    Its text reaches the same columns as the API's: the same characters are refused.
+    """
+    if request.mimetype not in _FORM_MIMETYPES:
+        return
+    for name, values in request.form.lists():
+        problem = _text_problem(name)
+        for value in values if problem is None else ():
+            problem = _storage_problem(value) if _secret(name) else _text_problem(value, multiline=True)
+            if problem:
+                break
+        if problem:
+            yield _printable(name), problem
+
+
 def _json_body() -> Any:
     """The JSON body parsed as strictly as webargs parses it; None when absent or malformed (its 400).
 
@@ -180,7 +200,8 @@ def check_request_input() -> Response | None:
     - JSON nested deeper than MAX_JSON_DEPTH: 400;
     - text that PostgreSQL cannot store (U+0000, lone surrogates), control characters (but
       line breaks and tabs in the body's strings), zero-width and bidirectional-override
-      characters, in a query parameter, a path segment or the JSON body: 422 naming each field.
+      characters, in a query parameter, a path segment, the JSON body or a form's fields: 422
+      naming each field.
     """
     if request.routing_exception is not None:
         return None  # 404/405 come first
@@ -206,6 +227,8 @@ def check_request_input() -> Response | None:
         return problem_response(
             400, detail=f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.", problem="json-too-deep"
         )
+    for name, problem in _refused_form_fields():
+        errors.setdefault(name, []).append(problem)
     if not errors:
         return None
     unit_of_work.fail()

@@ -549,3 +549,20 @@ def test_a_client_form_without_the_csrf_token_is_refused_and_writes_nothing(
     assert admitted.status_code == 403
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Episode)) == 0
+
+
+def test_an_intake_coordinator_posting_a_disclosure_consent_is_refused_as_over_the_api(
+    app: Flask, signed_in: Session, site: Site, make_user: Callable[..., User], login: Callable[..., Session],
+) -> None:
+    person = _register(signed_in, site)
+    desk = login(make_user("intake", sites=[site]))
+    assert "Record a disclosure consent" not in _text(desk.get(f"/clients/{person['id']}/consents/new?kind=disclosure"))
+    response = desk.post(f"/clients/{person['id']}/consents", data={
+        "kind": "disclosure", "recipient": "Dr. Lee, Harbor Primary Care", "purpose": "coordination of care",
+        "information_description": "medications and doses", "disclosing_party": site.name,
+        "signed_on": TODAY.isoformat(), "signature_name": "Maria Okafor",
+        "expires_on": (TODAY + timedelta(days=365)).isoformat(), "revocation_acknowledged": "true"})
+    assert response.status_code == 403 and "You cannot do this" in _text(response)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Consent).where(
+            Consent.client_id == person["id"])) == 0

@@ -592,8 +592,9 @@ def record_consent(client_id: int) -> Response:
     user = authenticated_user()
     client = load_client(client_id)
     values = form_values()
-    kind = _consent_kind(values.get("kind"), user)
-    data, errors = load_form(ConsentCreateSchema(), {**values, "kind": kind})
+    kind = _consent_kind(values.get("kind"), user)  # the form to show again
+    # The kind posted, as the API takes it: who may record a disclosure consent is the operation's rule.
+    data, errors = load_form(ConsentCreateSchema(), {**values, "kind": values.get("kind", kind)})
     consent = None
     if not errors:
         fields = {name: value for name, value in data.items() if name != "kind"}

@@ -76,6 +76,21 @@ def test_signing_in_with_a_next_elsewhere_goes_home(app: Flask, practice: Practi
     assert response.headers["Location"] == "/today"
 
 
+def test_signing_in_without_the_forms_token_signs_nobody_in(app: Flask, practice: Practice) -> None:
+    http = app.test_client()
+    html = _sign_in_form(http)
+    credentials = {"email": practice.clinician.email, "password": PASSWORD}
+    for token in (None, "", "forged-" + _token(html)):
+        data = credentials if token is None else {**credentials, "csrf_token": token}
+        response = http.post("/login", data=data)
+        assert response.status_code == 400
+        assert "The sign-in form had expired" in response.get_data(as_text=True)
+        assert app.config["AUTH_COOKIE_NAME"] not in response.headers.get("Set-Cookie", "").split("=")[0]
+    assert http.get("/account").status_code == 303  # still signed out
+    with app.app_context():
+        assert db.session.scalars(select(AuditEvent).where(AuditEvent.action.like("%login%"))).all() == []
+
+
 def test_signing_in_returns_to_the_page_asked_for(app: Flask, practice: Practice) -> None:
     http = app.test_client()
     html = _sign_in_form(http, "?next=%2Fschedule%3Fview%3Dweek")

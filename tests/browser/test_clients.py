@@ -95,11 +95,11 @@ def test_the_keyboard_alone_finds_and_opens_a_client(open_session: Any, live_ser
     assert box and results  # the results open under the box, as wide as it (not under its label)
     assert abs(results["x"] - box["x"]) <= 1 and abs(results["width"] - box["width"]) <= 1
     assert results["y"] >= box["y"] + box["height"] - 1
-    page.keyboard.press("Escape")  # Escape closes them, the focus stays in the box
+    page.keyboard.press("Escape")  # Escape closes them, the focus stays in the box with what was typed
     assert page.locator("#client-search-results a").count() == 0
     assert page.evaluate("document.activeElement.id") == "client-search"
-    page.keyboard.press("Backspace")
-    page.keyboard.type(family[-1].lower(), delay=30)
+    assert page.locator("#client-search").input_value() == family.lower()
+    page.keyboard.press("ArrowDown")  # Down opens them again
     page.locator("#client-search-results a").first.wait_for()
     page.keyboard.press("Tab")  # Tab goes into the results; leaving the search closes them
     assert page.evaluate("document.getElementById('client-search-results').contains(document.activeElement)")

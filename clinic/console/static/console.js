@@ -20,17 +20,21 @@
       event.preventDefault();
       search.focus();
       search.select();
-    } else if (event.key === "Escape" && results && results.contains(document.activeElement) || (event.key === "Escape" && event.target === search)) {
-      if (results) { results.innerHTML = ""; }
-      if (search) { search.focus(); }
+    } else if (event.key === "Escape" && results && (results.contains(document.activeElement) || event.target === search)) {
+      /* The first Escape closes the results and keeps what was typed; in the box with the results
+         already closed, Escape clears it (the search box's own behaviour). */
+      if (results.innerHTML.trim()) { event.preventDefault(); }
+      results.innerHTML = "";
+      search.focus();
     }
   });
   if (search && results) {
-    /* Arrow keys move between the results and the box. */
+    /* Arrow keys move between the results and the box; Down in the box opens them again once closed. */
     search.addEventListener("keydown", function (event) {
       if (event.key === "ArrowDown") {
         var first = results.querySelector("a");
         if (first) { event.preventDefault(); first.focus(); }
+        else if (search.value.trim() && window.htmx) { event.preventDefault(); window.htmx.trigger(search, "search"); }
       }
     });
     results.addEventListener("keydown", function (event) {

@@ -310,7 +310,8 @@ def test_alerts_list_what_is_to_acknowledge_first_with_a_safety_alerts_next_step
     html = response.get_data(as_text=True)
     to_acknowledge = html[html.index('id="open-heading"'):html.index('id="done-heading"')]
     acknowledged = html[html.index('id="done-heading"'):]
-    assert re.findall(r'<tr id="alert-(\d+)"', to_acknowledge) == [str(review), str(safety)]  # newest first
+    # The most urgent first: the safety alert before the newer review (the rest newest first).
+    assert re.findall(r'<tr id="alert-(\d+)"', to_acknowledge) == [str(safety), str(review)]
     assert re.findall(r'<tr id="alert-(\d+)"', acknowledged) == [str(done)]
     row = _alert_row(html, safety)
     assert ">Safety<" in row and "row--urgent" in row and "Not read yet" in row

@@ -132,6 +132,19 @@ def test_a_clinician_works_through_the_day_and_acknowledges_an_alert(open_sessio
     assert page.get_by_role("heading", level=1).inner_text() == "Today"
     session.check_accessibility()
 
+    # On the front desk's tablet and at 200% zoom each row's action is on screen, not scrolled off to
+    # the right: the rows of a work queue stack, each cell under its column's name.
+    for width in (768, 640):
+        narrow = open_session(prepared.email, viewport=(width, 1024))
+        for path, action in ((f"/today#appointment-{prepared.by_mouse}", f"#appointment-{prepared.by_mouse} button"),
+                             ("/alerts", f"#alert-{prepared.safety_alert} button >> text=Acknowledge")):
+            narrow.go(path)
+            box = narrow.page.locator(action).bounding_box()
+            assert box and 0 <= box["x"] and box["x"] + box["width"] <= width, f"{path} at {width}px: {box}"
+        if width == 768:
+            narrow.go("/today")
+            narrow.screenshot("today-tablet", full_page=False)
+
     # One click: Check in; the row (and only the row) is replaced and says what happened.
     pages_loaded = sum(1 for url in session.requests if url.endswith("/today"))
     row = page.locator(f"#appointment-{prepared.by_mouse}")

@@ -152,7 +152,9 @@ class Session:
         """docs/screenshots/<name>.png, when CLINIC_SCREENSHOTS=1 (the images docs/console.md shows)."""
         if os.environ.get("CLINIC_SCREENSHOTS") == "1":
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+            # caret="initial": hiding the caret leaves style="" on every input, which htmx would then copy
+            # onto a swapped-in element of the same id, a change the console's CSP refuses (a console error).
+            self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, caret="initial")
 
     def check_accessibility(self) -> None:
         """axe-core (from the axe-playwright-python package, injected by the test only): no serious violations."""

@@ -70,9 +70,13 @@ def test_an_intake_coordinator_logs_a_risk_call_and_links_a_caller_who_is_alread
     session.check_accessibility()
     session.screenshot("intake-queue")
 
-    # A call back recorded in the queue's row, with the keyboard: the row says what happened.
+    # A call back recorded in the queue's row, with the keyboard: the row says what happened. Sent
+    # without its outcome, the row says so beside the field, which takes the focus.
+    row.get_by_role("button", name=re.compile("^Record call back")).focus()
+    page.keyboard.press("Enter")
+    row.locator(".field-error").wait_for()
+    page.wait_for_function(f"document.activeElement.id === 'outcome-{known['due_call_id']}'")
     outcome = row.get_by_label(re.compile("^Outcome"))
-    outcome.focus()
     outcome.select_option("waitlisted")
     page.keyboard.press("Tab")  # "Follow up again" (closed)
     page.keyboard.press("Tab")  # the button

@@ -118,7 +118,7 @@ def test_an_intake_coordinator_logs_a_risk_call_and_links_a_caller_who_is_alread
     page.keyboard.press("Enter")  # the summary's link puts the focus on the question's first answer
     assert page.evaluate("document.activeElement.name") == "outcome"
     legend = page.get_by_text("Outcome of the call", exact=True).bounding_box()
-    assert legend and 0 <= legend["y"] < page.viewport_size["height"]  # with its legend scrolled into view
+    assert legend and legend["y"] >= 0 and legend["y"] < page.viewport_size["height"]  # with its legend scrolled into view
     for _ in range(4):
         page.keyboard.press("ArrowDown")
     assert page.get_by_label("Asked to be called back").is_checked()

@@ -140,7 +140,7 @@ def test_a_clinician_works_through_the_day_and_acknowledges_an_alert(open_sessio
                              ("/alerts", f"#alert-{prepared.safety_alert} button >> text=Acknowledge")):
             narrow.go(path)
             box = narrow.page.locator(action).bounding_box()
-            assert box and 0 <= box["x"] and box["x"] + box["width"] <= width, f"{path} at {width}px: {box}"
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, f"{path} at {width}px: {box}"
         if width == 768:
             narrow.go("/today")
             narrow.screenshot("today-tablet", full_page=False)

@@ -291,7 +291,7 @@ def test_the_banner_shows_risk_flags_and_unacknowledged_safety_alerts_as_labelle
     since = _last_event_id(app)
     chart = signed_in.get(f"/clients/{client_id}")
     chips = re.findall(r'<span class="tag tag--(\w+)">([^<]+)</span>', chart.get_data(as_text=True).split("</section>")[0])
-    assert chips == [("red", "Safety alert: PHQ-9"), ("red", "Risk: recent overdose"), ("orange", "Risk: injection use")]
+    assert chips == [("red", "Safety alert: PHQ-9"), ("red", "Risk: recent overdose"), ("orange", "Risk: injects drugs")]
     assert "not acknowledged" in _text(chart)
     # What the chips show was read, and the reads are audited.
     actions = [action for action, _details, _outcome in _events(app, since, client_id)]

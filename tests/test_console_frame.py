@@ -133,6 +133,9 @@ def test_the_site_switcher_returns_to_the_page_without_search_terms(
     for referrer in ("https://evil.example/today", "http://localhost//evil.example", "http://localhost/\t/evil.example"):
         elsewhere = both.post("/account/site", data={"site_id": str(second.id)}, headers={"Referer": referrer})
         assert elsewhere.headers["Location"] == "/intake", referrer
+    # The switcher in the top bar names the page it is on (its path: no filters, no search terms).
+    page = both.get("/clients?q=Brown", headers=HTML).get_data(as_text=True)
+    assert '<input type="hidden" name="next" value="/clients">' in page
     named = both.post("/account/site", data={"site_id": str(second.id), "next": "/schedule?view=week&q=Brown"})
     assert named.headers["Location"] == "/schedule?view=week"
     for target in ELSEWHERE:

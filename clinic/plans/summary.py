@@ -30,10 +30,10 @@ from clinic.plans.models import MedicationName, PlanStatus
 
 #: Each risk flag an intake call may carry: its chip's words, its order, its colour.
 RISK_FLAGS: dict[str, tuple[str, int, str]] = {
-    RiskFlag.SUICIDAL_IDEATION.value: ("Risk: suicidal ideation", 10, "red"),
+    RiskFlag.SUICIDAL_IDEATION.value: ("Risk: thoughts of suicide", 10, "red"),
     RiskFlag.RECENT_OVERDOSE.value: ("Risk: recent overdose", 11, "red"),
     RiskFlag.WITHDRAWAL_NOW.value: ("Risk: in withdrawal when calling", 12, "orange"),
-    RiskFlag.INJECTION_USE.value: ("Risk: injection use", 13, "orange"),
+    RiskFlag.INJECTION_USE.value: ("Risk: injects drugs", 13, "orange"),
     RiskFlag.PREGNANT.value: ("Pregnant", 14, "orange"),
 }
 

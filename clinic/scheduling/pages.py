@@ -25,8 +25,8 @@ from sqlalchemy import select
 from clinic.audit.operations import audit
 from clinic.auth.directory import Directory, directory_of
 from clinic.auth.models import Role, Site, User
-from clinic.auth.permissions import Permission, authenticated_user, has_permission, requires, scoped_select
-from clinic.clients.models import Client
+from clinic.auth.permissions import Permission, authenticated_user, has_permission, requires
+from clinic.clients.loaders import clients_by_id
 from clinic.console import (
     ConsoleBlueprint,
     FormErrors,
@@ -159,19 +159,6 @@ def _period(filters: Filters) -> tuple[date, date]:
         monday = filters.day - timedelta(days=filters.day.weekday())
         return monday, monday + timedelta(days=7)
     return filters.day, filters.day + timedelta(days=1)
-
-
-def clients_by_id(user: User, ids: Iterable[int]) -> dict[int, Client]:
-    """The clients of the appointments shown (their names), within the reader's sites.
-
-    Their names are part of the appointments read: each appointment's read names its clients
-    in the audit trail, as the API's list does.
-    """
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    stmt = scoped_select(Client, user).where(Client.id.in_(wanted))
-    return {client.id: client for client in db.session.scalars(stmt)}
 
 
 def _clinician_names(directory: Directory, ids: Iterable[int]) -> dict[int, str]:

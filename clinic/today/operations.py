@@ -11,15 +11,14 @@ those events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from clinic.auth.models import Site, User
-from clinic.auth.permissions import scoped_select
+from clinic.clients.loaders import clients_by_id
 from clinic.clients.models import Client
 from clinic.core.time import start_of_day, to_local, utcnow
-from clinic.extensions import db
 from clinic.intake import operations as intake_ops
 from clinic.intake.models import IntakeCall
 from clinic.notify import staff
@@ -91,12 +90,3 @@ def clinician_day(user: User, site: Site) -> Day:
         more_follow_ups=follow_ups.next_cursor is not None,
         clients=clients_by_id(user, client_ids),
     )
-
-
-def clients_by_id(user: User, client_ids: Iterable[int]) -> dict[int, Client]:
-    """The named clients of the user's sites, by id, to show who a row is about (one query)."""
-    wanted = sorted(set(client_ids))
-    if not wanted:
-        return {}
-    rows = db.session.scalars(scoped_select(Client, user).where(Client.id.in_(wanted)))
-    return {client.id: client for client in rows}

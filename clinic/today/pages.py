@@ -13,6 +13,7 @@ from flask import Response, url_for
 
 from clinic.auth.models import Site, User
 from clinic.auth.permissions import Permission, authenticated_user, requires
+from clinic.clients.loaders import clients_by_id
 from clinic.console import (
     ConsoleBlueprint,
     FormErrors,
@@ -100,7 +101,7 @@ def _after_change(appointment: Appointment, errors: FormErrors, values: dict[str
         return page(
             "today/appointment_row.html",
             appointment=appointment,
-            clients=ops.clients_by_id(user, [appointment.client_id] if appointment.client_id else []),
+            clients=clients_by_id(user, [appointment.client_id] if appointment.client_id else []),
             tz=tz,
             now=now,
             on=to_local(now, tz).date(),

@@ -205,6 +205,9 @@ def test_the_appointment_page_shows_two_identifiers_the_time_and_its_reminders(
     assert f"<title>Appointment {DASH} clinic</title>" in html  # no client name in the title
     assert '<span class="family">Brown</span>, Ada' in html
     assert "Jan 1, 1980" in words and "MRN" in words
+    # The client banner every client page has: its site and episode too, and the client's pages.
+    assert 'class="banner"' in html and "Site" in words and "Episode" in words
+    assert f'href="/clients/{practice.ada["id"]}"' in html
     assert f"{day.strftime('%a, %b %-d, %Y')}, 3:30 PM {DASH} 4:15 PM E" in words
     assert "Zelda Quartermaine" in words and "Room 2" in words and "45 minutes" in words
     assert "Record confirmation" in words and "Cancel this appointment" in words

@@ -423,7 +423,8 @@ def _check_timing(appointment: Appointment, target: AppointmentStatus, now: date
         _refuse_transition(
             appointment,
             target,
-            "Check the client in first; an appointment that has ended can be completed with a late_entry_reason.",
+            "Check the client in first; an appointment that has ended can be completed late, with the reason it is "
+            "recorded only now (late_entry_reason).",
         )
     if target is S.CONFIRMED and now >= appointment.starts_at:
         _refuse_transition(appointment, target, "An appointment that has begun cannot be confirmed.")

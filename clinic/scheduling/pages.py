@@ -26,6 +26,7 @@ from clinic.audit.operations import audit
 from clinic.auth.directory import Directory, directory_of
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import Permission, authenticated_user, has_permission, requires
+from clinic.clients.banner import client_banner
 from clinic.clients.loaders import clients_by_id
 from clinic.console import (
     ConsoleBlueprint,
@@ -267,6 +268,10 @@ def _appointment_page(
     if appointment.series_id is not None:
         listed = ops.list_appointments(user, limit=SERIES_SHOWN, cursor=None, series_id=appointment.series_id)
         series, series_more = listed.items, listed.next_cursor is not None
+    # A one-to-one appointment shows the client banner every client page shows (two identifiers,
+    # site, episode, flags) before any action that records care; its reads are audited as the chart's.
+    client = clients.get(appointment.client_id) if appointment.client_id is not None else None
+    banner = client_banner(client, user, current="") if client is not None and not appointment.is_group else None
     answers: list[list[Any]] = values_from(appointment_reminders, appointment)
     reminders = [row for answer in answers for row in answer]
     may_act = _may_act(user, appointment)
@@ -282,6 +287,7 @@ def _appointment_page(
         zone=site.timezone,
         today=_site_today(site),
         clients=clients,
+        banner=banner,
         attendees=attendees,
         seated=[a for a in attendees if a.status in SEATED_ATTENDEE_STATUSES],
         clinician_names=_clinician_names(directory, _people(appointment)),

@@ -295,7 +295,7 @@ def test_the_banner_shows_risk_flags_and_unacknowledged_safety_alerts_as_labelle
     assert "not acknowledged" in _text(chart)
     # What the chips show was read, and the reads are audited.
     actions = [action for action, _details, _outcome in _events(app, since, client_id)]
-    assert "intake_call.read" in actions and "assessment.read" in actions
+    assert "intake_call.read" in actions and "assessment.read" in actions and "staff_notification.read" in actions
 
     # The intake coordinator sees the risk flags, not the clinical alert, and no episode or care.
     seen_by_intake = intake.get(f"/clients/{client_id}")

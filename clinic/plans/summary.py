@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from clinic.assessments.models import Assessment
-from clinic.audit.operations import audit
+from clinic.audit.operations import audit, record
 from clinic.auth.models import Site, User
 from clinic.auth.permissions import Permission, has_permission, scoped_select
 from clinic.clients.banner import ActiveMedication, ActivePlan, CareSummary, Flag
@@ -98,6 +98,9 @@ def _safety_alerts(client: Client, zone: str) -> list[Flag]:
         assessments = {row.id: row for row in db.session.scalars(found)}
     for assessment in assessments.values():
         audit("read", assessment, details={"via": "banner"})
+    if alerts:  # the alerts themselves are read too, as the alerts list records them
+        record("staff_notification.read", resource="staff_notification", client_id=client.id,
+               details={"via": "banner", "ids": [alert.id for alert in alerts]})
     flags = []
     seen: set[str] = set()
     for alert in alerts:

@@ -51,10 +51,10 @@ from clinic.console import (
     visible_id,
 )
 from clinic.console.dates import date_time, long_date
-from clinic.core.errors import APIError, abort_problem
+from clinic.core.errors import abort_problem
 from clinic.core.pagination import decode_cursor, encode_cursor
 from clinic.core.phones import default_region
-from clinic.core.time import as_utc, to_local, utcnow
+from clinic.core.time import as_utc, local_today, to_local, utcnow
 from clinic.extensions import db
 
 blp = ConsoleBlueprint("client_pages", __name__)
@@ -246,7 +246,7 @@ def _ints(values: dict[str, Any], *names: str) -> dict[str, Any]:
 
 
 def _site_today(site_id: int) -> date:
-    return to_local(utcnow(), db.session.get_one(Site, site_id).timezone).date()
+    return local_today(db.session.get_one(Site, site_id).timezone)
 
 
 def _sites_of(user: User) -> dict[int, Site]:
@@ -360,24 +360,16 @@ def register() -> Response:
         if name in sent:
             sent[name] = visible_id(sent[name], visible)
     data, errors = load_form(ClientCreateSchema(), sent)
-    candidates: list[dict[str, Any]] = []
-
-    def register_client(**fields: Any) -> Client:
-        require_site_in_scope(fields["site_id"], user)
-        try:
-            return ops.register_client(actor=user, allow_duplicate=allow_duplicate, **fields)
-        except APIError as error:
-            if error.problem == "likely-duplicate":
-                candidates.extend(
-                    {**c, "date_of_birth": date.fromisoformat(c["date_of_birth"])}
-                    for c in error.extra.get("candidates", [])
-                )
-            raise
-
     client = None
     if not errors:
-        client, errors = attempt(register_client, **data)
+        require_site_in_scope(data["site_id"], user)
+        client, errors = attempt(ops.register_client, actor=user, allow_duplicate=allow_duplicate, **data)
     if client is None:
+        refusal = errors.problem
+        duplicate = refusal is not None and refusal.problem == "likely-duplicate"
+        candidates = [
+            {**c, "date_of_birth": date.fromisoformat(c["date_of_birth"])} for c in refusal.extra.get("candidates", [])
+        ] if duplicate else []
         status = 409 if candidates else 422
         return _register_form(values, _explained(errors), status=status, candidates=candidates)
     return redirect_to(url_for("client_pages.chart", client_id=client.id, registered=1))

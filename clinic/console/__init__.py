@@ -78,7 +78,13 @@ def redirect_to(location: str, *, status: int = 303) -> Response:
 
 
 class FormErrors(dict[str, list[str]]):
-    """Field name -> messages, in the order the fields were reported; ``_schema`` for the form's own."""
+    """Field name -> messages, in the order the fields were reported; ``_schema`` for the form's own.
+
+    ``problem`` is the operation's refusal they came from, when one did (its status, its extension
+    members such as a duplicate check's ``candidates``).
+    """
+
+    problem: Any = None
 
     @classmethod
     def from_validation(cls, error: ValidationError) -> FormErrors:
@@ -89,8 +95,11 @@ class FormErrors(dict[str, list[str]]):
         """From an APIError an operation raised: its field errors, or its detail as the form's own."""
         errors = getattr(problem, "errors", None)
         if errors:
-            return cls({key: list(value) for key, value in errors.items()})
-        return cls({"_schema": [str(getattr(problem, "detail", None) or "The change could not be saved.")]})
+            found = cls({key: list(value) for key, value in errors.items()})
+        else:
+            found = cls({"_schema": [str(getattr(problem, "detail", None) or "The change could not be saved.")]})
+        found.problem = problem
+        return found
 
 
 def attempt(operation: Any, *args: Any, **kwargs: Any) -> tuple[Any, FormErrors]:
@@ -224,6 +233,14 @@ def current_site_id() -> int | None:
     if chosen in site_ids:
         return chosen
     return site_ids[0] if site_ids else None
+
+
+def current_site() -> Any:
+    """The :class:`~clinic.auth.models.Site` of :func:`current_site_id`, from the user's own sites (None: no site)."""
+    chosen = current_site_id()
+    if chosen is None:
+        return None
+    return next((site for site in current_user.sites if site.id == chosen), None)
 
 
 def _csrf_token() -> str:

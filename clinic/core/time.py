@@ -16,6 +16,11 @@ def today() -> date:
     return utcnow().date()
 
 
+def local_today(zone: str) -> date:
+    """The calendar date now in ``zone`` (a site's "today")."""
+    return to_local(utcnow(), zone).date()
+
+
 def as_utc(value: datetime) -> datetime:
     """Return ``value`` in UTC; a naive value is taken to be UTC already."""
     if value.tzinfo is None:

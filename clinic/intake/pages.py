@@ -34,10 +34,8 @@ from clinic.console import (
     redirect_to,
     visible_id,
 )
-from clinic.core import unit_of_work
-from clinic.core.errors import APIError
 from clinic.core.phones import default_region
-from clinic.core.time import start_of_day, to_local, utcnow
+from clinic.core.time import local_today, start_of_day, to_local, utcnow
 from clinic.intake import operations as ops
 from clinic.intake.api import load_call
 from clinic.intake.models import CallerRelation, CallOutcome, Direction, IntakeCall, RiskFlag
@@ -402,7 +400,6 @@ def create_call() -> Response:
         if not op_errors:
             return redirect_to(url_for("intake_pages.call", call_id=call.id, logged=1))
         errors = _form_errors(op_errors)
-    unit_of_work.fail()
     return _call_form(call=None, values=form, errors=errors, status=422)
 
 
@@ -620,13 +617,12 @@ def convert(call_id: int) -> Response:
     data, errors = load_form(ConvertSchema(), form)
     if errors:
         return _convert_form(_shown(call), values=form, errors=_form_errors(errors), status=422)
-    try:
-        # A refusal undoes what the operation wrote, as over the API (the candidates' reads are kept).
-        with unit_of_work.savepoint():
-            ops.convert_call(call, actor=authenticated_user(), allow_duplicate=allow_duplicate, client_fields=data)
-    except APIError as error:
-        if (error.code or 500) >= 500 or error.code in (401, 403, 404):
-            raise
+    # A refusal undoes what the operation wrote, as over the API (the candidates' reads are kept).
+    _converted, refused = attempt(
+        ops.convert_call, call, actor=authenticated_user(), allow_duplicate=allow_duplicate, client_fields=data
+    )
+    if refused:
+        error = refused.problem
         _shown(call)
         candidates = error.extra.get("candidates")
         if error.code == 409 and candidates:
@@ -636,10 +632,9 @@ def convert(call_id: int) -> Response:
                 candidates=[{**c, "date_of_birth": date.fromisoformat(c["date_of_birth"])} for c in candidates],
                 values=form,
                 typed_dob=data.get("date_of_birth"),
-                today=to_local(utcnow(), _zone(_user_sites(authenticated_user()), call.site_id)).date(),
+                today=local_today(_zone(_user_sites(authenticated_user()), call.site_id)),
             )
-        return _convert_form(call, values=form, errors=_form_errors(FormErrors.from_problem(error)),
-                             status=error.code or 422)
+        return _convert_form(call, values=form, errors=_form_errors(refused), status=error.code or 422)
     return redirect_to(url_for("intake_pages.call", call_id=call.id, converted=1))
 
 

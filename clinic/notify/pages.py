@@ -20,7 +20,7 @@ from clinic.console import (
     ConsoleBlueprint,
     FormErrors,
     attempt,
-    current_site_id,
+    current_site,
     form_values,
     is_htmx,
     load_form,
@@ -37,11 +37,10 @@ blp = ConsoleBlueprint("notify_pages", __name__)
 PAGE_SIZE = 25
 
 
-def _zone(user: User) -> str:
+def _zone() -> str:
     """Times on the alerts page are in the zone of the site the user works at now."""
-    chosen = current_site_id()
-    site = next((s for s in user.sites if s.id == chosen), None)
-    return site.timezone if site is not None else "UTC"
+    site = current_site()
+    return str(site.timezone) if site is not None else "UTC"
 
 
 def _cursor(name: str) -> str | None:
@@ -70,7 +69,7 @@ def _alerts_page(user: User, *, status: int = 200, refused: dict[int, FormErrors
     return page(
         "notify/alerts.html",
         status=status,
-        tz=_zone(user),
+        tz=_zone(),
         unread=unread,
         unacknowledged=unacknowledged,
         open_alerts=open_page.items,
@@ -113,7 +112,7 @@ def _after_change(
             # The alert shown again with its errors is a read of it (it names a client), as mark read's is.
             audit("read", row)
         unread, unacknowledged = staff.count_open(user)
-        return page("notify/alert_row.html", alert=row, tz=_zone(user), errors=errors, values=values or {},
+        return page("notify/alert_row.html", alert=row, tz=_zone(), errors=errors, values=values or {},
                     unread=unread, unacknowledged=unacknowledged)
     if not errors:
         return redirect_to(url_for("notify_pages.alerts") + f"#alert-{row.id}")

@@ -53,7 +53,7 @@ from clinic.console import (
     visible_id,
 )
 from clinic.core.errors import APIError, abort_problem
-from clinic.core.time import start_of_day, to_local, utcnow
+from clinic.core.time import local_today, start_of_day, to_local, utcnow
 from clinic.scheduling import availability, groups
 from clinic.scheduling import operations as ops
 from clinic.scheduling.conflicts import Slot
@@ -232,10 +232,6 @@ def _kind(raw: str, allowed: list[AppointmentKind]) -> AppointmentKind:
     return kind if kind in allowed else allowed[0]
 
 
-def _site_today(zone: str) -> date:
-    return to_local(utcnow(), zone).date()
-
-
 def _finder(user: User, raw: Mapping[str, str]) -> Finder:
     """The finder's state from the request's values (query or form), the client's read audited.
 
@@ -264,7 +260,7 @@ def _finder(user: User, raw: Mapping[str, str]) -> Finder:
         clinician_id = chosen if any(c.id == chosen for c in clinicians) else None
     else:
         clinician_id = user.id if any(c.id == user.id for c in clinicians) else None
-    day = _site_today(site.timezone)
+    day = local_today(site.timezone)
     if values.get("date"):
         try:
             day = date.fromisoformat(values["date"])
@@ -386,7 +382,7 @@ def _render_finder(finder: Finder, *, status: int = 200, refusal: Refusal | None
         clinician_options=[(c.id, c.name) for c in finder.clinicians],
         site_options=[(site.id, site.name) for site in finder.sites],
         repeat_options=[("", "Does not repeat"), *((name, label) for name, (label, _rule) in REPEATS.items())],
-        today=_site_today(finder.zone),
+        today=local_today(finder.zone),
         one_day=timedelta(days=1),
     )
 
@@ -559,7 +555,7 @@ def _render_seats(appointment: Appointment, *, status: int = 200, errors: FormEr
         q=q,
         added=added,
         created=created,
-        now_date=_site_today(site.timezone),
+        now_date=local_today(site.timezone),
         is_open=groups.takes_attendees(appointment),
     )
 

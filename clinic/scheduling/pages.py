@@ -43,7 +43,7 @@ from clinic.console import (
 from clinic.core.errors import APIError
 from clinic.core.pagination import MAX_LIMIT
 from clinic.core.signals import appointment_reminders, values_from
-from clinic.core.time import start_of_day, to_local, utcnow
+from clinic.core.time import local_today, start_of_day, to_local, utcnow
 from clinic.extensions import db
 from clinic.scheduling import groups
 from clinic.scheduling import operations as ops
@@ -110,10 +110,6 @@ class Filters:
         return url_for("scheduling_pages.schedule") + "?" + urlencode(self.query(**changes))
 
 
-def _site_today(site: Site) -> date:
-    return to_local(utcnow(), site.timezone).date()
-
-
 def _filters(user: User, directory: Directory) -> tuple[Filters | None, FormErrors]:
     """The schedule's filters from the query, each defaulting as the page says; errors for unreadable ones."""
     errors = FormErrors()
@@ -125,7 +121,7 @@ def _filters(user: User, directory: Directory) -> tuple[Filters | None, FormErro
     site = sites.get(site_id) if site_id is not None else None
     if site is None:
         return None, errors
-    day = _site_today(site)
+    day = local_today(site.timezone)
     if args.get("date"):
         try:
             asked = date.fromisoformat(args["date"])
@@ -207,14 +203,14 @@ def schedule() -> Response:
         + [(c.id, c.name) for c in directory.clinicians if filters.site.id in c.site_ids],
         first=first,
         last=after - timedelta(days=1),
-        today=_site_today(filters.site),
+        today=local_today(filters.site.timezone),
         appointments=appointments,
         days=days,
         clients=clients_by_id(user, (a.client_id for a in appointments if a.client_id is not None)),
         clinician_names=_clinician_names(directory, (a.clinician_id for a in appointments)),
         previous_url=filters.url(date=(filters.day - step).isoformat()),
         next_day_url=filters.url(date=(filters.day + step).isoformat()),
-        today_url=filters.url(date=_site_today(filters.site).isoformat()),
+        today_url=filters.url(date=local_today(filters.site.timezone).isoformat()),
         view_urls={view: filters.url(view=view) for view in VIEWS},
         more_url=filters.url(cursor=listed.next_cursor) if listed.next_cursor else None,
         seated=ops.seated,
@@ -285,7 +281,7 @@ def _appointment_page(
         appointment=appointment,
         site=site,
         zone=site.timezone,
-        today=_site_today(site),
+        today=local_today(site.timezone),
         clients=clients,
         banner=banner,
         attendees=attendees,
@@ -330,15 +326,15 @@ def _after(
 ) -> Response:
     """Back to the appointment saying what was done; or the page again with the refusal and what was typed.
 
-    The refused change rolls back (as the API's does); the page shown with its message is still
-    a read of the appointment, kept in the audit trail through the rollback.
+    The refused change is undone (``attempt``, as the API's is); the page shown with its message is
+    a read of the appointment, audited as such.
     """
     if not errors:
         response = Response("", status=303)
         response.headers["Location"] = url_for("scheduling_pages.appointment_page", appointment_id=appointment.id,
                                                done=done)
         return response
-    audit("read", appointment, even_if_rolled_back=True)
+    audit("read", appointment)
     # htmx swaps only successful answers (the message is in the page); a form post says what failed.
     status = 200 if is_htmx() else 422 if any(key != "_schema" for key in errors) else 409
     return _appointment_page(appointment, status=status, errors=errors, action=action, form=form)

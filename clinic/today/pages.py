@@ -11,14 +11,14 @@ from typing import Any
 
 from flask import Response, url_for
 
-from clinic.auth.models import Site, User
+from clinic.auth.models import Site
 from clinic.auth.permissions import Permission, authenticated_user, requires
 from clinic.clients.loaders import clients_by_id
 from clinic.console import (
     ConsoleBlueprint,
     FormErrors,
     attempt,
-    current_site_id,
+    current_site,
     form_values,
     is_htmx,
     load_form,
@@ -42,17 +42,11 @@ def _risk_labels() -> dict[str, Any]:
     return {"RISK_LABELS": RISK_LABELS, "URGENT_RISKS": URGENT_RISKS}
 
 
-def _site(user: User) -> Site | None:
-    """The site the user works at now (the top bar's choice), from their own sites."""
-    chosen = current_site_id()
-    return next((site for site in user.sites if site.id == chosen), None)
-
-
 @blp.route("/today", methods=["GET"])
 @requires(Permission.APPOINTMENTS_READ, Permission.CLINICAL_READ, Permission.INTAKE_READ)
 def today() -> Response:
     user = authenticated_user()
-    site = _site(user)
+    site: Site | None = current_site()
     if site is None:
         return page("today/today.html", day=None)
     return page("today/today.html", day=ops.clinician_day(user, site))
@@ -95,8 +89,8 @@ def _after_change(appointment: Appointment, errors: FormErrors, values: dict[str
     """
     user = authenticated_user()
     if is_htmx():
-        site = next((s for s in user.sites if s.id == appointment.site_id), None)
-        tz = site.timezone if site is not None else appointment.timezone
+        own = next((s for s in user.sites if s.id == appointment.site_id), None)
+        tz = own.timezone if own is not None else appointment.timezone
         now = utcnow()
         return page(
             "today/appointment_row.html",
@@ -110,7 +104,7 @@ def _after_change(appointment: Appointment, errors: FormErrors, values: dict[str
         )
     if not errors:
         return redirect_to(url_for("today_pages.today") + f"#appointment-{appointment.id}")
-    site = _site(user)
+    site: Site | None = current_site()
     day = ops.clinician_day(user, site) if site is not None else None
     status = 422 if any(name != "_schema" for name in errors) else 409
     return page(

@@ -17,7 +17,6 @@ from zoneinfo import available_timezones
 
 from flask import Response, request, url_for
 from marshmallow import ValidationError
-from sqlalchemy import func, select
 
 from clinic.auth import operations as ops
 from clinic.auth.models import Role, Site, User
@@ -41,7 +40,6 @@ from clinic.console import (
 )
 from clinic.core.errors import APIError, abort_problem
 from clinic.core.pagination import MAX_LIMIT
-from clinic.extensions import db
 
 blp = ConsoleBlueprint("admin_pages", __name__)
 
@@ -132,10 +130,6 @@ def _list_args(prefix: str) -> dict[str, Any]:
     return loaded
 
 
-def _count(model: type[Site] | type[User]) -> int:
-    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
-
-
 def _friendly(errors: FormErrors, values: Mapping[str, Any], empty: Mapping[str, str]) -> FormErrors:
     """A field left empty says what to enter (GOV.UK style) rather than the schema's words.
 
@@ -210,9 +204,9 @@ def admin() -> Response:
 
     return page(
         "admin/home.html",
-        site_rows=sites.items, site_count=_count(Site), sites_next=next_url("sites", sites.next_cursor),
+        site_rows=sites.items, site_count=ops.count_sites(), sites_next=next_url("sites", sites.next_cursor),
         sites_first=first_url("sites"),
-        user_rows=users.items, user_count=_count(User), users_next=next_url("users", users.next_cursor),
+        user_rows=users.items, user_count=ops.count_users(), users_next=next_url("users", users.next_cursor),
         users_first=first_url("users"),
         role_names=ROLE_NAMES,
     )

@@ -436,3 +436,21 @@ def get_user_or_404(user_id: int) -> User:
     if user is None:
         abort_problem(404, "Not found.")
     return user
+
+
+def count_sites() -> int:
+    """How many sites there are (the administration page's count)."""
+    return int(db.session.scalar(select(func.count()).select_from(Site)) or 0)
+
+
+def count_users() -> int:
+    """How many accounts there are, disabled ones included (the administration page's count)."""
+    return int(db.session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+def staff_names(user_ids: Sequence[int]) -> dict[int, str]:
+    """The names of staff accounts by id (who a record names: a clinician since moved or disabled, say)."""
+    if not user_ids:
+        return {}
+    rows = db.session.execute(select(User.id, User.name).where(User.id.in_(sorted(set(user_ids))))).tuples()
+    return dict(rows.all())

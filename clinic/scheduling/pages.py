@@ -20,9 +20,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Response, request, url_for
-from sqlalchemy import select
 
 from clinic.audit.operations import audit
+from clinic.auth import operations as auth_ops
 from clinic.auth.directory import Directory, directory_of
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import Permission, authenticated_user, has_permission, requires
@@ -162,7 +162,7 @@ def _clinician_names(directory: Directory, ids: Iterable[int]) -> dict[int, str]
     names = {c.id: c.name for c in directory.clinicians}
     missing = sorted(set(ids) - set(names))
     if missing:
-        names.update(db.session.execute(select(User.id, User.name).where(User.id.in_(missing))).tuples().all())
+        names.update(auth_ops.staff_names(missing))
     return names
 
 

@@ -146,6 +146,7 @@ def test_the_domains_are_layered_as_documented() -> None:
         {"notify"},
         {"assessments"},
         {"plans"},
+        {"dosing", "overdose"},
         {"reports", "system", "today"},
         {"demo"},
     ]

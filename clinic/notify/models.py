@@ -16,6 +16,15 @@ class StaffNotificationKind(enum.StrEnum):
     SAFETY_FLAG = "safety_flag"
     REVIEW_OVERDUE = "review_overdue"
     CLIENT_REPLY = "client_reply"
+    OVERDOSE = "overdose"
+    MISSED_DOSES = "missed_doses"
+
+
+#: Alerts about a client's safety: routed so that someone always gets them, and escalated when
+#: nobody acknowledges them in time (``send_safety_alert``).
+SAFETY_KINDS = frozenset(
+    {StaffNotificationKind.SAFETY_FLAG, StaffNotificationKind.OVERDOSE, StaffNotificationKind.MISSED_DOSES}
+)
 
 
 class EmailStatus(enum.StrEnum):

@@ -15,7 +15,8 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from clinic.audit.operations import audit, record
-from clinic.auth.models import User
+from clinic.auth.models import Role, User, site_memberships
+from clinic.clients.models import Client
 from clinic.core.celery import send_after_commit
 from clinic.core.errors import abort_problem
 from clinic.core.pagination import Page, keyset_page
@@ -64,6 +65,68 @@ def notify_staff(
         # Queued once the transaction commits; the periodic sweep sends it if the broker is down.
         send_after_commit("clinic.notify.tasks.send_staff_email", row.id)
     return row
+
+
+def safety_recipients(client_site_id: int, primary_clinician_id: int | None) -> list[int]:
+    """Who gets a safety alert: the primary clinician if active, else the site's supervisors, else its admins.
+
+    Never nobody while the site has any active supervisor or admin (DOMAIN.md, "Safety alerts").
+    """
+    if primary_clinician_id is not None:
+        clinician = db.session.get(User, primary_clinician_id)
+        if clinician is not None and clinician.is_active and client_site_id in clinician.site_ids:
+            return [clinician.id]
+    members = db.session.scalars(
+        select(User)
+        .join(site_memberships, site_memberships.c.user_id == User.id)
+        .where(site_memberships.c.site_id == client_site_id, User.is_active.is_(True))
+        .order_by(User.id)
+    ).all()
+    supervisors = [u.id for u in members if u.is_supervisor and u.role is Role.CLINICIAN]
+    if supervisors:
+        return supervisors
+    return [u.id for u in members if u.role is Role.ADMIN]
+
+
+def send_safety_alert(
+    client: Client,
+    *,
+    kind: StaffNotificationKind,
+    title: str,
+    body: str,
+    resource: str | None = None,
+    resource_id: object | None = None,
+    dedupe_key: str,
+    also_user_ids: Sequence[int | None] = (),
+) -> list[StaffNotification]:
+    """Raise a safety alert about ``client``, routed so it always reaches someone.
+
+    ``also_user_ids`` (e.g. the prescriber of a missed dose) get it too when active; each
+    recipient gets one notification, deduplicated per recipient with ``dedupe_key``.
+    """
+    recipients = safety_recipients(client.site_id, client.primary_clinician_id)
+    for extra in also_user_ids:
+        if extra is not None and extra not in recipients:
+            user = db.session.get(User, extra)
+            if user is not None and user.is_active and client.site_id in user.site_ids:
+                recipients.append(extra)
+    made = []
+    for user_id in recipients:
+        row = notify_staff(
+            user_id,
+            kind=kind,
+            title=title,
+            body=body,
+            client_id=client.id,
+            resource=resource,
+            resource_id=resource_id,
+            dedupe_key=f"{dedupe_key}:user:{user_id}",
+        )
+        if row is not None:
+            made.append(row)
+    if not recipients:
+        log.error("Safety alert %s on client %s has no active recipient at site %s", kind, client.id, client.site_id)
+    return made
 
 
 def list_own(

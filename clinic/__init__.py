@@ -92,9 +92,11 @@ def _register_blueprints(app: Flask, api: Any) -> None:
     from clinic.auth.directory import blp as directory_blp
     from clinic.auth.permissions import public
     from clinic.clients.api import blp as clients_blp
+    from clinic.dosing.api import blp as dosing_blp
     from clinic.intake.api import blp as intake_blp
     from clinic.notify.api import blp as notify_blp
     from clinic.notify.link_pages import blp as reminder_links_blp
+    from clinic.overdose.api import blp as overdose_blp
     from clinic.plans.api import blp as plans_blp
     from clinic.reports.api import blp as reports_blp
     from clinic.scheduling.api import blp as scheduling_blp
@@ -103,7 +105,7 @@ def _register_blueprints(app: Flask, api: Any) -> None:
 
     for blueprint in (
         system_blp, auth_blp, directory_blp, intake_blp, clients_blp, assessments_blp, plans_blp, reports_blp,
-        scheduling_blp, notify_blp, audit_blp,
+        scheduling_blp, notify_blp, audit_blp, dosing_blp, overdose_blp,
     ):
         api.register_blueprint(blueprint)
     # The page a reminder's link opens is a web page for clients, not part of the API.

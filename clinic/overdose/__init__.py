@@ -1,0 +1,1 @@
+"""Overdose prevention: naloxone dispenses and overdose events."""

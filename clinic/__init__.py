@@ -60,6 +60,7 @@ def import_models() -> None:
     import clinic.clients.models
     import clinic.intake.models
     import clinic.notify.models
+    import clinic.overdose.models
     import clinic.plans.models
     import clinic.reports.models
     import clinic.scheduling.models

@@ -74,6 +74,10 @@ def _validate_tuning(settings: dict[str, object]) -> None:
         value = settings.get(name)
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+    for name in ("SAFETY_ALERT_ESCALATE_HOURS", "SAFETY_ALERT_ESCALATE_CHECK_SECONDS"):
+        value = settings.get(name)
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
 def _anchor_target(value: str) -> str:
@@ -207,6 +211,10 @@ class Config:
     REPORT_WORK_MEM = os.environ.get("REPORT_WORK_MEM", "64MB")
     #: Hour (UTC) of the daily job that alerts clinicians of overdue plan reviews.
     PLAN_REVIEW_ALERT_HOUR_UTC = _env_int("PLAN_REVIEW_ALERT_HOUR_UTC", 12)
+    #: A safety alert nobody acknowledged within this many hours is sent once more (DOMAIN.md, "Safety alerts").
+    SAFETY_ALERT_ESCALATE_HOURS = _env_int("SAFETY_ALERT_ESCALATE_HOURS", 4)
+    #: How often beat looks for safety alerts to escalate.
+    SAFETY_ALERT_ESCALATE_CHECK_SECONDS = _env_int("SAFETY_ALERT_ESCALATE_CHECK_SECONDS", 300)
     #: Region for phone numbers written without a country code (ISO 3166 alpha-2).
     DEFAULT_PHONE_REGION = os.environ.get("DEFAULT_PHONE_REGION", "US")
 
@@ -238,6 +246,33 @@ class Config:
     REMINDER_RETRY_MAX_SECONDS = _env_int("REMINDER_RETRY_MAX_SECONDS", 1800)
     #: A claimed reminder not finished after this long lost its task (worker killed, broker emptied).
     REMINDER_STUCK_AFTER_SECONDS = _env_int("REMINDER_STUCK_AFTER_SECONDS", 600)
+
+    # Medication safety (docs/medications.md; state rules may be stricter). Doses in mg per day,
+    # naltrexone XR per injection. Above a usual maximum an override_reason is needed; above an
+    # absolute maximum the order is always refused.
+    MED_BUPRENORPHINE_USUAL_MAX_MG = _env_int("MED_BUPRENORPHINE_USUAL_MAX_MG", 24)
+    MED_BUPRENORPHINE_ABSOLUTE_MAX_MG = _env_int("MED_BUPRENORPHINE_ABSOLUTE_MAX_MG", 32)
+    MED_METHADONE_USUAL_MAX_MG = _env_int("MED_METHADONE_USUAL_MAX_MG", 200)
+    MED_METHADONE_ABSOLUTE_MAX_MG = _env_int("MED_METHADONE_ABSOLUTE_MAX_MG", 400)
+    #: 42 CFR 8.12(h): the first day's methadone.
+    MED_METHADONE_FIRST_DAY_MAX_MG = _env_int("MED_METHADONE_FIRST_DAY_MAX_MG", 50)
+    MED_NALTREXONE_ORAL_USUAL_MAX_MG = _env_int("MED_NALTREXONE_ORAL_USUAL_MAX_MG", 100)
+    MED_NALTREXONE_ORAL_ABSOLUTE_MAX_MG = _env_int("MED_NALTREXONE_ORAL_ABSOLUTE_MAX_MG", 150)
+    MED_NALTREXONE_XR_MAX_MG = _env_int("MED_NALTREXONE_XR_MAX_MG", 380)
+    #: Days one naltrexone XR injection covers, from the day it is given.
+    MED_NALTREXONE_XR_COVERAGE_DAYS = _env_int("MED_NALTREXONE_XR_COVERAGE_DAYS", 28)
+    #: Buprenorphine induction: a COWS of at least this, administered this many hours before the first dose.
+    MED_INDUCTION_MIN_COWS = _env_int("MED_INDUCTION_MIN_COWS", 8)
+    MED_INDUCTION_COWS_WINDOW_HOURS = _env_int("MED_INDUCTION_COWS_WINDOW_HOURS", 24)
+    #: Naltrexone washout: days after an opioid-positive screen or the end of buprenorphine, and of methadone.
+    MED_NALTREXONE_WASHOUT_DAYS = _env_int("MED_NALTREXONE_WASHOUT_DAYS", 7)
+    MED_NALTREXONE_WASHOUT_METHADONE_DAYS = _env_int("MED_NALTREXONE_WASHOUT_METHADONE_DAYS", 14)
+
+    # Overdose prevention (docs/overdose.md).
+    #: A client "holds naloxone" with a dispense in this many days up to the day counted (DOMAIN.md).
+    NALOXONE_LOOKBACK_DAYS = _env_int("NALOXONE_LOOKBACK_DAYS", 365)
+    #: The most units (sprays, syringes) one naloxone dispense may record; more is a typing mistake.
+    NALOXONE_MAX_QUANTITY = _env_int("NALOXONE_MAX_QUANTITY", 24)
 
     @classmethod
     def validate(cls, settings: dict[str, object]) -> None:

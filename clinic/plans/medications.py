@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import and_, or_, select
 
 from clinic.audit.operations import audit, record
@@ -259,6 +260,64 @@ def list_for_client(client: Client) -> list[dict[str, Any]]:
             changes[change.medication_id].append(change)
     record("medication.read", resource="medication", client_id=client.id, details={"via": "list"})
     return [view(m, changes[m.id]) for m in meds]
+
+
+def is_active_on(med: Medication, day: date) -> bool:
+    """Whether the order runs on ``day`` (from its start to its end, both included)."""
+    return med.start_on <= day and (med.end_on is None or day <= med.end_on)
+
+
+def counted_history(med: Medication) -> list[MedicationDoseChange]:
+    """The order's dose history without the entries marked entered in error, oldest first."""
+    return [change for change in history(med) if change.entered_in_error_at is None]
+
+
+def change_in_force(
+    med: Medication, day: date, changes: Sequence[MedicationDoseChange] | None = None
+) -> MedicationDoseChange | None:
+    """The dose-history entry in force on ``day``: the latest one effective on or before it that
+    was not entered in error (None when the order does not run that day)."""
+    if not is_active_on(med, day):
+        return None
+    in_force = None
+    for change in counted_history(med) if changes is None else changes:
+        if change.entered_in_error_at is None and change.effective_on <= day:
+            in_force = change
+    return in_force
+
+
+def dose_on(med: Medication, day: date) -> Decimal | None:
+    """The dose in force on ``day`` in the order's unit (None when the order is not active that day).
+
+    Derived from the dose history, so a change dated in the future counts from its day on, and an
+    entry marked entered in error never counts.
+    """
+    change = change_in_force(med, day)
+    return None if change is None else change.dose
+
+
+def covered_until(med: Medication) -> date | None:
+    """naltrexone_xr: the last day its latest injection covers (None for any other medication).
+
+    An injection covers MED_NALTREXONE_XR_COVERAGE_DAYS days from the day it is given; the order's
+    start counts as the first injection.
+    """
+    if med.medication is not MedicationName.NALTREXONE_XR:
+        return None
+    given = med.last_injection_on or med.start_on
+    return given + timedelta(days=current_app.config["MED_NALTREXONE_XR_COVERAGE_DAYS"] - 1)
+
+
+def record_injection(med: Medication, day: date) -> None:
+    """A naltrexone XR injection given on ``day``: its coverage runs from the latest injection.
+
+    Called by the dosing record; recording an earlier day than the latest one changes nothing.
+    """
+    if med.medication is not MedicationName.NALTREXONE_XR:
+        raise ValueError(f"{med.medication.value} is not given by injection")
+    if med.last_injection_on is None or day > med.last_injection_on:
+        med.last_injection_on = day
+        db.session.flush()
 
 
 def active_on(client_id: int, day: date) -> Sequence[Medication]:

@@ -172,12 +172,43 @@ class Medication(TimestampMixin, Base):
     prescriber_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     start_on: Mapped[date] = mapped_column(Date)
     end_on: Mapped[date | None] = mapped_column(Date)
-    #: Why naltrexone was started despite recent opioid exposure (precipitated withdrawal risk).
+    #: The clinician's reason for the last safety-rule override (each one is in MedicationOverride).
     override_reason: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: naltrexone_xr: the day of the latest injection (null: none recorded yet, the start counts).
+    last_injection_on: Mapped[date | None] = mapped_column(Date)
+
+
+class MedicationRule(enum.StrEnum):
+    """The medication safety rules, by the code a refusal or an override names."""
+
+    METHADONE_REQUIRES_OTP = "methadone_requires_otp"
+    INDUCTION_REQUIRES_COWS = "induction_requires_cows"
+    DOSE_ABOVE_LIMIT = "dose_above_limit"
+    METHADONE_FIRST_DOSE = "methadone_first_dose"
+    AGONIST_ANTAGONIST_CONFLICT = "agonist_antagonist_conflict"
+    NALTREXONE_WASHOUT = "naltrexone_washout"
+    DUPLICATE_AGONIST = "duplicate_agonist"
+
+
+class MedicationOverride(Base):
+    """One safety rule a clinician overrode on an order or a change of it, with the reason."""
+
+    __tablename__ = "medication_overrides"
+    __table_args__ = (Index("ix_medication_overrides_medication_id", "medication_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    medication_id: Mapped[int] = mapped_column(ForeignKey("medications.id", ondelete="CASCADE"))
+    rule: Mapped[MedicationRule] = enum_column(MedicationRule, name="medication_override_rule", length=40)
+    reason: Mapped[str] = mapped_column(Text)
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class MedicationDoseChange(Base):
+    """One entry of an order's dose history; the entry in force on a day is the latest one
+    effective on or before it that was not entered in error."""
+
     __tablename__ = "medication_dose_changes"
     __table_args__ = (Index("ix_medication_dose_changes_medication_id", "medication_id"),)
 
@@ -191,6 +222,10 @@ class MedicationDoseChange(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Set when the entry was marked entered in error: it stays in the history and no longer counts.
+    entered_in_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    entered_in_error_reason: Mapped[str | None] = mapped_column(Text)
+    entered_in_error_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class ScreenResult(enum.StrEnum):

@@ -58,6 +58,7 @@ def import_models() -> None:
     import clinic.audit.models
     import clinic.auth.models
     import clinic.clients.models
+    import clinic.dosing.models
     import clinic.intake.models
     import clinic.notify.models
     import clinic.overdose.models

@@ -20,7 +20,7 @@ from clinic.core.signals import admission_assessment, assessment_signed, timelin
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.notify.models import StaffNotificationKind
-from clinic.notify.staff import notify_staff
+from clinic.notify.staff import send_safety_alert
 
 _FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -84,18 +84,20 @@ def administer(client: Client, *, actor: User, instrument: str, answers: Any, ad
 
 
 def _raise_alerts(client: Client, assessment: Assessment, score: Score, *, actor: User) -> None:
-    """Alert the client's primary clinician (or, without one, the assessing clinician) at once."""
-    recipient_id = client.primary_clinician_id or actor.id
+    """Raise each flag's safety alert at once, routed so someone always gets it.
+
+    To the client's primary clinician if active, else the site's supervisors, else its admins
+    (``send_safety_alert``); sent once more when nobody acknowledges it in time.
+    """
     for rule in score.alerts:
-        notify_staff(
-            recipient_id,
+        send_safety_alert(
+            client,
             kind=StaffNotificationKind.SAFETY_FLAG,
             title=rule.alert_title or f"Safety flag {rule.flag} on a {assessment.instrument}",
             body=(
                 f"{rule.alert_title or rule.flag}. Client MRN {client.mrn}, assessment {assessment.id} "
                 f"administered {assessment.administered_at.isoformat()}. Review the client's safety today."
             ),
-            client_id=client.id,
             resource="assessment",
             resource_id=assessment.id,
             dedupe_key=f"safety:{rule.flag}:assessment:{assessment.id}",

@@ -110,6 +110,11 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
             "schedule": 60.0,
             "options": {"expires": 60.0},
         },
+        "notify.escalate_safety_alerts": {
+            "task": "clinic.notify.tasks.escalate_safety_alerts",
+            "schedule": float(app.config["SAFETY_ALERT_ESCALATE_CHECK_SECONDS"]),
+            "options": {"expires": float(app.config["SAFETY_ALERT_ESCALATE_CHECK_SECONDS"])},
+        },
         "notify.dispatch_reminders": {
             "task": "clinic.notify.tasks.dispatch_reminders",
             "schedule": float(app.config["REMINDER_DISPATCH_SECONDS"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clinic.core.models import Base, TimestampMixin, UTCDateTime, enum_column
@@ -43,6 +43,7 @@ class StaffNotification(Base):
     __table_args__ = (
         Index("ix_staff_notifications_user_id_id", "user_id", "id"),
         Index("ix_staff_notifications_email_status", "email_status", "created_at"),
+        Index("ix_staff_notifications_alert_key", "alert_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -65,6 +66,14 @@ class StaffNotification(Base):
     email_attempts: Mapped[int] = mapped_column(Integer, default=0)
     email_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     email_last_error: Mapped[str | None] = mapped_column(String(500))
+    #: A safety alert's own key, shared by every copy of it (each recipient's, and the escalated
+    #: ones): an acknowledgement of any first copy stops its escalation. Null for other notifications.
+    alert_key: Mapped[str | None] = mapped_column(String(160))
+    #: This copy was sent because nobody acknowledged the alert in time (``escalate_safety_alerts``).
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: On a first copy: when its alert was escalated. Claimed with a conditional UPDATE, so that an
+    #: alert is escalated once however many workers look at it at the same time.
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # --- client reminders ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from clinic.core.pagination import PageArgsSchema, page_schema
 from clinic.core.schemas import Instant, StrictSchema, id_field, text, timezone_field
 from clinic.notify.messages import SHIPPED_LANGUAGES
 from clinic.notify.models import (
+    SAFETY_KINDS,
     EmailStatus,
     LogDirection,
     LogStatus,
@@ -22,6 +23,10 @@ from clinic.notify.models import (
 class StaffNotificationSchema(StrictSchema):
     id = fields.Integer(required=True)
     kind = fields.Enum(StaffNotificationKind, by_value=True, required=True)
+    #: Safety alerts (routed so someone always gets them, escalated when not acknowledged in time).
+    is_safety_alert = fields.Method(
+        "_is_safety", required=True, metadata={"type": "boolean", "description": "kind is a safety alert kind"}
+    )
     title = fields.String(required=True)
     body = fields.String(required=True)
     client_id = fields.Integer(allow_none=True)
@@ -31,7 +36,21 @@ class StaffNotificationSchema(StrictSchema):
     read_at = fields.DateTime(allow_none=True)
     acknowledged_at = fields.DateTime(allow_none=True)
     acknowledgement_note = fields.String(allow_none=True)
+    escalated = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "Sent because nobody acknowledged the safety alert in time (SAFETY_ALERT_ESCALATE_HOURS)"
+        },
+    )
+    escalated_at = fields.DateTime(
+        allow_none=True,
+        required=True,
+        metadata={"description": "On a first copy of a safety alert: when it was sent once more to others"},
+    )
     email_status = fields.Enum(EmailStatus, by_value=True, required=True)
+
+    def _is_safety(self, row: Any) -> bool:
+        return row.kind in SAFETY_KINDS
 
 
 StaffNotificationPageSchema = page_schema(StaffNotificationSchema, "StaffNotificationPage")

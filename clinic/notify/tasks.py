@@ -14,7 +14,7 @@ from clinic.extensions import db
 from clinic.notify.delivery import Claim, claim_due, deliver, deliver_batch
 from clinic.notify.email import PermanentEmailError, TransientEmailError, build_message, send_email
 from clinic.notify.models import EmailStatus, StaffNotification
-from clinic.notify.staff import claim_for_email, due_for_sweep, settle_without_mail_server
+from clinic.notify.staff import claim_for_email, due_for_sweep, escalate_safety_alerts, settle_without_mail_server
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,20 @@ def sweep_staff_emails() -> int:
     for notification_id in ids:
         send_staff_email.delay(notification_id)
     return len(ids)
+
+
+@shared_task(name="clinic.notify.tasks.escalate_safety_alerts", ignore_result=True)
+def escalate_safety_alerts_task() -> int:
+    """Every few minutes (beat): send each safety alert nobody acknowledged in time once more.
+
+    The lock keeps two beats from doing the work twice at once; the claim in the database keeps
+    an alert from being escalated twice even when the lock expired or was never held.
+    """
+    ttl = max(int(current_app.config["SAFETY_ALERT_ESCALATE_CHECK_SECONDS"]), 1)
+    with job_lock("notify.escalate_safety_alerts", ttl_seconds=ttl) as held:
+        if not held:
+            return 0
+        return escalate_safety_alerts()
 
 
 @shared_task(name="clinic.notify.tasks.dispatch_reminders", ignore_result=True)

@@ -1,3 +1,3 @@
 """Every report of clinic; importing this package registers them."""
 
-from clinic.reports.definitions import appointments, care, intake, medications, plans, screens  # noqa: F401
+from clinic.reports.definitions import appointments, care, intake, medications, overdose, plans, screens  # noqa: F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -40,7 +41,7 @@ def med(client, ctx, **body):
         "dose": 16,
         "unit": "mg",
         "frequency": "daily",
-        "phase": "induction",
+        "phase": "maintenance",
         "prescriber_id": ctx["clinician"].id,
         "start_on": TODAY.isoformat(),
         **body,
@@ -73,21 +74,25 @@ def test_the_prescriber_must_be_a_clinician_of_the_site(client, care, make_user)
     assert "prescriber_id" in response.get_json()["errors"]
 
 
-@pytest.mark.parametrize("days_before", [0, 3, 7])
+@pytest.mark.parametrize("days_before", [0, 3, 6])
 def test_naltrexone_soon_after_an_opioid_positive_screen_needs_an_override(client, care, days_before):
     ctx = care()
     screen(client, ctx, NOW - timedelta(days=days_before), {"fentanyl": "positive", "cocaine": "negative"})
-    refused = med(client, ctx, medication="naltrexone_xr", dose=380, frequency="every 28 days")
+    # Days are counted on the site's calendar.
+    start_on = (NOW - timedelta(days=days_before)).astimezone(ZoneInfo(ctx["site"].timezone)).date()
+    start_on += timedelta(days=days_before)
+    refused = med(client, ctx, medication="naltrexone_xr", dose=380, frequency="every 28 days", start_on=str(start_on))
     assert refused.status_code == 422
     errors = refused.get_json()["errors"]
-    assert list(errors) == ["override_reason"]
-    assert "fentanyl positive" in errors["override_reason"][0]
+    assert list(errors) == ["start_on"]
+    assert "fentanyl positive" in errors["start_on"][0]
     allowed = med(
         client,
         ctx,
         medication="naltrexone_xr",
         dose=380,
         frequency="every 28 days",
+        start_on=str(start_on),
         override_reason="Detoxified inpatient; naloxone challenge negative",
     )
     assert allowed.status_code == 201
@@ -110,7 +115,7 @@ def test_naltrexone_within_seven_days_of_an_agonist_needs_an_override(client, ca
     )
     refused = med(client, ctx, medication="naltrexone_oral", dose=50)
     assert refused.status_code == 422
-    assert "buprenorphine_naloxone" in refused.get_json()["errors"]["override_reason"][0]
+    assert "buprenorphine_naloxone" in refused.get_json()["errors"]["start_on"][0]
 
 
 def test_dose_changes_keep_their_history(client, care):
@@ -132,7 +137,7 @@ def test_dose_changes_keep_their_history(client, care):
         "items"
     ]
     assert [(h["dose"], h["phase"], h["reason"]) for h in listed[0]["history"]] == [
-        (16.0, "induction", "started"),
+        (16.0, "maintenance", "started"),
         (24.0, "stabilization", "cravings"),
         (20.0, "stabilization", "sedation"),
     ]

@@ -40,6 +40,15 @@ class ClashSchema(Schema):
     )
 
 
+class BrokenRuleSchema(Schema):
+    rule = fields.String(required=True, metadata={"description": "The rule's code (docs/medications.md)."})
+    field = fields.String(required=True, metadata={"description": "The request field the rule names."})
+    detail = fields.String(required=True)
+    overridable = fields.Boolean(
+        required=True, metadata={"description": "Whether an override_reason in the request lets the rule pass."}
+    )
+
+
 class ProblemSchema(Schema):
     """RFC 9457 problem details, and the extension members some problems carry.
 
@@ -76,6 +85,10 @@ class ProblemSchema(Schema):
     allowed = fields.List(
         fields.String(),
         metadata={"description": "409 illegal-transition: the statuses the appointment may move to from there."},
+    )
+    rules = fields.List(
+        fields.Nested(BrokenRuleSchema),
+        metadata={"description": "422 medication-safety: each medication safety rule the request breaks."},
     )
 
 

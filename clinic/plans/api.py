@@ -27,6 +27,7 @@ from clinic.plans.schemas import (
     DrugScreenSchema,
     DueListSchema,
     DueQuerySchema,
+    EnteredInErrorSchema,
     LedgerSchema,
     MedicationCreateSchema,
     MedicationListSchema,
@@ -233,8 +234,12 @@ def due_reviews(args: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(MedicationCreateSchema)
 @blp.response(201, MedicationSchema)
 @blp.doc(**links(201, {"medication_id": "$response.body#/id"}, "plans.update_medication"))
-def add_medication(body: dict[str, Any], plan_id: int) -> Medication:
-    """Order a MAT medication (methadone only at an OTP; naltrexone washout rule)."""
+def add_medication(body: dict[str, Any], plan_id: int) -> dict[str, Any]:
+    """Order a MAT medication, checked against the medication safety rules (docs/medications.md).
+
+    A broken rule is a 422 naming its field, with `rules` [{rule, field, detail, overridable}];
+    with `override_reason` the overridable ones pass and are listed in the order's `overrides`.
+    """
     return medications.add_medication(load_plan(plan_id), actor=authenticated_user(), **body)
 
 
@@ -243,10 +248,26 @@ def add_medication(body: dict[str, Any], plan_id: int) -> Medication:
 @blp.arguments(MedicationPatchSchema)
 @blp.response(200, MedicationSchema)
 def update_medication(body: dict[str, Any], medication_id: int) -> dict[str, Any]:
-    """Change dose, unit, frequency, phase or end date; the dose history is kept."""
+    """Change dose, unit, frequency, phase or end date; the dose history is kept.
+
+    A change dated after the site's today is scheduled: `dose` stays the one in force until then,
+    and `scheduled_changes` lists it. The safety rules a change can break are checked as on create.
+    """
     med = get_scoped_or_404(Medication, medication_id, authenticated_user())
-    updated = medications.update_medication(med, body, actor=authenticated_user())
-    return medications.view(updated, medications.history(updated))
+    return medications.update_medication(med, body, actor=authenticated_user())
+
+
+@blp.route("/medications/<int:medication_id>/history/<int:change_id>/entered-in-error", methods=["POST"])
+@requires(Permission.CLINICAL_WRITE)
+@blp.arguments(EnteredInErrorSchema)
+@blp.response(200, MedicationSchema)
+def mark_dose_entered_in_error(body: dict[str, Any], medication_id: int, change_id: int) -> dict[str, Any]:
+    """Mark an entry of the dose history entered in error: it stays, marked, and no longer counts.
+
+    409 `no-dose-left` when the order would be left without a dose from its start.
+    """
+    med = get_scoped_or_404(Medication, medication_id, authenticated_user())
+    return medications.mark_entered_in_error(med, change_id, reason=body["reason"], actor=authenticated_user())
 
 
 @blp.route("/clients/<int:client_id>/medications", methods=["GET"])

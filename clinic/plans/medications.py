@@ -1,13 +1,13 @@
-"""MAT medications: orders, dose history, and the safety rules on starting them."""
+"""MAT medications: orders, dose history (scheduled changes, entries entered in error), and the
+safety rules (clinic.plans.medication_rules) checked on starting and changing them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import and_, or_, select
 
 from clinic.audit.operations import audit, record
@@ -15,48 +15,21 @@ from clinic.auth.models import Role, Site, User
 from clinic.clients.models import Client
 from clinic.core.errors import abort_problem
 from clinic.core.signals import medication_changed
-from clinic.core.time import today, utcnow
+from clinic.core.time import local_today, to_local, utcnow
 from clinic.extensions import db
+from clinic.plans import medication_rules as rules
+from clinic.plans.medication_rules import covered_until
 from clinic.plans.models import (
-    NALTREXONE,
-    OPIOID_AGONISTS,
-    DrugScreen,
-    DrugScreenResult,
     Medication,
     MedicationDoseChange,
     MedicationName,
+    MedicationOverride,
+    MedicationPhase,
     Plan,
     PlanStatus,
-    ScreenResult,
 )
 
-#: Screen panels and substances whose positive result means recent opioid exposure.
-OPIOID_SUBSTANCES = frozenset(
-    {
-        "opioids",
-        "opiates",
-        "opiate",
-        "fentanyl",
-        "norfentanyl",
-        "heroin",
-        "6-mam",
-        "morphine",
-        "codeine",
-        "oxycodone",
-        "hydrocodone",
-        "hydromorphone",
-        "oxymorphone",
-        "methadone",
-        "eddp",
-        "buprenorphine",
-        "norbuprenorphine",
-        "tramadol",
-        "meperidine",
-        "tapentadol",
-    }
-)
-#: Naltrexone within this many days of opioid exposure can precipitate withdrawal.
-NALTREXONE_WASHOUT_DAYS = 7
+__all__ = ["covered_until", "dose_on", "record_injection"]
 
 
 def _milligrams(value: float | Decimal) -> Decimal:
@@ -79,37 +52,70 @@ def _check_prescriber(prescriber_id: int, site_id: int) -> None:
         )
 
 
-def recent_opioid_exposure(client_id: int, start_on: date, *, exclude_medication_id: int | None = None) -> list[str]:
-    """Why starting naltrexone on ``start_on`` risks precipitated withdrawal (empty when it does not)."""
-    window_start = start_on - timedelta(days=NALTREXONE_WASHOUT_DAYS)
-    reasons: list[str] = []
-    positives = db.session.execute(
-        select(DrugScreen.collected_at, DrugScreenResult.substance)
-        .join(DrugScreenResult, DrugScreenResult.screen_id == DrugScreen.id)
-        .where(
-            DrugScreen.client_id == client_id,
-            DrugScreenResult.result == ScreenResult.POSITIVE,
-            DrugScreenResult.substance.in_(OPIOID_SUBSTANCES),
-            DrugScreen.collected_at >= datetime.combine(window_start, time.min).replace(tzinfo=utcnow().tzinfo),
-            DrugScreen.collected_at
-            < datetime.combine(start_on + timedelta(days=1), time.min).replace(tzinfo=utcnow().tzinfo),
+def _site_today(med: Medication | Plan) -> date:
+    return local_today(db.session.get_one(Site, med.site_id).timezone)
+
+
+def _enforce(broken: list[rules.BrokenRule], override_reason: str | None) -> list[rules.BrokenRule]:
+    """Refuse the request when it breaks a rule it may not (or gives no reason to override);
+    otherwise return the rules the clinician's ``override_reason`` overrides."""
+    if not broken:
+        return []
+    reason = (override_reason or "").strip()
+    blocking = [b for b in broken if not b.overridable]
+    if blocking or not reason:
+        errors: dict[str, list[str]] = {}
+        for b in broken:
+            errors.setdefault(b.field, []).append(b.detail)
+        if blocking:
+            codes = ", ".join(b.rule.value for b in blocking)
+            detail = f"The order breaks a medication safety rule that cannot be overridden: {codes}."
+        else:
+            codes = ", ".join(b.rule.value for b in broken)
+            detail = f"The order breaks medication safety rules ({codes}); give override_reason to proceed."
+        abort_problem(
+            422, detail, errors=errors, problem="medication-safety", extra={"rules": [b.as_dict() for b in broken]}
         )
-        .order_by(DrugScreen.collected_at)
-    ).all()
-    for collected_at, substance in positives:
-        reasons.append(f"{substance} positive screen on {collected_at.date().isoformat()}")
-    agonist_stmt = select(Medication).where(
-        Medication.client_id == client_id,
-        Medication.medication.in_(OPIOID_AGONISTS),
-        Medication.start_on <= start_on,
-        or_(Medication.end_on.is_(None), Medication.end_on >= window_start),
-    )
-    if exclude_medication_id is not None:
-        agonist_stmt = agonist_stmt.where(Medication.id != exclude_medication_id)
-    for med in db.session.scalars(agonist_stmt):
-        until = med.end_on.isoformat() if med.end_on else "ongoing"
-        reasons.append(f"{med.medication.value} from {med.start_on.isoformat()} ({until})")
-    return reasons
+    return broken
+
+
+def _record_overrides(med: Medication, overridden: list[rules.BrokenRule], reason: str, actor: User) -> list[str]:
+    at = utcnow()
+    for broken in overridden:
+        db.session.add(
+            MedicationOverride(
+                medication_id=med.id, rule=broken.rule, reason=reason.strip(), by_user_id=actor.id, at=at
+            )
+        )
+    med.override_reason = reason.strip()
+    return [b.rule.value for b in overridden]
+
+
+def _transfer_from(client_id: int, medication_id: int | None, start_on: date) -> Medication | None:
+    """The order a transfer ends the day before ``start_on`` (422 on transfer_from_medication_id when it cannot)."""
+    if medication_id is None:
+        return None
+    previous = db.session.get(Medication, medication_id)
+    if previous is None or previous.client_id != client_id:
+        abort_problem(
+            422,
+            "The order to transfer from must be one of this client's medications.",
+            errors={"transfer_from_medication_id": ["Not a medication of this client."]},
+        )
+    last_day = start_on - timedelta(days=1)
+    if previous.start_on > last_day:
+        abort_problem(
+            422,
+            "The order to transfer from must have started before the new one.",
+            errors={"transfer_from_medication_id": ["It does not start before start_on."]},
+        )
+    if previous.end_on is not None and previous.end_on < last_day:
+        abort_problem(
+            422,
+            "The order to transfer from has already ended.",
+            errors={"transfer_from_medication_id": [f"It ended on {previous.end_on.isoformat()}."]},
+        )
+    return previous
 
 
 def add_medication(
@@ -120,36 +126,43 @@ def add_medication(
     dose: float | Decimal,
     unit: str,
     frequency: str,
-    phase: Any,
+    phase: MedicationPhase,
     prescriber_id: int,
     start_on: date,
     end_on: date | None = None,
     override_reason: str | None = None,
-) -> Medication:
-    """Order a MAT medication under a plan, enforcing the OTP and naltrexone rules."""
+    first_dose_at: datetime | None = None,
+    transfer_from_medication_id: int | None = None,
+) -> dict[str, Any]:
+    """Order a MAT medication under a plan, enforcing the medication safety rules (medication_rules)."""
     dose = _milligrams(dose)
     if plan.status is PlanStatus.CLOSED:
         abort_problem(409, "This plan is closed and read-only.", problem="plan-closed")
     site = db.session.get_one(Site, plan.site_id)
     _check_prescriber(prescriber_id, plan.site_id)
-    if medication is MedicationName.METHADONE and not site.is_otp:
-        abort_problem(
-            422,
-            "Methadone for opioid use disorder is dispensed only by an opioid treatment program.",
-            errors={"medication": ["This site is not an opioid treatment program (is_otp)."]},
-        )
     if end_on is not None and end_on < start_on:
         abort_problem(422, "The end cannot come before the start.", errors={"end_on": ["Must not be before start_on."]})
-    if medication in NALTREXONE:
-        exposure = recent_opioid_exposure(plan.client_id, start_on)
-        if exposure and not (override_reason and override_reason.strip()):
-            abort_problem(
-                422,
-                "Naltrexone within 7 days of opioid exposure can precipitate withdrawal; "
-                "give override_reason to proceed.",
-                errors={"override_reason": ["Required: recent opioid exposure (" + "; ".join(exposure) + ")."]},
-                problem="naltrexone-washout",
-            )
+    if first_dose_at is not None and to_local(first_dose_at, site.timezone).date() != start_on:
+        abort_problem(
+            422,
+            "The first dose is given on the day the order starts.",
+            errors={"first_dose_at": [f"Must be on start_on ({start_on.isoformat()}) at the site."]},
+        )
+    previous = _transfer_from(plan.client_id, transfer_from_medication_id, start_on)
+    proposed = rules.ProposedOrder(
+        client_id=plan.client_id,
+        site=site,
+        medication=medication,
+        dose=dose,
+        unit=unit,
+        phase=phase,
+        start_on=start_on,
+        end_on=end_on,
+        dose_effective_on=start_on,
+        first_dose_at=first_dose_at,
+        transfer_from_id=previous.id if previous else None,
+    )
+    overridden = _enforce(rules.check(proposed), override_reason)
     med = Medication(
         plan_id=plan.id,
         client_id=plan.client_id,
@@ -162,7 +175,7 @@ def add_medication(
         prescriber_id=prescriber_id,
         start_on=start_on,
         end_on=end_on,
-        override_reason=override_reason,
+        override_reason=override_reason.strip() if override_reason and override_reason.strip() else None,
         created_by_id=actor.id,
     )
     db.session.add(med)
@@ -180,68 +193,254 @@ def add_medication(
         )
     )
     details: dict[str, Any] = {"medication": medication.value}
-    if override_reason:
+    if overridden:
         details["override"] = True
+        details["overridden_rules"] = _record_overrides(med, overridden, override_reason or "", actor)
+    if previous is not None:
+        previous.end_on = start_on - timedelta(days=1)
+        previous.updated_at = utcnow()
+        details["transfer_from_medication_id"] = previous.id
+        db.session.flush()
+        audit("update", previous, details={"fields": ["end_on"], "transfer_to_medication_id": med.id})
+        medication_changed.send(previous, actor=actor, created=False, fields=["end_on"])
+    db.session.flush()
     audit("create", med, details=details)
     medication_changed.send(med, actor=actor, created=True, fields=[])
-    return med
+    return detail_view(med)
 
 
-def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) -> Medication:
-    """Change dose, unit, frequency, phase or end; every dose change is kept in the history."""
+_DOSING_FIELDS = ("dose", "unit", "frequency", "phase")
+
+
+def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) -> dict[str, Any]:
+    """Change dose, unit, frequency, phase or end; every dose change is kept in the history.
+
+    A change dated after the site's today is scheduled: the order's dose stays the one in force
+    until that day. The safety rules a change can break are checked on the order as it would stand.
+    """
     reason = changes.pop("reason", None)
-    effective_on = changes.pop("effective_on", None) or today()
+    override_reason = changes.pop("override_reason", None)
+    first_dose = changes.pop("first_dose_at", None)
+    site = db.session.get_one(Site, med.site_id)
+    site_today = local_today(site.timezone)
+    effective_on = changes.pop("effective_on", None) or site_today
     if effective_on < med.start_on:
         abort_problem(
             422,
             "A change cannot take effect before the medication started.",
             errors={"effective_on": ["Must not be before start_on."]},
         )
-    if "end_on" in changes:
-        if changes["end_on"] is not None and changes["end_on"] < med.start_on:
-            abort_problem(
-                422, "The end cannot come before the start.", errors={"end_on": ["Must not be before start_on."]}
-            )
-        med.end_on = changes["end_on"]
+    new_end = changes.get("end_on", med.end_on)
+    if "end_on" in changes and new_end is not None and new_end < med.start_on:
+        abort_problem(422, "The end cannot come before the start.", errors={"end_on": ["Must not be before start_on."]})
     if "dose" in changes:
         changes["dose"] = _milligrams(changes["dose"])
-    dosing = {k: v for k, v in changes.items() if k in {"dose", "unit", "frequency", "phase"}}
-    if any(getattr(med, k) != v for k, v in dosing.items()):
-        for key, value in dosing.items():
-            setattr(med, key, value)
+    history_now = counted_history(med)
+    base = change_in_force(med, effective_on, history_now) or (history_now[-1] if history_now else None)
+    current = {k: getattr(base, k) if base is not None else getattr(med, k) for k in _DOSING_FIELDS}
+    dosing = {k: v for k, v in changes.items() if k in _DOSING_FIELDS}
+    new = {**current, **dosing}
+    dosing_changed = any(current[k] != v for k, v in dosing.items())
+    # The rules a change can break: its dose (and the first day's), a new induction, a longer order.
+    to_check: list[rules.Rule] = []
+    if dosing_changed and (new["dose"] != current["dose"] or new["unit"] != current["unit"]):
+        to_check += [rules.dose_above_limit, rules.methadone_first_dose]
+    induction = MedicationPhase.INDUCTION
+    if dosing_changed and new["phase"] is induction and current["phase"] is not induction:
+        to_check.append(rules.induction_requires_cows)
+    if "end_on" in changes and (new_end is None or (med.end_on is not None and new_end > med.end_on)):
+        to_check += [rules.agonist_antagonist_conflict, rules.duplicate_agonist]
+    overridden: list[rules.BrokenRule] = []
+    if to_check:
+        proposed = rules.ProposedOrder(
+            client_id=med.client_id,
+            site=site,
+            medication=med.medication,
+            dose=new["dose"],
+            unit=new["unit"],
+            phase=new["phase"],
+            start_on=med.start_on,
+            end_on=new_end,
+            dose_effective_on=effective_on,
+            first_dose_at=first_dose,
+            medication_id=med.id,
+        )
+        ordered = [rule for rule in rules.RULES if rule in to_check]
+        overridden = _enforce(rules.check(proposed, ordered), override_reason)
+    if "end_on" in changes:
+        med.end_on = new_end
+    if dosing_changed:
         db.session.add(
             MedicationDoseChange(
                 medication_id=med.id,
                 effective_on=effective_on,
-                dose=med.dose,
-                unit=med.unit,
-                frequency=med.frequency,
-                phase=med.phase,
+                dose=new["dose"],
+                unit=new["unit"],
+                frequency=new["frequency"],
+                phase=new["phase"],
                 reason=reason,
                 changed_by_id=actor.id,
             )
         )
+        db.session.flush()
+        sync_dose_in_force(med, site_today)
+    med.updated_at = utcnow()
+    details: dict[str, Any] = {"fields": sorted(changes)}
+    if dosing_changed and effective_on > site_today:
+        details["scheduled_for"] = effective_on.isoformat()
+    if overridden:
+        details["override"] = True
+        details["overridden_rules"] = _record_overrides(med, overridden, override_reason or "", actor)
+    db.session.flush()
+    audit("update", med, details=details)
+    medication_changed.send(med, actor=actor, created=False, fields=sorted(changes))
+    return detail_view(med)
+
+
+def sync_dose_in_force(med: Medication, day: date) -> bool:
+    """Make the order's dose, unit, frequency and phase those in force on ``day``; True if they changed."""
+    changes = counted_history(med)
+    in_force = change_in_force(med, day, changes)
+    if in_force is None:
+        # Not running that day: the columns keep the latest entry that has begun, else the first.
+        begun = [c for c in changes if c.effective_on <= day]
+        in_force = begun[-1] if begun else (changes[0] if changes else None)
+    if in_force is None:
+        return False
+    changed = False
+    for key in _DOSING_FIELDS:
+        if getattr(med, key) != getattr(in_force, key):
+            setattr(med, key, getattr(in_force, key))
+            changed = True
+    return changed
+
+
+def apply_due_changes(on: date) -> int:
+    """Bring every order whose scheduled change fell due in the last days to the dose in force on
+    its site's today (idempotent: run again, it changes nothing). Returns how many changed."""
+    candidates = db.session.scalars(
+        select(Medication)
+        .join(MedicationDoseChange, MedicationDoseChange.medication_id == Medication.id)
+        .where(
+            MedicationDoseChange.effective_on > on - timedelta(days=7),
+            MedicationDoseChange.effective_on <= on + timedelta(days=1),
+        )
+        .distinct()
+    ).all()
+    zones: dict[int, str] = {}
+    changed = 0
+    for med in candidates:
+        if med.site_id not in zones:
+            zones[med.site_id] = db.session.get_one(Site, med.site_id).timezone
+        if sync_dose_in_force(med, local_today(zones[med.site_id])):
+            med.updated_at = utcnow()
+            changed += 1
+    db.session.flush()
+    return changed
+
+
+def mark_entered_in_error(med: Medication, change_id: int, *, reason: str, actor: User) -> dict[str, Any]:
+    """Mark one entry of the dose history entered in error: it stays, marked, and no longer counts."""
+    change = db.session.get(MedicationDoseChange, change_id)
+    if change is None or change.medication_id != med.id:
+        abort_problem(404, "No such entry in this medication's history.")
+    if change.entered_in_error_at is not None:
+        abort_problem(409, "This entry is already marked entered in error.", problem="already-entered-in-error")
+    remaining = [c for c in counted_history(med) if c.id != change.id]
+    if not any(c.effective_on <= med.start_on for c in remaining):
+        abort_problem(
+            409,
+            "The order would have no dose from its start: correct the entry with a change dated on the start, "
+            "or end the order.",
+            problem="no-dose-left",
+        )
+    change.entered_in_error_at = utcnow()
+    change.entered_in_error_reason = reason.strip()
+    change.entered_in_error_by_id = actor.id
+    db.session.flush()
+    sync_dose_in_force(med, _site_today(med))
     med.updated_at = utcnow()
     db.session.flush()
-    audit("update", med, details={"fields": sorted(changes)})
-    medication_changed.send(med, actor=actor, created=False, fields=sorted(changes))
-    return med
+    audit(
+        "update",
+        med,
+        details={"entered_in_error": change.id, "effective_on": change.effective_on.isoformat()},
+    )
+    medication_changed.send(med, actor=actor, created=False, fields=["history"])
+    return detail_view(med)
 
 
-def view(med: Medication, dose_history: Sequence[MedicationDoseChange]) -> dict[str, Any]:
-    """A medication order with its dose history, as the API shows it."""
+def _shown_entry(med: Medication, day: date, counted: Sequence[MedicationDoseChange]) -> MedicationDoseChange | None:
+    """The entry whose dose the order shows on ``day``: the one in force, else (an order not yet
+    started, or ended) its first entry, or the latest that had begun."""
+    in_force = change_in_force(med, day, counted)
+    if in_force is not None:
+        return in_force
+    begun = [c for c in counted if c.effective_on <= day]
+    return begun[-1] if begun else (counted[0] if counted else None)
+
+
+def _entry(change: MedicationDoseChange) -> dict[str, Any]:
     return {
-        **{column.key: getattr(med, column.key) for column in Medication.__table__.columns},
-        "history": dose_history,
+        "id": change.id,
+        "effective_on": change.effective_on,
+        "dose": change.dose,
+        "unit": change.unit,
+        "frequency": change.frequency,
+        "phase": change.phase,
+        "reason": change.reason,
+        "changed_by_id": change.changed_by_id,
+        "changed_at": change.changed_at,
+        "entered_in_error": None
+        if change.entered_in_error_at is None
+        else {
+            "reason": change.entered_in_error_reason,
+            "by_user_id": change.entered_in_error_by_id,
+            "at": change.entered_in_error_at,
+        },
     }
 
 
+def view(
+    med: Medication,
+    dose_history: Sequence[MedicationDoseChange],
+    overrides: Sequence[MedicationOverride] = (),
+    on: date | None = None,
+) -> dict[str, Any]:
+    """A medication order as the API shows it: the dose in force on ``on`` (the site's today), its
+    whole dose history (entries entered in error marked), the changes still to come, its overrides."""
+    on = on if on is not None else _site_today(med)
+    counted = [c for c in dose_history if c.entered_in_error_at is None]
+    shown = _shown_entry(med, on, counted)
+    result: dict[str, Any] = {column.key: getattr(med, column.key) for column in Medication.__table__.columns}
+    if shown is not None:
+        result.update({key: getattr(shown, key) for key in _DOSING_FIELDS})
+    result["history"] = [_entry(c) for c in dose_history]
+    result["scheduled_changes"] = [_entry(c) for c in counted if c.effective_on > max(on, med.start_on)]
+    result["overrides"] = [
+        {"rule": o.rule, "reason": o.reason, "by_user_id": o.by_user_id, "at": o.at} for o in overrides
+    ]
+    result["covered_until"] = covered_until(med)
+    return result
+
+
 def history(med: Medication) -> Sequence[MedicationDoseChange]:
+    """The order's whole dose history, entries entered in error included, in effective order."""
     return db.session.scalars(
         select(MedicationDoseChange)
         .where(MedicationDoseChange.medication_id == med.id)
         .order_by(MedicationDoseChange.effective_on, MedicationDoseChange.id)
     ).all()
+
+
+def overrides_of(med: Medication) -> Sequence[MedicationOverride]:
+    return db.session.scalars(
+        select(MedicationOverride).where(MedicationOverride.medication_id == med.id).order_by(MedicationOverride.id)
+    ).all()
+
+
+def detail_view(med: Medication) -> dict[str, Any]:
+    return view(med, history(med), overrides_of(med))
 
 
 def list_for_client(client: Client) -> list[dict[str, Any]]:
@@ -251,6 +450,7 @@ def list_for_client(client: Client) -> list[dict[str, Any]]:
         .order_by(Medication.start_on.desc(), Medication.id.desc())
     ).all()
     changes: dict[int, list[MedicationDoseChange]] = {m.id: [] for m in meds}
+    overrides: dict[int, list[MedicationOverride]] = {m.id: [] for m in meds}
     if meds:
         for change in db.session.scalars(
             select(MedicationDoseChange)
@@ -258,8 +458,18 @@ def list_for_client(client: Client) -> list[dict[str, Any]]:
             .order_by(MedicationDoseChange.effective_on, MedicationDoseChange.id)
         ):
             changes[change.medication_id].append(change)
+        for override in db.session.scalars(
+            select(MedicationOverride)
+            .where(MedicationOverride.medication_id.in_(list(changes)))
+            .order_by(MedicationOverride.id)
+        ):
+            overrides[override.medication_id].append(override)
     record("medication.read", resource="medication", client_id=client.id, details={"via": "list"})
-    return [view(m, changes[m.id]) for m in meds]
+    days: dict[int, date] = {}
+    for m in meds:
+        if m.site_id not in days:
+            days[m.site_id] = _site_today(m)
+    return [view(m, changes[m.id], overrides[m.id], days[m.site_id]) for m in meds]
 
 
 def is_active_on(med: Medication, day: date) -> bool:
@@ -294,18 +504,6 @@ def dose_on(med: Medication, day: date) -> Decimal | None:
     """
     change = change_in_force(med, day)
     return None if change is None else change.dose
-
-
-def covered_until(med: Medication) -> date | None:
-    """naltrexone_xr: the last day its latest injection covers (None for any other medication).
-
-    An injection covers MED_NALTREXONE_XR_COVERAGE_DAYS days from the day it is given; the order's
-    start counts as the first injection.
-    """
-    if med.medication is not MedicationName.NALTREXONE_XR:
-        return None
-    given = med.last_injection_on or med.start_on
-    return given + timedelta(days=current_app.config["MED_NALTREXONE_XR_COVERAGE_DAYS"] - 1)
 
 
 def record_injection(med: Medication, day: date) -> None:

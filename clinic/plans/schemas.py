@@ -8,11 +8,15 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from clinic.core.schemas import StrictSchema, id_field, instant, past_date, text
+from clinic.auth.directory import RowWallClockSchema
+from clinic.core.schemas import LocalInstant, StrictSchema, id_field, instant, past_date, text
 from clinic.plans.models import (
     CMSchedule,
+    Medication,
     MedicationName,
     MedicationPhase,
+    MedicationRule,
+    Plan,
     PlanStatus,
     ReviewOutcome,
     ScreenResult,
@@ -216,7 +220,16 @@ _UNITS = ["mg", "mcg", "mL"]
 _DOSE = validate.Range(min=0.001, max=10000, error="Must be between 0.001 and 10000 (doses are kept to 0.001).")
 
 
-class MedicationCreateSchema(StrictSchema):
+_OVERRIDE_REASON = {
+    "description": "Why the clinician overrides the overridable safety rules the request breaks "
+    "(docs/medications.md); each one is then listed in the medication's overrides."
+}
+
+
+class MedicationCreateSchema(RowWallClockSchema):
+    row_model = Plan
+    row_argument = "plan_id"
+
     medication = fields.Enum(MedicationName, by_value=True, required=True)
     dose = fields.Float(required=True, validate=_DOSE)
     unit = fields.String(required=True, validate=validate.OneOf(_UNITS))
@@ -225,24 +238,53 @@ class MedicationCreateSchema(StrictSchema):
     prescriber_id = id_field()
     start_on = fields.Date(required=True)
     end_on = fields.Date(allow_none=True)
-    override_reason = fields.String(
+    override_reason = fields.String(allow_none=True, validate=validate.Length(max=2000), metadata=_OVERRIDE_REASON)
+    first_dose_at = LocalInstant(
         allow_none=True,
-        validate=validate.Length(max=2000),
-        metadata={"description": "Required to start naltrexone within 7 days of opioid exposure."},
+        description="When the first dose is given (on start_on at the site); the COWS of a buprenorphine "
+        "induction must be in the 24 hours before it. Default: now for an order starting today, else the "
+        "end of start_on.",
+    )
+    transfer_from_medication_id = id_field(
+        required=False,
+        allow_none=True,
+        metadata={"description": "A transfer: this order of the client ends the day before start_on."},
     )
 
 
-class MedicationPatchSchema(StrictSchema):
+class MedicationPatchSchema(RowWallClockSchema):
+    row_model = Medication
+    row_argument = "medication_id"
+
     dose = fields.Float(validate=_DOSE)
     unit = fields.String(validate=validate.OneOf(_UNITS))
     frequency = text(required=False, max_length=64)
     phase = fields.Enum(MedicationPhase, by_value=True)
     end_on = fields.Date(allow_none=True)
-    effective_on = fields.Date(metadata={"description": "When the change takes effect (default today)."})
+    effective_on = fields.Date(
+        metadata={
+            "description": "When the change takes effect (default the site's today); a later day schedules it."
+        }
+    )
     reason = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    override_reason = fields.String(allow_none=True, validate=validate.Length(max=2000), metadata=_OVERRIDE_REASON)
+    first_dose_at = LocalInstant(
+        allow_none=True, description="A change to phase induction: when its first dose is given."
+    )
+
+
+class EnteredInErrorSchema(StrictSchema):
+    reason = text(max_length=2000)
+
+
+class EnteredInErrorMarkSchema(StrictSchema):
+    reason = fields.String(required=True)
+    by_user_id = fields.Integer(allow_none=True)
+    at = fields.DateTime(required=True)
 
 
 class DoseChangeSchema(StrictSchema):
+    id = fields.Integer(required=True)
     effective_on = fields.Date(required=True)
     dose = fields.Float(required=True)
     unit = fields.String(required=True)
@@ -251,6 +293,18 @@ class DoseChangeSchema(StrictSchema):
     reason = fields.String(allow_none=True)
     changed_by_id = fields.Integer(allow_none=True)
     changed_at = fields.DateTime(required=True)
+    entered_in_error = fields.Nested(
+        EnteredInErrorMarkSchema,
+        allow_none=True,
+        metadata={"description": "Set when the entry was marked entered in error: it no longer counts."},
+    )
+
+
+class MedicationOverrideSchema(StrictSchema):
+    rule = fields.Enum(MedicationRule, by_value=True, required=True)
+    reason = fields.String(required=True)
+    by_user_id = fields.Integer(allow_none=True)
+    at = fields.DateTime(required=True)
 
 
 class MedicationSchema(StrictSchema):
@@ -258,7 +312,7 @@ class MedicationSchema(StrictSchema):
     plan_id = fields.Integer(required=True)
     client_id = fields.Integer(required=True)
     medication = fields.Enum(MedicationName, by_value=True, required=True)
-    dose = fields.Float(required=True)
+    dose = fields.Float(required=True, metadata={"description": "The dose in force today (at the site)."})
     unit = fields.String(required=True)
     frequency = fields.String(required=True)
     phase = fields.Enum(MedicationPhase, by_value=True, required=True)
@@ -266,7 +320,15 @@ class MedicationSchema(StrictSchema):
     start_on = fields.Date(required=True)
     end_on = fields.Date(allow_none=True)
     override_reason = fields.String(allow_none=True)
+    overrides = fields.List(fields.Nested(MedicationOverrideSchema))
     history = fields.List(fields.Nested(DoseChangeSchema))
+    scheduled_changes = fields.List(
+        fields.Nested(DoseChangeSchema), metadata={"description": "Dose changes dated after today, still to come."}
+    )
+    last_injection_on = fields.Date(allow_none=True)
+    covered_until = fields.Date(
+        allow_none=True, metadata={"description": "naltrexone_xr: the last day its latest injection covers."}
+    )
 
 
 class MedicationListSchema(StrictSchema):

@@ -119,8 +119,10 @@ def test_phq9_item9_with_the_clinician_deactivated_reaches_every_supervisor(clie
         assert alert["escalated"] is False
         assert alert["created_at"]
         assert "Lee" not in alert["title"] + alert["body"] and "Moss" not in alert["title"] + alert["body"]
-    for nobody in ("colleague", "admin", "other_admin"):
+    for nobody in ("admin", "other_admin"):
         assert alerts_of(client, people, nobody) == []
+    # The clinician who administered it, with the client now, is told too.
+    assert [a["resource_id"] for a in alerts_of(client, people, "colleague")] == [str(assessment["id"])]
 
 
 def test_without_supervisors_the_site_admins_get_it(client, clinic_site):
@@ -133,6 +135,7 @@ def test_without_supervisors_the_site_admins_get_it(client, clinic_site):
     assert (alert["kind"], alert["client_id"], alert["escalated"]) == ("safety_flag", people["client"]["id"], False)
     assert alerts_of(client, people, "other_admin") == []
     assert alerts_of(client, people, "supervisor_a") == []
+    assert len(alerts_of(client, people, "colleague")) == 1  # who administered it
 
 
 def test_an_active_clinician_gets_it_alone(client, clinic_site):

@@ -43,14 +43,26 @@ class Item:
     required: bool = True
     #: Allowed values that depend on another answer, e.g. ASAM levels by edition.
     allowed_by: dict[str, Any] | None = None
+    #: Wording that depends on another answer, e.g. ASAM dimension names by edition:
+    #: ``{"modifier": "edition", "values": {"3": "...", "4": "..."}}``.
+    text_by: dict[str, Any] | None = None
 
     def allowed_values(self, answers: dict[str, Any]) -> tuple[Any, ...] | None:
         if self.type == "boolean":
             return (True, False)
         if self.allowed_by is not None:
             chosen = answers.get(self.allowed_by["modifier"])
-            return tuple(self.allowed_by["values"].get(str(chosen), ()))
+            values = self.allowed_by["values"]
+            # An answer the modifier does not allow is reported on the modifier itself.
+            return tuple(values[str(chosen)]) if str(chosen) in values else None
         return self.allowed
+
+    def text_for(self, answers: dict[str, Any]) -> str:
+        """The item's wording for these answers (the chosen edition's, where it depends on one)."""
+        if self.text_by is not None:
+            chosen = answers.get(self.text_by["modifier"])
+            return str(self.text_by["values"].get(str(chosen), self.text))
+        return self.text
 
     def points_for(self, value: Any) -> int:
         if self.points is not None:
@@ -150,6 +162,13 @@ class Instrument:
                         alerts.append(rule)
         return Score(total=total, severity=severity, flags=flags, alerts=alerts)
 
+    def item_labels(self, answers: dict[str, Any]) -> dict[str, str]:
+        """The wording of each item that depends on another answer, for these answers (else {}).
+
+        ASAM: the six dimensions as the assessment's own edition names them.
+        """
+        return {item.key: item.text_for(answers) for item in self.items if item.text_by is not None}
+
     def _excluded_items(self, answers: dict[str, Any]) -> set[str]:
         rule = self.scoring.get("exclude_when")
         if rule and answers.get(rule["modifier"]) == rule["equals"]:
@@ -181,6 +200,8 @@ class Instrument:
                 doc["allowed_by"] = item.allowed_by
             else:
                 doc["allowed"] = list(item.allowed_values({}) or ())
+            if item.text_by is not None:
+                doc["text_by"] = item.text_by
             if item.points is not None:
                 doc["points"] = item.points
             return doc
@@ -225,6 +246,7 @@ def _parse(raw: dict[str, Any]) -> Instrument:
             points=doc.get("points"),
             required=doc.get("required", True),
             allowed_by=doc.get("allowed_by"),
+            text_by=doc.get("text_by"),
         )
 
     if raw["scoring"]["method"] not in SCORING_METHODS:

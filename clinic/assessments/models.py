@@ -53,3 +53,9 @@ class Assessment(TimestampMixin, Base):
         """The clinician's chosen ASAM level (ASAM assessments only)."""
         value = self.answers.get("level_of_care") if self.instrument == "ASAM" else None
         return str(value) if value is not None else None
+
+    @property
+    def edition(self) -> str | None:
+        """The edition of the ASAM Criteria the assessment used (ASAM assessments only)."""
+        value = self.answers.get("edition") if self.instrument == "ASAM" else None
+        return str(value) if value is not None else None

@@ -20,7 +20,7 @@ from clinic.core.signals import admission_assessment, assessment_signed, timelin
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.notify.models import StaffNotificationKind
-from clinic.notify.staff import send_safety_alert
+from clinic.notify.staff import safety_recipients, send_safety_alert
 
 _FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -87,8 +87,13 @@ def _raise_alerts(client: Client, assessment: Assessment, score: Score, *, actor
     """Raise each flag's safety alert at once, routed so someone always gets it.
 
     To the client's primary clinician if active, else the site's supervisors, else its admins
-    (``send_safety_alert``); sent once more when nobody acknowledges it in time.
+    (``send_safety_alert``); without an active primary clinician the clinician who administered
+    it gets it too. Sent once more when nobody acknowledges it in time.
     """
+    if not score.alerts:
+        return
+    routed = safety_recipients(client.site_id, client.primary_clinician_id)
+    has_clinician = client.primary_clinician_id is not None and routed == [client.primary_clinician_id]
     for rule in score.alerts:
         send_safety_alert(
             client,
@@ -101,6 +106,7 @@ def _raise_alerts(client: Client, assessment: Assessment, score: Score, *, actor
             resource="assessment",
             resource_id=assessment.id,
             dedupe_key=f"safety:{rule.flag}:assessment:{assessment.id}",
+            also_user_ids=() if has_clinician else (actor.id,),
         )
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from clinic.assessments.models import AssessmentStatus
+from clinic.assessments.definitions import get_instrument
+from clinic.assessments.models import Assessment, AssessmentStatus
 from clinic.core.pagination import PageArgsSchema, page_schema
 from clinic.core.schemas import StrictSchema, past_instant, text
 
@@ -15,6 +16,12 @@ class InstrumentItemSchema(StrictSchema):
     type = fields.String(required=True, metadata={"enum": ["integer", "boolean", "choice"]})
     allowed = fields.List(fields.Raw(), allow_none=True, required=True)
     allowed_by = fields.Dict(allow_none=True)
+    text_by = fields.Dict(
+        metadata={
+            "description": "Wording that depends on another answer: {modifier, values: {answer: text}} "
+            "(ASAM: each dimension as the chosen edition names it)"
+        }
+    )
     points = fields.Dict(keys=fields.String(), values=fields.Integer())
     modifier = fields.Boolean(required=True, metadata={"description": "Not scored; changes scoring, bands or meaning"})
     required = fields.Boolean(required=True)
@@ -86,6 +93,20 @@ class AssessmentSchema(StrictSchema):
     amendment_reason = fields.String(allow_none=True)
     superseded_by_id = fields.Integer(allow_none=True)
     level_of_care = fields.String(allow_none=True)
+    edition = fields.String(allow_none=True, metadata={"description": "ASAM: the edition of the criteria used"})
+    item_labels = fields.Method(
+        "_item_labels",
+        metadata={
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Items worded by another answer, as this assessment's answers word them "
+            "(ASAM: d1..d6 named as its own edition names them); {} for other instruments",
+        },
+    )
+
+    def _item_labels(self, row: Assessment) -> dict[str, str]:
+        definition = get_instrument(row.instrument)
+        return definition.item_labels(row.answers) if definition is not None else {}
 
 
 AssessmentPageSchema = page_schema(AssessmentSchema, "AssessmentPage")

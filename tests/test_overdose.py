@@ -272,16 +272,16 @@ def test_a_death_dated_before_the_open_admission_is_refused_on_confirmation(clie
 
 
 def test_the_overdose_prevention_report_by_hand(client, make_site, make_user, bearer):
-    """Range 2026-01-01..2026-03-31; naloxone held = a dispense in the 365 days up to the month's end.
+    """Range 2026-01-01..2026-03-31; naloxone held = a dispense on the month's last day or the 364 before.
 
     client  admitted    discharged       naloxone               Jan-31  Feb-28  Mar-31
-    A       2025-06-01  -                2025-03-31 (365 d)     yes     yes     no (366 days)
+    A       2025-06-01  -                2025-03-31             yes     yes     no (365 days before)
     B       2025-12-01  -                2026-02-10             no      yes     yes
     C       2025-10-01  2026-02-15       2026-01-05             yes     -       -
     D       2026-03-31  -                -                      -       -       no
     E       2025-11-01  2026-03-31 (to)  -                      no      no      -
     F       2025-09-01  died 2026-03-10  -                      no      no      -
-    H       2025-05-01  -                2025-04-01 (364 d)     yes     yes     yes
+    H       2025-05-01  -                2025-04-01             yes     yes     yes (364 days before)
     in treatment                                                6       5       4
     holding naloxone                                            3       3       2
     Overdoses: B 2026-02-20; F 2026-03-10, fatal; A 2025-12-31 (before the range). Another site's

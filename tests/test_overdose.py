@@ -170,6 +170,10 @@ def test_a_non_fatal_overdose_alerts_the_primary_clinician_without_naming_the_cl
     listed = client.get(f"/api/v1/clients/{ctx['client']['id']}/overdose-events", headers=ctx["headers"]).get_json()
     assert [e["id"] for e in listed["items"]] == [event["id"]]
     assert events(app, "overdose_event.create", ctx["client"]["id"])
+    timeline = client.get(f"/api/v1/clients/{ctx['client']['id']}/timeline", headers=ctx["headers"]).get_json()
+    assert [e["summary"] for e in timeline["items"] if e["kind"] == "overdose_event"] == [
+        "Overdose reported (ed notice)"
+    ]
     # Not a death: nothing to confirm.
     refused = client.post(f"/api/v1/overdose-events/{event['id']}/confirm-death", headers=ctx["headers"], json={})
     assert refused.status_code == 409

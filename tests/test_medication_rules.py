@@ -12,9 +12,11 @@ from sqlalchemy import select
 
 from clinic.audit.models import AuditEvent
 from clinic.core import time as clinic_time
+from clinic.core.celery import beat_schedule
 from clinic.extensions import db
 from clinic.plans import medications
 from clinic.plans.models import Medication
+from clinic.plans.tasks import apply_due_dose_changes
 
 ZONE = ZoneInfo("America/New_York")
 
@@ -401,11 +403,12 @@ def test_a_future_change_is_scheduled_until_its_day(app, ward, monkeypatch):
     monkeypatch.setattr(clinic_time, "utcnow", lambda: tomorrow)
     listed = w.listed(who)[0]
     assert (listed["dose"], listed["scheduled_changes"]) == (20, [])
+    # The hourly job brings the stored dose in step, once.
     with app.app_context():
-        assert medications.apply_due_changes(tomorrow.date()) >= 1
+        assert "plans.apply_due_dose_changes" in beat_schedule(app)
+        assert apply_due_dose_changes.apply().get() == 1
         assert db.session.get(Medication, med["id"]).dose == Decimal(20)
-        assert medications.apply_due_changes(tomorrow.date()) == 0
-        db.session.rollback()
+        assert apply_due_dose_changes.apply().get() == 0
 
 
 # --- entered in error ----------------------------------------------------------------------------

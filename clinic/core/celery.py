@@ -130,6 +130,11 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
             "schedule": crontab(minute=0, hour=int(app.config["PLAN_REVIEW_ALERT_HOUR_UTC"])),
             "options": {"expires": 3600.0},
         },
+        "plans.apply_due_dose_changes": {
+            "task": "clinic.plans.tasks.apply_due_dose_changes",
+            "schedule": crontab(minute=5),
+            "options": {"expires": 3600.0},
+        },
         "core.purge_idempotency_keys": {
             "task": "clinic.core.tasks.purge_idempotency_keys",
             "schedule": 3600.0,

@@ -142,7 +142,10 @@ def _care_events() -> Any:
     changes = (
         select(Medication.client_id.label("client_id"), MedicationDoseChange.effective_on.label("day"))
         .join(Medication, Medication.id == MedicationDoseChange.medication_id)
-        .where(or_(MedicationDoseChange.reason.is_(None), MedicationDoseChange.reason != "started"))
+        .where(
+            or_(MedicationDoseChange.reason.is_(None), MedicationDoseChange.reason != "started"),
+            MedicationDoseChange.entered_in_error_at.is_(None),
+        )
     )
     parts = [starts, changes, *completed_appointment_days()]
     return union_all(*parts).subquery()

@@ -274,6 +274,17 @@ class Config:
     #: The most units (sprays, syringes) one naloxone dispense may record; more is a typing mistake.
     NALOXONE_MAX_QUANTITY = _env_int("NALOXONE_MAX_QUANTITY", 24)
 
+    # OTP dosing and take-homes (docs/dosing.md; 42 CFR 8.12(i), 21 CFR 1304.24).
+    #: Take-home supply by day in treatment (days since the open episode's admission): from the
+    #: first day of a pair on, up to its number of daily doses (days 0-14: 7; 15-30: 14; 31 on: 28).
+    DOSING_TAKE_HOME_LIMITS: tuple[tuple[int, int], ...] = ((0, 7), (15, 14), (31, 28))
+    #: A take-home needs a review of the 8.12(i)(2) criteria recorded within this many days.
+    DOSING_TAKE_HOME_REVIEW_VALID_DAYS = _env_int("DOSING_TAKE_HOME_REVIEW_VALID_DAYS", 90)
+    #: Consecutive days with no observed dose and no take-home covering them that raise an alert.
+    DOSING_MISSED_DOSE_ALERT_DAYS = _env_int("DOSING_MISSED_DOSE_ALERT_DAYS", 3)
+    #: How often beat looks for missed doses (each site's local yesterday; one alert per run of days).
+    DOSING_MISSED_DOSE_CHECK_SECONDS = _env_int("DOSING_MISSED_DOSE_CHECK_SECONDS", 3600)
+
     @classmethod
     def validate(cls, settings: dict[str, object]) -> None:
         """Refuse to start with settings that are unsafe for this environment."""

@@ -72,6 +72,7 @@ def connect_receivers() -> None:
     """Import every module that connects receivers to the domain signals (clinic.core.signals)."""
     import clinic.assessments.operations
     import clinic.clients.operations
+    import clinic.dosing.operations
     import clinic.intake.operations
     import clinic.notify.panels
     import clinic.notify.reminders

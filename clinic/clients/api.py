@@ -31,6 +31,7 @@ from clinic.clients.schemas import (
     EpisodeSchema,
     TimelineSchema,
 )
+from clinic.core.signals import client_dosing, values_from
 from clinic.extensions import links
 
 blp = Blueprint(
@@ -90,9 +91,11 @@ def list_clients(args: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/clients/<int:client_id>", methods=["GET"])
 @requires(Permission.CLIENTS_READ)
 @blp.response(200, ClientSchema)
-def get_client(client_id: int) -> Client:
-    """One client's registration record."""
-    return load_client(client_id, audit_read=True)
+def get_client(client_id: int) -> dict[str, Any]:
+    """One client's registration record; for clinical roles, dosing at an OTP (last dose, days missed)."""
+    client = load_client(client_id, audit_read=True)
+    dosing = values_from(client_dosing, client, user=authenticated_user())
+    return {**{column.key: getattr(client, column.key) for column in Client.__table__.columns}, **dict(*dosing[:1])}
 
 
 @blp.route("/clients/<int:client_id>", methods=["PATCH"])

@@ -57,6 +57,20 @@ class ClientSchema(StrictSchema):
     status = fields.Enum(ClientStatus, by_value=True, required=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
+    last_dose_on = fields.Date(
+        allow_none=True,
+        metadata={
+            "description": "GET /clients/{id}, clinical roles: the last day an OTP dose covered (observed or "
+            "take-home); null when never dosed."
+        },
+    )
+    missed_dose_days = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "GET /clients/{id}, clinical roles: days in a row up to yesterday without a dose; "
+            "null when no methadone or buprenorphine order is in force at an OTP."
+        },
+    )
 
 
 ClientPageSchema = page_schema(ClientSchema, "ClientPage")

@@ -53,6 +53,7 @@ def _celery_settings(app: Flask) -> dict[str, Any]:
             "clinic.core.tasks",
             "clinic.system.tasks",
             "clinic.audit.tasks",
+            "clinic.dosing.tasks",
             "clinic.notify.tasks",
             "clinic.plans.tasks",
             "clinic.reports.tasks",
@@ -134,6 +135,11 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
             "task": "clinic.plans.tasks.apply_due_dose_changes",
             "schedule": crontab(minute=5),
             "options": {"expires": 3600.0},
+        },
+        "dosing.alert_missed_doses": {
+            "task": "clinic.dosing.tasks.alert_missed_doses",
+            "schedule": float(app.config["DOSING_MISSED_DOSE_CHECK_SECONDS"]),
+            "options": {"expires": float(app.config["DOSING_MISSED_DOSE_CHECK_SECONDS"])},
         },
         "core.purge_idempotency_keys": {
             "task": "clinic.core.tasks.purge_idempotency_keys",

@@ -112,6 +112,19 @@ client_summary: Signal = _signals.signal(
     """,
 )
 
+client_dosing: Signal = _signals.signal(
+    "client-dosing",
+    doc="""Asks the dosing record for a client's last dose and missed days, for ``GET /clients/{id}``.
+
+    sender: the ``Client`` (loaded within the reader's sites).
+    kwargs: ``user`` (the ``User`` reading; only roles that may read clinical data are answered).
+    Returns: a receiver a dict ``{"last_dose_on": date | None, "missed_dose_days": int | None}``
+    (``last_dose_on`` None when never dosed, ``missed_dose_days`` None when no daily-dosed order is
+    in force at an OTP), its read audited.
+    Receivers: clinic.dosing.operations.
+    """,
+)
+
 admission_assessment: Signal = _signals.signal(
     "admission-assessment",
     doc="""Asks which level of care a signed assessment chose, to admit a client on it.

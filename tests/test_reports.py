@@ -66,7 +66,7 @@ def program(make_site, make_user, bearer, client):
     def plan(client_id, by=None):
         return client.post(f"/api/v1/clients/{client_id}/plans", headers=by or headers, json={}).get_json()["id"]
 
-    def medication(plan_id, start, end=None, name="buprenorphine", by=None):
+    def medication(plan_id, start, end=None, name="buprenorphine", by=None, prescriber=None):
         made = client.post(
             f"/api/v1/plans/{plan_id}/medications",
             headers=by or headers,
@@ -75,8 +75,8 @@ def program(make_site, make_user, bearer, client):
                 "dose": 8,
                 "unit": "mg",
                 "frequency": "daily",
-                "phase": "induction",
-                "prescriber_id": clinician.id,
+                "phase": "maintenance",
+                "prescriber_id": (prescriber or clinician).id,
                 "start_on": start,
                 **({"end_on": end} if end else {}),
             },
@@ -202,6 +202,70 @@ def test_mat_continuity_with_the_gap_edges(program):
         {"medication": "naltrexone_oral", "new_starts": 1, "eligible": 0, "continuous_180": 0, "rate": None},
     ]
     assert body["summary"] == {"new_starts": 5, "eligible": 3, "continuous_180": 1, "rate": 0.3333}
+
+
+def test_mat_continuity_at_an_otp_counts_the_days_dosed_not_the_open_order(app, program, make_site, make_user, bearer):
+    """At an OTP an order with doses covers the days dosed or taken home, voided doses excluded."""
+    from clinic.dosing.models import Dose, DoseKind
+    from clinic.plans.models import Medication
+
+    p = program
+    otp = make_site(name="Harbor OTP", is_otp=True)
+    nurse = make_user("clinician", sites=[otp], name="Nurse Ames")
+    headers = bearer(nurse)
+    orders = {}
+    for name in ("Gap", "Takehome", "Voided", "Undosed"):
+        client_id = p["person"](name, site_id=otp.id, by=headers)
+        plan_id = p["plan"](client_id, by=headers)
+        made = p["medication"](plan_id, days(-250), name="methadone", by=headers, prescriber=nurse)
+        orders[name] = made
+
+    def dose(order: int, day: int, *, take_home_days: int = 0, voided: bool = False) -> dict:
+        on = TODAY + timedelta(days=day)
+        first, last = (on, on) if not take_home_days else (on + timedelta(days=1), on + timedelta(days=take_home_days))
+        return {
+            "medication_id": order,
+            "kind": DoseKind.TAKE_HOME if take_home_days else DoseKind.OBSERVED,
+            "amount_mg": 8,
+            "take_home_days": take_home_days,
+            "given_at": datetime.combine(on, time(14), tzinfo=UTC),
+            "given_on": on,
+            "covered_from": first,
+            "covered_until": last,
+            "is_split": False,
+            "lot_number": "L1",
+            "substance": "methadone",
+            "strength": "10 mg/mL",
+            "dosage_form": "oral solution",
+            "dispenser_id": nurse.id,
+            "dispenser_initials": "NA",
+            "voided_at": datetime.now(UTC) if voided else None,
+            "void_reason": "wrong client" if voided else None,
+        }
+
+    rows = []
+    # Gap: observed daily, except 10 days (-199..-190) with the order open and no dose.
+    rows += [dose(orders["Gap"], d) for d in range(-250, 1) if not -199 <= d <= -190]
+    # Takehome: an observed dose every 7th day and 6 days taken home after it: every day covered.
+    for d in range(-250, 1, 7):
+        rows += [dose(orders["Takehome"], d), dose(orders["Takehome"], d, take_home_days=6)]
+    # Voided: observed daily, but 10 days of them (-199..-190) entered in error.
+    rows += [dose(orders["Voided"], d, voided=-199 <= d <= -190) for d in range(-250, 1)]
+    with app.app_context():
+        site_of = {order: db.session.get_one(Medication, order) for order in orders.values()}
+        for row in rows:
+            medication = site_of[row["medication_id"]]
+            row.update(client_id=medication.client_id, site_id=medication.site_id)
+        db.session.execute(Dose.__table__.insert(), rows)
+        db.session.commit()
+
+    body = p["report"]("mat-continuity", **{"from": days(-500), "to": days(0), "site_id": otp.id})
+    # Four new starts at -250, all at least 180 days old. Gap and Voided: 51 days covered (-250..-200),
+    # then 10 uncovered days break it. Takehome: covered every day. Undosed has no dose at all, so
+    # its order counts as elsewhere (open since -250): covered.
+    assert body["rows"] == [
+        {"medication": "methadone", "new_starts": 4, "eligible": 4, "continuous_180": 2, "rate": 0.5},
+    ]
 
 
 def test_iet_initiation_day_13_counts_and_day_14_does_not(program, client):

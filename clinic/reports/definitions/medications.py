@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, literal, or_, select, union_all
+from sqlalchemy import case, exists, func, literal, or_, select, union_all
 
+from clinic.auth.models import Site
 from clinic.clients.models import Client, Episode
 from clinic.core.sql import add_days, days_between
+from clinic.dosing.models import Dose
 from clinic.extensions import db
 from clinic.plans.models import Medication, MedicationDoseChange
 from clinic.reports.completed_intake import completed_appointment_days
@@ -21,18 +23,64 @@ BREAKING_GAP_DAYS = 8
 CONTINUITY_DAYS = 180
 
 
+def _coverage(ctx: Context) -> Any:
+    """Every interval of MAT coverage: from the dosing record at an OTP, else from the order.
+
+    An order whose site is an OTP (``is_otp``) and that has doses in the dosing record is covered
+    on the days those doses cover — an observed dose its day, a take-home supply the days it was
+    handed over for (``Dose.covered_from``..``covered_until``, up to today) — and voided entries
+    count nowhere: an open order on which nobody is dosed is no treatment (HEDIS POD counts
+    dispensing days, not open orders). Any other order covers ``start_on``..``end_on`` (no end:
+    ongoing, up to today), as before. ``source`` keeps the two kinds of ids apart in the ordering.
+    """
+    counted_dose = (Dose.medication_id == Medication.id) & Dose.voided_at.is_(None)
+    dosed_at_otp = Site.is_otp.is_(True) & exists().where(counted_dose)
+    orders = (
+        select(
+            Medication.id.label("row_id"),
+            literal(0).label("source"),
+            Medication.client_id,
+            Medication.site_id,
+            Medication.medication,
+            Medication.start_on,
+            func.coalesce(Medication.end_on, literal(ctx.today)).label("end_on"),
+        )
+        .join(Site, Site.id == Medication.site_id)
+        .where(~dosed_at_otp)
+    )
+    doses = (
+        select(
+            Dose.id.label("row_id"),
+            literal(1).label("source"),
+            Medication.client_id,
+            Medication.site_id,
+            Medication.medication,
+            Dose.covered_from.label("start_on"),
+            case((Dose.covered_until > literal(ctx.today), literal(ctx.today)), else_=Dose.covered_until).label(
+                "end_on"
+            ),
+        )
+        .join(Medication, Medication.id == Dose.medication_id)
+        .join(Site, Site.id == Medication.site_id)
+        .where(Site.is_otp.is_(True), Dose.voided_at.is_(None), Dose.covered_from <= literal(ctx.today))
+    )
+    return union_all(orders, doses).subquery()
+
+
 def _islands(ctx: Context) -> Any:
-    """Medication intervals with the coverage island each belongs to (gaps-and-islands in SQL)."""
-    end = func.coalesce(Medication.end_on, literal(ctx.today))
+    """Coverage intervals with the coverage island each belongs to (gaps-and-islands in SQL)."""
+    cover = _coverage(ctx)
+    order = (cover.c.start_on, cover.c.source, cover.c.row_id)
     base = select(
-        Medication.id,
-        Medication.client_id,
-        Medication.site_id,
-        Medication.medication,
-        Medication.start_on,
-        end.label("end_on"),
-        func.max(end)
-        .over(partition_by=Medication.client_id, order_by=(Medication.start_on, Medication.id), rows=(None, -1))
+        cover.c.row_id,
+        cover.c.source,
+        cover.c.client_id,
+        cover.c.site_id,
+        cover.c.medication,
+        cover.c.start_on,
+        cover.c.end_on,
+        func.max(cover.c.end_on)
+        .over(partition_by=cover.c.client_id, order_by=order, rows=(None, -1))
         .label("prev_end"),
     ).subquery()
     uncovered_before = days_between(base.c.prev_end, base.c.start_on) - 1
@@ -44,7 +92,11 @@ def _islands(ctx: Context) -> Any:
     numbered = select(
         flagged,
         func.sum(flagged.c.new_island)
-        .over(partition_by=flagged.c.client_id, order_by=(flagged.c.start_on, flagged.c.id), rows=(None, 0))
+        .over(
+            partition_by=flagged.c.client_id,
+            order_by=(flagged.c.start_on, flagged.c.source, flagged.c.row_id),
+            rows=(None, 0),
+        )
         .label("island"),
     ).subquery()
     return select(
@@ -59,7 +111,9 @@ def _islands(ctx: Context) -> Any:
     description=(
         "New MAT starts from `from` to `to` (a medication start with no MAT coverage in the 60 days before) and the "
         "share of those at least 180 days old that stayed covered for 180 days. Coverage is the union of medication "
-        "intervals (no end date = ongoing); a gap of 8 or more uncovered days breaks it, 7 does not."
+        "intervals (no end date = ongoing); a gap of 8 or more uncovered days breaks it, 7 does not. At an opioid "
+        "treatment program an order with doses in the dosing record covers only the days dosed (observed) or taken "
+        "home, voided entries excluded: an open order on which nobody is dosed is no treatment."
     ),
     columns=[
         Column("medication", "Medication started"),

@@ -34,6 +34,7 @@ CLIENT_DATA = {Permission.CLIENTS_READ, Permission.CLINICAL_READ, Permission.INT
 QUERY: dict[str, dict[str, str]] = {
     "assessments.assessment_trend": {"instrument": "PHQ-9"},
     "plans.diff_revisions": {"from": "1", "to": "1"},
+    "dosing.dispensing_log": {"date": "2026-01-05"},
 }
 
 
@@ -104,6 +105,7 @@ def _ids_within(sites: list[int]) -> dict[str, int]:
         "screen_id": first(DrugScreen),
         "episode_id": first(Episode),
         "consent_id": first(Consent),
+        "site_id": sites[0],
     }
 
 

@@ -228,7 +228,7 @@ def test_the_chart_shows_the_banner_the_care_in_force_consents_and_the_timeline(
     assert plan.status_code == 201, plan.get_json()
     medication = signed_in.post(f"/api/v1/plans/{plan.get_json()['id']}/medications", json={
         "medication": "buprenorphine_naloxone", "dose": 16, "unit": "mg", "frequency": "daily",
-        "phase": "induction", "prescriber_id": signed_in.user.id, "start_on": TODAY.isoformat(),
+        "phase": "maintenance", "prescriber_id": signed_in.user.id, "start_on": TODAY.isoformat(),
     })
     assert medication.status_code == 201, medication.get_json()
     consent = signed_in.post(f"/api/v1/clients/{person['id']}/consents", json={

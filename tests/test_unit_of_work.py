@@ -235,7 +235,7 @@ def test_signing_an_assessment_and_changing_a_medication_are_announced(practice:
         assert practice.post(f"/assessments/{assessment['id']}/sign").status_code == 200
         med = practice.post(f"/plans/{plan['id']}/medications", {
             "medication": "buprenorphine_naloxone", "dose": 16, "unit": "mg", "frequency": "daily",
-            "phase": "induction", "prescriber_id": practice.clinician.id, "start_on": NOW.date().isoformat(),
+            "phase": "maintenance", "prescriber_id": practice.clinician.id, "start_on": NOW.date().isoformat(),
         })
         assert med.status_code == 201, med.get_json()
         patched = practice.patch(f"/medications/{med.get_json()['id']}", {"dose": 12, "reason": "taper"})

@@ -644,11 +644,12 @@ def dosing_status(client: Client) -> dict[str, Any]:
             Dose.client_id == client.id, Dose.voided_at.is_(None), Dose.covered_from <= today
         )
     )
-    record("dose.read", resource="dose", client_id=client.id, details={"via": "client"})
     missed: int | None = None
     if site.is_otp:
         found = missed_doses(site, client_ids=[client.id])
         missed = found[0].missed_days if found else None
+    if last is not None or missed is not None:  # the answer tells something of the dosing record
+        record("dose.read", resource="dose", client_id=client.id, details={"via": "client"})
     return {"last_dose_on": None if last is None else min(last, today), "missed_dose_days": missed}
 
 

@@ -335,6 +335,7 @@ def test_two_agonists_at_once_are_refused(ward):
     w = ward()
     who = w.person()
     assert w.order(who, start_on=day(-20)).status_code == 201
+    assert broken(w.order(who)) == [("duplicate_agonist", "medication", True)]
     assert broken(w.order(who, medication="buprenorphine")) == [("duplicate_agonist", "medication", True)]
     assert broken(w.order(who, medication="methadone", dose=30)) == [("duplicate_agonist", "medication", True)]
     # One that ended before the new one starts is no duplicate.

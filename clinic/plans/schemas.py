@@ -262,9 +262,7 @@ class MedicationPatchSchema(RowWallClockSchema):
     phase = fields.Enum(MedicationPhase, by_value=True)
     end_on = fields.Date(allow_none=True)
     effective_on = fields.Date(
-        metadata={
-            "description": "When the change takes effect (default the site's today); a later day schedules it."
-        }
+        metadata={"description": "When the change takes effect (default the site's today); a later day schedules it."}
     )
     reason = fields.String(allow_none=True, validate=validate.Length(max=2000))
     override_reason = fields.String(allow_none=True, validate=validate.Length(max=2000), metadata=_OVERRIDE_REASON)

@@ -178,20 +178,28 @@ def escalation_recipients(site_id: int, first_recipients: Sequence[int]) -> list
 
 
 def _unacknowledged_alerts(cutoff: datetime, limit: int) -> Sequence[str]:
-    """Keys of safety alerts first sent at or before ``cutoff``, not escalated, no copy acknowledged."""
+    """Keys of safety alerts first sent at or before ``cutoff``, not escalated, no first copy acknowledged.
+
+    Reads only open first copies (unacknowledged, not escalated), so the work does not grow with
+    the alerts dealt with long ago.
+    """
+    acknowledged = aliased(StaffNotification)
     return db.session.scalars(
         select(StaffNotification.alert_key)
         .where(
             StaffNotification.alert_key.is_not(None),
             StaffNotification.kind.in_(SAFETY_KINDS),
             StaffNotification.escalated.is_(False),
+            StaffNotification.escalated_at.is_(None),
+            StaffNotification.acknowledged_at.is_(None),
+            StaffNotification.created_at <= cutoff,
+            ~exists().where(
+                acknowledged.alert_key == StaffNotification.alert_key,
+                acknowledged.escalated.is_(False),
+                acknowledged.acknowledged_at.is_not(None),
+            ),
         )
         .group_by(StaffNotification.alert_key)
-        .having(
-            func.min(StaffNotification.created_at) <= cutoff,
-            func.count(StaffNotification.acknowledged_at) == 0,
-            func.count(StaffNotification.escalated_at) == 0,
-        )
         .order_by(func.min(StaffNotification.created_at))
         .limit(limit)
     ).all()  # type: ignore[return-value]

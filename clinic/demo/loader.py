@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Connection, Table, func, select, text
 
 from clinic.auth.models import Role, Site, User
@@ -26,6 +27,7 @@ from clinic.demo.generator import (
     SITES,
     Chunk,
     Generator,
+    Rules,
     SiteStaff,
     dumps,
     site_count,
@@ -68,8 +70,13 @@ def ensure_staff(clients: int) -> tuple[list[SiteStaff], list[tuple[str, str, st
         if found is None:
             password_hash = password_hash or hash_password(DEMO_PASSWORD)
             found = User(
-                email=email, name=name, role=role, is_supervisor=supervisor, is_active=True,
-                password_hash=password_hash, sites=list(sites),
+                email=email,
+                name=name,
+                role=role,
+                is_supervisor=supervisor,
+                is_active=True,
+                password_hash=password_hash,
+                sites=list(sites),
             )
             db.session.add(found)
             existing_users[email] = found
@@ -84,7 +91,10 @@ def ensure_staff(clients: int) -> tuple[list[SiteStaff], list[tuple[str, str, st
         site = db.session.scalars(select(Site).where(Site.name == spec.name)).first()
         if site is None:
             site = Site(
-                name=spec.name, timezone=spec.timezone, display_name=spec.display_name, is_otp=spec.is_otp,
+                name=spec.name,
+                timezone=spec.timezone,
+                display_name=spec.display_name,
+                is_otp=spec.is_otp,
                 requires_supervisor_signature=spec.requires_supervisor_signature,
             )
             db.session.add(site)
@@ -97,8 +107,13 @@ def ensure_staff(clients: int) -> tuple[list[SiteStaff], list[tuple[str, str, st
         n_clinicians = max(2, round(share / CLIENTS_PER_CLINICIAN))
         n_intake = max(1, round(share / CLIENTS_PER_INTAKE))
         clinicians = [
-            user(f"clinician{i}.{slug}@{DEMO_EMAIL_DOMAIN}", f"Clinician {i} ({spec.display_name})",
-                 Role.CLINICIAN, [site], supervisor=i == 1)
+            user(
+                f"clinician{i}.{slug}@{DEMO_EMAIL_DOMAIN}",
+                f"Clinician {i} ({spec.display_name})",
+                Role.CLINICIAN,
+                [site],
+                supervisor=i == 1,
+            )
             for i in range(1, n_clinicians + 1)
         ]
         intake = [
@@ -114,6 +129,7 @@ def ensure_staff(clients: int) -> tuple[list[SiteStaff], list[tuple[str, str, st
             clinician_ids=tuple(u.id for u in clinicians),
             intake_ids=tuple(u.id for u in intake),
             supervisor_id=supervisor.id,
+            clinician_names=tuple(u.name for u in clinicians),
         )
         for site, spec, clinicians, intake, supervisor in sites
     ]
@@ -212,7 +228,7 @@ def _reset_sequences(connection: Connection, tables: list[Table]) -> None:
         connection.execute(
             text(
                 f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608 - table names from metadata
-                f"(SELECT COALESCE(MAX(id), 0) + 1 FROM \"{table.name}\"), false) "
+                f'(SELECT COALESCE(MAX(id), 0) + 1 FROM "{table.name}"), false) '
                 f"WHERE pg_get_serial_sequence('{table.name}', 'id') IS NOT NULL"
             )
         )
@@ -252,6 +268,7 @@ def seed(
         first_ids=_first_ids(connection, tables),
         taken_mrns=taken,
         tables={t.name for t in tables},
+        rules=Rules.from_settings(current_app.config),
     )
     if existing and generator.with_appointments:
         _reserve_existing_bookings(connection, generator, staff)
@@ -264,8 +281,9 @@ def seed(
             report.rows[name] = report.rows.get(name, 0) + len(rows)
         done += len(chunk.get("clients", ()))
         if progress is not None:
-            progress(f"{done}/{clients} clients, {sum(report.rows.values())} rows, "
-                     f"{clock.perf_counter() - started:.0f} s")
+            progress(
+                f"{done}/{clients} clients, {sum(report.rows.values())} rows, {clock.perf_counter() - started:.0f} s"
+            )
     if connection.dialect.name == "postgresql":
         _reset_sequences(connection, tables)
     report.seconds = clock.perf_counter() - started

@@ -7,10 +7,13 @@ invariants: one open episode per client, discharge after admission, Damm-checked
 normalised search keys, E.164 phones, plan trees with node ids, scored assessments, no double
 booking of a clinician or a client.
 
-The rows are built by domain: ``intake`` (calls, clients, consents), ``care`` (episodes and
-assessments), ``plans`` (plans, medications, drug screens, contingency management) and
-``scheduling`` (appointments, reminders, the notification log), all drawing on one ``Context``;
-``sites`` and ``people`` hold the sites and their staffing, and names, phones and MRNs.
+The rows are built by domain: ``intake`` (calls, clients, consents), ``care`` (episodes) and
+``assessments``, ``plans`` (plans, drug screens, contingency management), ``medications`` (orders,
+dose history, overrides), ``dosing`` (the OTP dosing record and take-home reviews), ``overdose``
+(naloxone, overdose events), ``alerts`` (safety alerts and their escalation) and ``scheduling``
+(appointments, reminders, the notification log), all drawing on one ``Context``; ``sites`` and
+``people`` hold the sites and their staffing, and names, phones and MRNs. The records added with
+medication safety, dosing and overdose prevention draw on a second stream (``Context.record_rng``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from datetime import datetime
 from typing import Any
 
 from clinic.demo.generator.care import DISCHARGE_REASONS
-from clinic.demo.generator.context import Chunk, Context, Ids, Row
+from clinic.demo.generator.context import Chunk, Context, Ids, Row, Rules
+from clinic.demo.generator.dosing import DOSING_HISTORY_DAYS
 from clinic.demo.generator.intake import HISTORY_DAYS, RISK_FLAGS, SUBSTANCES, UNCONVERTED_OUTCOMES, add_client
 from clinic.demo.generator.people import AREA_CODES, FIRST_NAMES, LAST_NAMES, REFERRAL_SOURCES, mrn_for
 from clinic.demo.generator.plans import PANEL
@@ -50,6 +54,7 @@ __all__ = [
     "CLIENTS_PER_CLINICIAN",
     "CLIENTS_PER_INTAKE",
     "DISCHARGE_REASONS",
+    "DOSING_HISTORY_DAYS",
     "DURATIONS",
     "FIRST_NAMES",
     "FIRST_SLOT_HOUR",
@@ -68,6 +73,7 @@ __all__ = [
     "Generator",
     "Ids",
     "Row",
+    "Rules",
     "SiteSpec",
     "SiteStaff",
     "dumps",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -25,6 +27,46 @@ def weighted(rng: random.Random, pairs: tuple[tuple[Any, int], ...]) -> Any:
         if pick < 0:
             return value
     return pairs[-1][0]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The settings the generated records must respect, read from the application's configuration
+    (``Rules.from_settings``), so that every row would have been accepted through the API."""
+
+    #: (from day in treatment, most daily doses one take-home may hand over), ascending.
+    take_home_limits: tuple[tuple[int, int], ...] = ((0, 7), (15, 14), (31, 28))
+    take_home_review_valid_days: int = 90
+    missed_dose_alert_days: int = 3
+    escalate_hours: int = 4
+    induction_min_cows: int = 8
+    buprenorphine_usual_max_mg: int = 24
+    buprenorphine_absolute_max_mg: int = 32
+    naltrexone_xr_coverage_days: int = 28
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Rules:
+        names = {
+            "take_home_limits": "DOSING_TAKE_HOME_LIMITS",
+            "take_home_review_valid_days": "DOSING_TAKE_HOME_REVIEW_VALID_DAYS",
+            "missed_dose_alert_days": "DOSING_MISSED_DOSE_ALERT_DAYS",
+            "escalate_hours": "SAFETY_ALERT_ESCALATE_HOURS",
+            "induction_min_cows": "MED_INDUCTION_MIN_COWS",
+            "buprenorphine_usual_max_mg": "MED_BUPRENORPHINE_USUAL_MAX_MG",
+            "buprenorphine_absolute_max_mg": "MED_BUPRENORPHINE_ABSOLUTE_MAX_MG",
+            "naltrexone_xr_coverage_days": "MED_NALTREXONE_XR_COVERAGE_DAYS",
+        }
+        found = {attr: settings[name] for attr, name in names.items() if name in settings}
+        if "take_home_limits" in found:
+            found["take_home_limits"] = tuple(sorted((int(a), int(b)) for a, b in found["take_home_limits"]))
+        return cls(**found)
+
+    def max_take_home_days(self, days_in_treatment: int) -> int:
+        allowed = 0
+        for from_day, doses in self.take_home_limits:
+            if days_in_treatment >= from_day:
+                allowed = doses
+        return allowed
 
 
 @dataclass
@@ -52,9 +94,18 @@ class Context:
         first_ids: dict[str, int],
         taken_mrns: set[str] | None = None,
         tables: set[str],
+        rules: Rules | None = None,
     ) -> None:
         self.total = clients
         self.rng = random.Random(seed)  # noqa: S311 - reproducible synthetic data, not a secret
+        #: A second stream for the medication safety records, the dosing record, overdose prevention
+        #: and safety alerts: drawing on it leaves the rest of a seed's data as it was without them.
+        self.record_rng = random.Random(seed * 1_000_003 + 16)  # noqa: S311 - as above
+        self.rules = rules or Rules()
+        #: How many of each showcase (a rare case every demo should hold) were made so far.
+        self.shown: Counter[str] = Counter()
+        #: Each OTP's dispensing rota (clinic.demo.generator.dosing), made when first needed.
+        self.dispensers: dict[int, Any] = {}
         self.seed = seed
         self.today = today
         self.now = datetime.combine(today, time(12, 0), tzinfo=UTC)
@@ -62,6 +113,10 @@ class Context:
         self.ids = Ids(dict(first_ids))
         self.taken_mrns = taken_mrns or set()
         self.with_appointments = "appointments" in tables
+        self.with_dosing = "doses" in tables and "take_home_reviews" in tables
+        self.with_overdose = "naloxone_dispenses" in tables and "overdose_events" in tables
+        self.with_alerts = "staff_notifications" in tables
+        self.with_overrides = "medication_overrides" in tables
         self.with_reminders = self.with_appointments and "reminders" in tables
         self.zones = {s.site_id: ZoneInfo(s.spec.timezone) for s in sites}
         #: Booked (day ordinal * SLOTS_PER_DAY + slot) of each clinician.
@@ -74,6 +129,20 @@ class Context:
             self.instruments[code] = found
         self.mrns = MrnSequence(self.rng.randrange(9_000_000), self.taken_mrns)
         self.site_pairs = tuple((s, s.spec.weight) for s in sites)
+
+    def showcase(self, name: str, *, first: int, rate: float, most: int | None = None) -> bool:
+        """Whether to make one more of a rare case: at every chance until ``first`` are made, then at
+        ``rate``, never more than ``most``.
+
+        So a small demo always shows it, and a large one holds it at a realistic rate.
+        """
+        draw = self.record_rng.random()
+        if most is not None and self.shown[name] >= most:
+            return False
+        if self.shown[name] < first or draw < rate:
+            self.shown[name] += 1
+            return True
+        return False
 
     def add(self, chunk: Chunk, table: str, row: Row) -> Row:
         chunk.setdefault(table, []).append(row)

@@ -73,8 +73,11 @@ def add_client(ctx: Context, chunk: Chunk) -> None:
     start = min(start, ctx.today)
     while start <= ctx.today:
         end = add_episode(ctx, chunk, site, client, start, clinician_id)
-        if end is None or rng.random() > 0.2:
+        if end is None:
             break
+        readmitted = rng.random() <= 0.2
+        if not readmitted or client["_deceased"]:
+            break  # nobody is readmitted after a death (TEDS reason 6)
         start = end + timedelta(days=rng.randrange(30, 240))
 
 
@@ -90,8 +93,16 @@ def _calls(
         other_day = ctx.today - timedelta(days=rng.randrange(1, HISTORY_DAYS))
         _call(ctx, chunk, site, other_day, intake_id, client_id=None, outcome=rng.choice(UNCONVERTED_OUTCOMES))
     _call(
-        ctx, chunk, site, call_day, intake_id, client_id=client["id"], outcome="assessment_scheduled",
-        at=at, substances=substances, caller=f"{client['first_name']} {client['last_name']}",
+        ctx,
+        chunk,
+        site,
+        call_day,
+        intake_id,
+        client_id=client["id"],
+        outcome="assessment_scheduled",
+        at=at,
+        substances=substances,
+        caller=f"{client['first_name']} {client['last_name']}",
         phone=client["phone"],
     )
 

@@ -1,16 +1,17 @@
 # Row builders take the client's context (chunk, site, client, days) positionally, in one order throughout.
 # ruff: noqa: PLR0917
-"""Treatment plans with their signatures and reviews, medications, drug screens and contingency management."""
+"""Treatment plans with their signatures and reviews, drug screens and contingency management."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
 
 from clinic.demo.generator.context import Chunk, Context, Row, weighted
 from clinic.demo.generator.sites import SiteStaff
 
 PANEL = ("fentanyl", "opiates", "cocaine", "methamphetamine")
+#: Days of opioid-negative screens before a naltrexone start (the naltrexone washout).
+WASHOUT_DAYS = 7
 
 
 def _node_id(ctx: Context, prefix: str) -> str:
@@ -20,15 +21,31 @@ def _node_id(ctx: Context, prefix: str) -> str:
 def _plan_content(ctx: Context, clinician_id: int, admitted_on: date, with_cm: bool) -> list[Row]:
     rng = ctx.rng
     interventions = [
-        {"id": _node_id(ctx, "i"), "kind": "mat", "description": "Medication for opioid use disorder",
-         "frequency": "daily", "responsible_user_id": clinician_id},
-        {"id": _node_id(ctx, "i"), "kind": "cbt", "description": "Individual counselling (CBT)",
-         "frequency": "weekly", "responsible_user_id": clinician_id},
+        {
+            "id": _node_id(ctx, "i"),
+            "kind": "mat",
+            "description": "Medication for opioid use disorder",
+            "frequency": "daily",
+            "responsible_user_id": clinician_id,
+        },
+        {
+            "id": _node_id(ctx, "i"),
+            "kind": "cbt",
+            "description": "Individual counselling (CBT)",
+            "frequency": "weekly",
+            "responsible_user_id": clinician_id,
+        },
     ]
     if with_cm:
-        interventions.append({"id": _node_id(ctx, "i"), "kind": "contingency_management",
-                              "description": "Vouchers for negative screens", "frequency": "weekly",
-                              "responsible_user_id": clinician_id})
+        interventions.append(
+            {
+                "id": _node_id(ctx, "i"),
+                "kind": "contingency_management",
+                "description": "Vouchers for negative screens",
+                "frequency": "weekly",
+                "responsible_user_id": clinician_id,
+            }
+        )
     problems = [
         {
             "id": _node_id(ctx, "p"),
@@ -68,9 +85,13 @@ def _plan_content(ctx: Context, clinician_id: int, admitted_on: date, with_cm: b
                                 "target_date": (admitted_on + timedelta(days=120)).isoformat(),
                                 "status": "in_progress",
                                 "interventions": [
-                                    {"id": _node_id(ctx, "i"), "kind": "peer_support",
-                                     "description": "Weekly peer recovery coaching", "frequency": "weekly",
-                                     "responsible_user_id": None},
+                                    {
+                                        "id": _node_id(ctx, "i"),
+                                        "kind": "peer_support",
+                                        "description": "Weekly peer recovery coaching",
+                                        "frequency": "weekly",
+                                        "responsible_user_id": None,
+                                    },
                                 ],
                             }
                         ],
@@ -192,93 +213,6 @@ def add_plan(
     return plan_id
 
 
-def add_medication(
-    ctx: Context,
-    chunk: Chunk,
-    site: SiteStaff,
-    client_id: int,
-    plan_id: int,
-    admitted_on: date,
-    discharged_on: date | None,
-    clinician_id: int,
-) -> str | None:
-    """Three in four get a medication, titrated to maintenance; returns its name (None: none)."""
-    rng = ctx.rng
-    if rng.random() > 0.75:
-        return None
-    if site.spec.is_otp:
-        name: str = weighted(rng, (("methadone", 60), ("buprenorphine", 25), ("buprenorphine_naloxone", 10),
-                               ("naltrexone_xr", 5)))
-    else:
-        name = weighted(rng, (("buprenorphine_naloxone", 60), ("buprenorphine", 20), ("naltrexone_xr", 15),
-                               ("naltrexone_oral", 5)))
-    start_on = min(admitted_on + timedelta(days=rng.randrange(0, 10)), discharged_on or ctx.today)
-    # Some stop before discharge, leaving a gap in coverage.
-    end_on = discharged_on
-    if end_on is not None and rng.random() < 0.2 and (end_on - start_on).days > 20:
-        end_on = start_on + timedelta(days=rng.randrange(10, (end_on - start_on).days))
-    doses: dict[str, tuple[tuple[int, int], str]] = {
-        "methadone": ((30, 120), "daily"),
-        "buprenorphine": ((8, 24), "daily"),
-        "buprenorphine_naloxone": ((8, 24), "daily"),
-        "naltrexone_oral": ((50, 50), "daily"),
-        "naltrexone_xr": ((380, 380), "every 28 days"),
-    }
-    (low, high), frequency = doses[name]
-    medication_id = ctx.ids.take("medications")
-    at = ctx.instant(start_on, 13, 0, site)
-    steps = [("induction", low, start_on)]
-    if high > low:
-        maintenance = rng.randrange(low, high + 1, 2 if high - low > 2 else 1)
-        steps.append(("stabilization", (low + maintenance) // 2, start_on + timedelta(days=7)))
-        steps.append(("maintenance", maintenance, start_on + timedelta(days=35)))
-    else:
-        steps = [("maintenance", low, start_on)]
-    last = end_on or ctx.today
-    steps = [step for step in steps if step[2] <= last]
-    phase, dose, _day = steps[-1]
-    ctx.add(
-        chunk,
-        "medications",
-        {
-            "id": medication_id,
-            "plan_id": plan_id,
-            "client_id": client_id,
-            "site_id": site.site_id,
-            "medication": name,
-            "dose": Decimal(dose),
-            "unit": "mg",
-            "frequency": frequency,
-            "phase": phase,
-            "prescriber_id": clinician_id,
-            "start_on": start_on,
-            "end_on": end_on,
-            "override_reason": None,
-            "created_by_id": clinician_id,
-            "created_at": at,
-            "updated_at": at,
-        },
-    )
-    for step_phase, step_dose, day in steps:
-        ctx.add(
-            chunk,
-            "medication_dose_changes",
-            {
-                "id": ctx.ids.take("medication_dose_changes"),
-                "medication_id": medication_id,
-                "effective_on": day,
-                "dose": Decimal(step_dose),
-                "unit": "mg",
-                "frequency": frequency,
-                "phase": step_phase,
-                "reason": None if day == start_on else "titration",
-                "changed_by_id": clinician_id,
-                "changed_at": ctx.instant(day, 13, 0, site),
-            },
-        )
-    return name
-
-
 def add_screens(
     ctx: Context,
     chunk: Chunk,
@@ -291,8 +225,12 @@ def add_screens(
     medication: str | None,
     *,
     with_cm: bool,
+    opioid_free_until: date | None = None,
 ) -> None:
-    """Weekly screens for the first month, then monthly; positivity falls with time in treatment."""
+    """Weekly screens for the first month, then monthly; positivity falls with time in treatment.
+
+    ``opioid_free_until``: a naltrexone start, before which a week of screens is opioid-negative (the washout).
+    """
     rng = ctx.rng
     day = admitted_on
     negatives = 0
@@ -336,6 +274,10 @@ def add_screens(
                 results["buprenorphine"] = "positive" if rng.random() < 0.9 else "negative"
             if rng.random() < 0.01:
                 results["fentanyl"] = "invalid"
+            negatives = negatives + 1 if results["fentanyl"] == "negative" else 0
+            if opioid_free_until is not None and 0 <= (opioid_free_until - day).days < WASHOUT_DAYS:
+                # Opioid-free before naltrexone (the prizes drawn stay as they were: fewer than earned).
+                results["fentanyl"] = results["opiates"] = "negative"
             for substance in sorted(results):
                 ctx.add(
                     chunk,
@@ -347,7 +289,6 @@ def add_screens(
                         "result": results[substance],
                     },
                 )
-            negatives = negatives + 1 if results["fentanyl"] == "negative" else 0
             if program is not None and program[1] == "prize_draw" and negatives:
                 prize_days.append(day)
         day += timedelta(days=7 if weeks < 4 else 28)

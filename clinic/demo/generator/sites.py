@@ -43,3 +43,5 @@ class SiteStaff:
     clinician_ids: tuple[int, ...]
     intake_ids: tuple[int, ...]
     supervisor_id: int
+    #: The clinicians' names, in the order of ``clinician_ids`` (the dosing record keeps initials).
+    clinician_names: tuple[str, ...] = ()

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, stream_with_context
+from flask import Response, json, stream_with_context
 from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
@@ -89,10 +89,13 @@ def review_take_homes(body: dict[str, Any], client_id: int) -> dict[str, Any]:
     return ops.eligibility(client)
 
 
-_CSV = {
+_LOG_RENDERINGS = {
     "200": {
-        "description": "JSON (DispensingLog), or with format=csv a header row then one row per entry, streamed",
-        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "description": "The day's record: JSON (format=json), or CSV streamed with a header row (format=csv)",
+        "content": {
+            "application/json": {"schema": DispensingLogSchema},
+            "text/csv": {"schema": {"type": "string"}},
+        },
     }
 }
 #: Leading characters that make a spreadsheet read a cell as a formula (CSV injection).
@@ -128,9 +131,8 @@ def _csv_lines(entries: list[dict[str, Any]]) -> Iterator[str]:
 @blp.route("/sites/<int:site_id>/dispensing-log", methods=["GET"])
 @requires(Permission.CLINICAL_READ)
 @blp.arguments(DispensingLogQuerySchema, location="query")
-@blp.response(200, DispensingLogSchema)
-@blp.doc(responses=_CSV)
-def dispensing_log(args: dict[str, Any], site_id: int) -> Any:
+@blp.doc(responses=_LOG_RENDERINGS)
+def dispensing_log(args: dict[str, Any], site_id: int) -> Response:
     """The site's dispensing record of one local day (21 CFR 1304.24), corrections shown as voided."""
     site = ops.load_site(site_id, authenticated_user())
     log = ops.dispensing_log(site, args["date"])
@@ -139,4 +141,4 @@ def dispensing_log(args: dict[str, Any], site_id: int) -> Any:
         name = f"dispensing-log-{site.id}-{args['date'].isoformat()}.csv"
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
-    return log
+    return Response(json.dumps(DispensingLogSchema().dump(log)), mimetype="application/json")

@@ -87,7 +87,11 @@ def otp(make_site, make_user, bearer, client):
                 "phase": "maintenance",
                 "prescriber_id": clinician.id,
                 "start_on": (today() - timedelta(days=started_days_ago)).isoformat(),
-                **({"override_reason": "Transferred from another OTP at this dose"} if dose > 50 else {}),
+                **(
+                    {"override_reason": "Transferred from another OTP at this dose"}
+                    if dose > 50 and medication == "methadone"
+                    else {}
+                ),
             },
         )
         assert order.status_code == 201, order.get_json()
@@ -421,6 +425,25 @@ def test_a_voided_take_home_no_longer_covers_its_days(client, otp, app):
         assert covered_days([person["id"]], today(), today() + timedelta(days=5))[person["id"]] == set()
     # Its days are free again: the corrected supply is a new entry.
     assert take_home(client, otp, person, 3).status_code == 201
+
+
+def test_a_naltrexone_xr_injection_starts_its_coverage(client, otp, app):
+    from clinic.dosing.operations import covered_days
+
+    person = otp["patient"](medication="naltrexone_xr", dose=380, started_days_ago=30)
+    given_on = today() - timedelta(days=2)
+    injection = observed(client, otp, person, given_on, amount=380)
+    assert injection.status_code == 201, injection.get_json()
+    assert injection.get_json()["covered_until"] == (given_on + timedelta(days=27)).isoformat()
+    order = client.get(f"/api/v1/clients/{person['id']}/medications", headers=otp["headers"]).get_json()["items"][0]
+    assert order["last_injection_on"] == given_on.isoformat()
+    with app.app_context():
+        days = covered_days([person["id"]], given_on - timedelta(days=5), given_on + timedelta(days=40))
+    assert min(days[person["id"]]) == given_on
+    assert len(days[person["id"]]) == 28
+    void(client, otp, injection.get_json()["id"])
+    order = client.get(f"/api/v1/clients/{person['id']}/medications", headers=otp["headers"]).get_json()["items"][0]
+    assert order["last_injection_on"] is None
 
 
 # --- missed doses -------------------------------------------------------------------------------

@@ -65,8 +65,9 @@ class Dose(TimestampMixin, Base):
     given_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: The site's local day of ``given_at``: the day of the dispensing record.
     given_on: Mapped[date] = mapped_column(Date)
-    #: First and last local day the entry doses the client: the day itself for an observed dose,
-    #: the ``take_home_days`` days after the visit for a take-home supply.
+    #: First and last local day the entry doses the client: the day itself for an observed dose
+    #: (a naltrexone XR injection: the days its coverage lasts), the ``take_home_days`` days after
+    #: the visit for a take-home supply.
     covered_from: Mapped[date] = mapped_column(Date)
     covered_until: Mapped[date] = mapped_column(Date)
     #: One part of the day's ordered dose (the parts of a day may not exceed it).

@@ -210,12 +210,12 @@ def _day_doses(med: Medication, day: date) -> list[Dose]:
     )
 
 
-def _covering(client_id: int, first: date, last: date) -> Dose | None:
-    """A counted entry of the client that already doses a day of ``first``..``last``."""
+def _covering(med: Medication, first: date, last: date) -> Dose | None:
+    """A counted entry of the order that already doses a day of ``first``..``last``."""
     return db.session.scalars(
         select(Dose)
         .where(
-            Dose.client_id == client_id,
+            Dose.medication_id == med.id,
             Dose.voided_at.is_(None),
             Dose.covered_from <= last,
             Dose.covered_until >= first,
@@ -300,6 +300,8 @@ def record_dose(
     if kind is DoseKind.OBSERVED:
         days = 0
         covered_from = covered_until = day
+        if med.medication is MedicationName.NALTREXONE_XR:  # one injection covers weeks
+            covered_until = day + timedelta(days=int(current_app.config["MED_NALTREXONE_XR_COVERAGE_DAYS"]) - 1)
         _check_observed(med, day=day, amount=amount, ordered=ordered, split=split)
     else:
         if split:
@@ -310,7 +312,7 @@ def record_dose(
             abort_problem(422, why, errors={"amount_mg": [why]})
         _check_take_home(client, med, day=day, days=days, amount=amount, at=given_at)
         covered_from, covered_until = day + timedelta(days=1), day + timedelta(days=days)
-    already = _covering(client.id, covered_from, covered_until)
+    already = _covering(med, covered_from, covered_until)
     if already is not None and not (kind is DoseKind.OBSERVED and already.kind is DoseKind.OBSERVED):
         why = f"{already.covered_from.isoformat()} is already dosed (entry {already.id})."
         abort_problem(

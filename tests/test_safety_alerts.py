@@ -296,3 +296,16 @@ def test_two_workers_at_once_escalate_exactly_once(committed_app: Flask) -> None
             select(StaffNotification.user_id).where(StaffNotification.escalated.is_(True))
         ).all()
     assert sorted(copies) == sorted([ids["sup_a"], ids["sup_b"]])
+
+
+def test_the_client_banner_shows_one_chip_for_an_alert_with_many_copies(app, client, clinic_site, login):
+    people = clinic_site
+    set_user(client, people, "primary", is_active=False)
+    phq9_item9(client, people)  # to both supervisors and the colleague who administered it
+    age_alerts(app, timedelta(hours=5))
+    set_user(client, people, "supervisor_b", is_supervisor=False)
+    escalate(app)  # and once more to the admin
+    page = login(people["colleague"]).get(f"/clients/{people['client']['id']}")
+    assert page.status_code == 200
+    banner = page.get_data(as_text=True).split("</section>")[0]
+    assert banner.count('<span class="tag tag--red">Safety alert: PHQ-9</span>') == 1

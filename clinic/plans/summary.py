@@ -104,7 +104,8 @@ def _safety_alerts(client: Client, zone: str) -> list[Flag]:
     flags = []
     seen: set[str] = set()
     for alert in alerts:
-        key = alert.dedupe_key or f"alert:{alert.id}"
+        # One chip per alert, however many copies it has (each supervisor's, the escalated ones).
+        key = alert.alert_key or alert.dedupe_key or f"alert:{alert.id}"
         if key in seen:
             continue
         seen.add(key)

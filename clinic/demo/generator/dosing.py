@@ -2,15 +2,16 @@
 # ruff: noqa: PLR0917
 """The OTP dosing record (docs/dosing.md): daily doses, take-homes and their reviews, naltrexone XR injections.
 
-At an opioid treatment program, a client with a methadone or buprenorphine order is dosed every day of
-the last ``DOSING_HISTORY_DAYS`` (the record is bounded so that a 100,000-client demo stays quick to
-make), at the dose in force that day, from the site's lots, by the clinician on the dispensing rota.
-Stable clients past day 15 in treatment take doses home after a review of the 42 CFR 8.12(i)(2)
-criteria found them all met (reviewed every 80 to 88 days, so one is always under 90 days old); the
-supply never passes the limit for the day in treatment, the order's end or its next dose change. Some
-clients miss a day now and then (never two in a row); a few have missed the last days and their
-clinician was alerted. Some methadone clients take their dose in two observed parts; a few entries
-were voided and entered again. Naltrexone XR injections, every 28 days, are recorded as doses.
+At an opioid treatment program, a client with a methadone or buprenorphine order is dosed every day
+of the ``DOSING_HISTORY_DAYS`` before the reference day (bounded, so that a 100,000-client demo stays
+quick to make; the reference day's own visits are left for the demo's users to record), at the dose in
+force that day, from the site's lots, by the clinician on the dispensing rota. Stable clients past day
+15 in treatment take doses home after a review of the 42 CFR 8.12(i)(2) criteria found them all met
+(reviewed every 80 to 88 days, so one is always under 90 days old); the supply never passes the limit
+for the day in treatment, the order's end or its next dose change. Some clients miss a day now and
+then (never two in a row); a few have missed the last days and their clinician was alerted. Some
+methadone clients take their dose in two observed parts; a few entries were voided and entered again.
+Naltrexone XR injections, every 28 days, are recorded as doses.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from clinic.demo.generator.sites import SiteStaff
 from clinic.dosing.operations import CRITERIA, FREE_TEXT_CRITERION, PRODUCTS, initials
 from clinic.plans.models import MedicationName
 
-#: Days of dosing history before the reference day (the reference day included).
+#: Days of dosing history: the days before the reference day (its own visits are left to record).
 DOSING_HISTORY_DAYS = 90
 #: Days between two reviews of the take-home criteria (always under DOSING_TAKE_HOME_REVIEW_VALID_DAYS).
 REVIEW_EVERY_DAYS = (80, 89)
@@ -68,6 +69,7 @@ def _dose_row(
     split: bool = False,
 ) -> Row:
     strength, form = PRODUCTS[MedicationName(order.name)]
+    covers = ctx.rules.naltrexone_xr_coverage_days if order.name == "naltrexone_xr" else 1
     rota = ctx.dispensers.get(site.site_id)
     if rota is None:
         rota = ctx.dispensers[site.site_id] = _Dispenser(site)
@@ -86,7 +88,8 @@ def _dose_row(
             "given_at": at,
             "given_on": day,
             "covered_from": day + timedelta(days=1) if take_home_days else day,
-            "covered_until": day + timedelta(days=take_home_days),
+            # A naltrexone XR injection covers the weeks it lasts; any other entry its day or the days taken home.
+            "covered_until": day + timedelta(days=take_home_days or covers - 1),
             "is_split": split,
             "lot_number": lot_number(order.name, site.site_id, day),
             "substance": order.name,
@@ -192,8 +195,7 @@ class _Client:
             half = (dose / 2).quantize(Decimal("0.001"))
             self.row("observed", half, at, day, split=True)
             later = ctx.instant(day, 15, ctx.record_rng.randrange(0, 60), self.site)
-            if later <= ctx.now:
-                self.row("observed", dose - half, later, day, split=True)
+            self.row("observed", dose - half, later, day, split=True)
             return at
         if ctx.showcase("voided_dose", first=2, rate=0.0003):
             wrong = self.row("observed", dose, at, day)
@@ -248,8 +250,10 @@ def add_dosing(
     if order.name == "naltrexone_xr":
         _injections(ctx, chunk, site, client["id"], order, last_day)
         return
-    first = max(order.start_on, ctx.today - timedelta(days=DOSING_HISTORY_DAYS - 1))
-    last = min(order.end_on or ctx.today, last_day, ctx.today)
+    # The record runs through the reference day's eve: today's visits are for the demo's users to record.
+    yesterday = ctx.today - timedelta(days=1)
+    first = max(order.start_on, ctx.today - timedelta(days=DOSING_HISTORY_DAYS))
+    last = min(order.end_on or yesterday, last_day, yesterday)
     if order.name not in AGONISTS or first > last:
         return
     rng = ctx.record_rng
@@ -262,13 +266,13 @@ def add_dosing(
     threshold = ctx.rules.missed_dose_alert_days
     streak = (
         order.end_on is None
-        and last == ctx.today
+        and last == yesterday
         and (last - first).days > threshold + 10
         and ctx.showcase("missed_streak", first=2, rate=0.04)
     )
     if streak:
         last = ctx.today - timedelta(days=threshold + 1 + rng.randrange(0, 5))
-    if streak or last < ctx.today:
+    if streak or last < yesterday:
         record.cap = last
     record.split = order.name == "methadone" and not stable and ctx.showcase("split_dose", first=1, rate=0.03)
     if stable:
@@ -284,8 +288,8 @@ def add_dosing(
         missed_yesterday = False
         dose = order.dose_on(day)
         at = ctx.instant(day, 6, 0, site) + timedelta(minutes=rng.randrange(0, 300))
-        if dose is None or at > ctx.now:
-            break  # the order ended, or today's visit has not happened yet
+        if dose is None:
+            break
         at = record.observed(day, dose, at)
         take_home = record.take_home_days(day)
         if take_home:
@@ -304,7 +308,7 @@ def _missed_dose_alert(
     raised_on = first_missed + timedelta(days=threshold)
     at = datetime.combine(raised_on, time(0, ctx.record_rng.randrange(1, 60)), tzinfo=ctx.zones[site.site_id])
     at = at.astimezone(ctx.now.tzinfo)
-    acknowledged = ctx.record_rng.random() < 0.4
+    acknowledged = not ctx.showcase("open_missed_dose_alert", first=2, rate=0.5)
     add_safety_alert(
         ctx,
         chunk,
@@ -325,13 +329,13 @@ def _missed_dose_alert(
 def _injections(ctx: Context, chunk: Chunk, site: SiteStaff, client_id: int, order: Order, last_day: date) -> None:
     """Naltrexone XR injections from the order's start, every 28 days (sometimes a few days late)."""
     rng = ctx.record_rng
-    last = min(order.end_on or ctx.today, last_day, ctx.today)
+    last = min(order.end_on or ctx.today, last_day, ctx.today - timedelta(days=1))
     day = order.start_on
     given = None
     while day <= last:
         dose = order.dose_on(day)
         at = ctx.instant(day, rng.randrange(9, 16), rng.randrange(0, 60), site)
-        if dose is None or at > ctx.now:
+        if dose is None:
             break
         _dose_row(ctx, chunk, site, client_id, order, "observed", dose, at, day)
         given = day

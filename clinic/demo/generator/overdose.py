@@ -20,12 +20,12 @@ from clinic.demo.generator.medications import AGONISTS, NALTREXONE, Order
 from clinic.demo.generator.sites import SiteStaff
 
 #: Non-fatal overdoses per client and year in treatment, by medication (none, naltrexone, agonist).
-OVERDOSE_RATES = {"none": 0.05, "naltrexone": 0.04, "agonist": 0.02}
+OVERDOSE_RATES = {"none": 0.07, "naltrexone": 0.05, "agonist": 0.03}
 #: Share of clients holding naloxone, by medication.
 NALOXONE_RATES = {"none": 0.4, "naltrexone": 0.5, "agonist": 0.66}
 SOURCES = (("client_report", 40), ("ed_notice", 30), ("family", 20), ("other", 10))
 SETTINGS = (("home", 40), ("friend's home", 15), ("street", 15), ("shelter", 10), ("car", 5), (None, 15))
-SUBSTANCE_MIXES = (
+SUBSTANCE_MIXES: tuple[tuple[list[str], int], ...] = (
     (["fentanyl"], 45),
     (["fentanyl", "xylazine"], 20),
     (["fentanyl", "cocaine"], 10),
@@ -110,6 +110,8 @@ def add_overdose_prevention(
     )
     if fatal and discharged_on is not None:
         events = [d for d in events if d < discharged_on]
+    if discharged_on is None and (last - admitted_on).days >= 30 and ctx.showcase("recent_overdose", first=1, rate=0):
+        events.append(ctx.today - timedelta(days=rng.randrange(1, 6)))  # what the console's alerts show first
     for day in events:
         _event(ctx, chunk, site, client, day, clinician_id, fatal=False)
         refill = day + timedelta(days=rng.randrange(1, 8))
@@ -175,12 +177,14 @@ def _event(
     else:
         title = "Overdose reported"
         body = f"{reported} Contact the client, review naloxone and the treatment plan."
-    # Most alerts were acknowledged within the hour; some late (escalated); the latest may still be open.
-    acknowledged = weighted(
-        rng, ((timedelta(minutes=rng.randrange(5, 60)), 70), (timedelta(hours=rng.randrange(5, 30)), 20), (None, 10))
+    # Most alerts were acknowledged within the hour, some late (escalated); some recent ones are still open.
+    acknowledged: timedelta | None = weighted(
+        rng, ((timedelta(minutes=rng.randrange(5, 60)), 75), (timedelta(hours=rng.randrange(5, 30)), 25))
     )
     if fatal:
         acknowledged = confirmed_at - at
+    elif at > ctx.now - timedelta(days=14) and ctx.showcase("open_overdose_alert", first=1, rate=0.3):
+        acknowledged = None
     add_safety_alert(
         ctx,
         chunk,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -241,6 +241,42 @@ def test_fatal_overdose_to_discharge(app, client, ward):
     assert again.get_json()["death_confirmed_at"] == body["death_confirmed_at"]
     assert len(events(app, "episode.discharge", ctx["client"]["id"])) == 1
     assert len(events(app, "overdose_event.confirm_death", ctx["client"]["id"])) == 1
+
+
+def test_a_confirmed_death_cancels_the_appointments_and_group_seats_ahead_but_not_the_past(client, ward):
+    """No reminder may reach the phone of a client who has died; what happened stays as it was."""
+    ctx = ward(admitted_on=TODAY - timedelta(days=60))
+    headers, site, clinician = ctx["headers"], ctx["site"], ctx["clinician"]
+    person = ctx["client"]["id"]
+
+    def book(**fields):
+        body = {"site_id": site.id, "clinician_id": clinician.id, "duration_minutes": 60, **fields}
+        response = client.post("/api/v1/appointments", headers=headers, json=body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    visit = book(kind="individual_therapy", client_id=person, starts_at=soon.isoformat())
+    later = book(kind="individual_therapy", client_id=person, starts_at=(soon + timedelta(days=7)).isoformat())
+    group = book(
+        kind="group_therapy", client_ids=[person], capacity=4, starts_at=(soon + timedelta(days=1)).isoformat()
+    )
+    event = overdose(client, ctx, fatal=True, occurred_on=(TODAY - timedelta(days=1)).isoformat()).get_json()
+
+    # Until a clinician confirms, nothing is cancelled.
+    assert client.get(f"/api/v1/appointments/{visit['id']}", headers=headers).get_json()["status"] == "scheduled"
+    assert client.post(event["discharge"]["confirm_path"], headers=headers, json={}).status_code == 200
+
+    for booked in (visit, later):
+        shown = client.get(f"/api/v1/appointments/{booked['id']}", headers=headers).get_json()
+        assert shown["status"] == "cancelled_by_clinic"
+        assert "died" in shown["cancel_reason"]
+        reminders = client.get(f"/api/v1/appointments/{booked['id']}/reminders", headers=headers).get_json()
+        assert all(reminder["status"] != "pending" for reminder in reminders), reminders
+    [seat] = client.get(f"/api/v1/appointments/{group['id']}/attendees", headers=headers).get_json()["items"]
+    assert seat["status"] == "cancelled_by_clinic"
+    # The group session itself goes on for the others.
+    assert client.get(f"/api/v1/appointments/{group['id']}", headers=headers).get_json()["status"] == "scheduled"
 
 
 def test_a_fatal_overdose_of_a_client_without_an_open_episode_asks_for_no_discharge(client, ward):

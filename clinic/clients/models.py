@@ -60,6 +60,10 @@ class Client(TimestampMixin, Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
+#: TEDS reason for discharge "death".
+TEDS_DEATH = 6
+
+
 class Episode(TimestampMixin, Base):
     """An episode of care: from admission at an ASAM level to discharge."""
 

@@ -19,7 +19,13 @@ from clinic.clients.timeline import TimelineEntry, build_timeline
 from clinic.core.errors import abort_problem
 from clinic.core.pagination import Page
 from clinic.core.phones import try_e164
-from clinic.core.signals import admission_assessment, contact_details_changed, timeline_entries, values_from
+from clinic.core.signals import (
+    admission_assessment,
+    contact_details_changed,
+    episode_discharged,
+    timeline_entries,
+    values_from,
+)
 from clinic.core.time import start_of_day, today, utcnow
 from clinic.extensions import db
 
@@ -388,6 +394,7 @@ def discharge(
     client.status = ClientStatus.DISCHARGED
     db.session.flush()
     audit("discharge", episode, details={"reason_code": reason_code})
+    episode_discharged.send(episode, actor=actor, reason_code=reason_code)
     return episode
 
 

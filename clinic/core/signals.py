@@ -149,6 +149,17 @@ assessment_signed: Signal = _signals.signal(
     """,
 )
 
+episode_discharged: Signal = _signals.signal(
+    "episode-discharged",
+    doc="""A client's episode of care was closed with a TEDS reason.
+
+    sender: the ``Episode``, flushed.
+    kwargs: ``actor`` (the ``User``), ``reason_code`` (``int``, TEDS 1 to 7).
+    Receivers: clinic.scheduling cancels the client's appointments and group seats ahead when the
+    reason is death (6), so no reminder reaches the phone of a client who has died.
+    """,
+)
+
 medication_changed: Signal = _signals.signal(
     "medication-changed",
     doc="""A client's medication was added, or its dose, schedule or status changed.

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from clinic.audit.operations import audit, record
 from clinic.auth.models import Site, User
 from clinic.clients import operations as clients
-from clinic.clients.models import Client, Episode
+from clinic.clients.models import TEDS_DEATH, Client, Episode
 from clinic.clients.timeline import TimelineEntry
 from clinic.core.errors import abort_problem
 from clinic.core.signals import timeline_entries
@@ -21,10 +21,6 @@ from clinic.extensions import db
 from clinic.notify.models import StaffNotificationKind
 from clinic.notify.staff import send_safety_alert
 from clinic.overdose.models import NaloxoneDispense, NaloxoneFormulation, OverdoseEvent, OverdoseSource
-
-#: TEDS reason for discharge 6: death (DOMAIN.md, "Episodes and discharge").
-TEDS_DEATH = 6
-
 
 # --- naloxone ----------------------------------------------------------------------------
 
@@ -187,7 +183,7 @@ def discharge_prompts(events: Sequence[OverdoseEvent]) -> dict[int, dict[str, An
     open_episodes = select(Episode.client_id, Episode.id).where(
         Episode.client_id.in_(sorted({e.client_id for e in pending})), Episode.discharged_on.is_(None)
     )
-    open_by_client: dict[int, int] = dict(db.session.execute(open_episodes).tuples().all())
+    open_by_client: dict[int, int] = {row[0]: row[1] for row in db.session.execute(open_episodes)}
     return {
         e.id: {
             "episode_id": open_by_client[e.client_id],

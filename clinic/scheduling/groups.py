@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from clinic.audit.operations import audit, record
 from clinic.auth.models import User
+from clinic.clients.models import TEDS_DEATH, Episode
 from clinic.core.errors import abort_problem
-from clinic.core.signals import appointment_changed
+from clinic.core.signals import appointment_changed, episode_discharged
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.scheduling.conflicts import Slot, find_clashes, refuse_clashes, refusing_double_booking
 from clinic.scheduling.models import (
     OPEN_ATTENDEE_STATUSES,
+    OPEN_STATUSES,
     SEATED_ATTENDEE_STATUSES,
     Appointment,
     AppointmentAttendee,
     AppointmentStatus,
     AttendeeStatus,
 )
-from clinic.scheduling.operations import CHECK_IN_OPENS, check_client, require_kind_rights, seated
+from clinic.scheduling.operations import CHECK_IN_OPENS, check_client, require_kind_rights, seated, transition
 
 S = AppointmentStatus
 
@@ -127,3 +131,44 @@ def mark_attendance(
         details={"status": status.value},
     )
     return attendee
+
+
+# --- after a death -------------------------------------------------------------------------------
+
+#: What the appointments and seats cancelled after a client's death say (staff only see it).
+DECEASED_REASON = "The client has died (discharged with TEDS reason 6)."
+
+
+@episode_discharged.connect
+def _cancel_ahead_after_death(episode: Episode, *, actor: User, reason_code: int, **_: Any) -> None:
+    """A client who has died keeps no appointment or group seat ahead, so no reminder reaches their phone.
+
+    Other discharges leave the appointments as they are: a completed treatment often keeps an
+    aftercare visit, which the clinician cancels if it is not wanted.
+    """
+    if reason_code != TEDS_DEATH:
+        return
+    now = utcnow()
+    ahead = db.session.scalars(
+        select(Appointment)
+        .where(
+            Appointment.client_id == episode.client_id,
+            Appointment.starts_at > now,
+            Appointment.status.in_(OPEN_STATUSES),
+        )
+        .order_by(Appointment.starts_at, Appointment.id)
+    ).all()
+    for appointment in ahead:
+        transition(appointment, AppointmentStatus.CANCELLED_BY_CLINIC, actor=None, reason=DECEASED_REASON, via="death")
+    seats = db.session.scalars(
+        select(Appointment)
+        .join(AppointmentAttendee, AppointmentAttendee.appointment_id == Appointment.id)
+        .where(
+            AppointmentAttendee.client_id == episode.client_id,
+            AppointmentAttendee.status.in_(OPEN_ATTENDEE_STATUSES),
+            Appointment.starts_at > now,
+        )
+        .order_by(Appointment.starts_at, Appointment.id)
+    ).all()
+    for appointment in seats:
+        cancel_attendee(appointment, episode.client_id, by="clinic", reason=DECEASED_REASON, actor=None, via="death")

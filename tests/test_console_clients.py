@@ -307,6 +307,23 @@ def test_the_banner_shows_risk_flags_and_unacknowledged_safety_alerts_as_labelle
     assert intake.get(f"/clients/{client_id}/episodes").status_code == 403
 
 
+def test_the_banner_shows_an_unacknowledged_overdose_alert_until_it_is_acknowledged(
+    signed_in: Session, site: Site, clinician: User
+) -> None:
+    person = _register(signed_in, site, primary_clinician_id=clinician.id)
+    reported = signed_in.post(f"/api/v1/clients/{person['id']}/overdose-events", json={
+        "occurred_on": (utcnow() - timedelta(days=1)).date().isoformat(), "fatal": False, "naloxone_used": True,
+        "substances": ["fentanyl"], "source": "ed_notice"})
+    assert reported.status_code == 201, reported.get_json()
+    head = signed_in.get(f"/clients/{person['id']}").get_data(as_text=True).split("</section>")[0]
+    assert re.findall(r'<span class="tag tag--(\w+)">([^<]+)</span>', head) == [("red", "Safety alert: overdose reported")]
+
+    [alert] = signed_in.get("/api/v1/staff-notifications").get_json()["items"]
+    assert signed_in.post(f"/api/v1/staff-notifications/{alert['id']}/acknowledge", json={}).status_code == 200
+    head = signed_in.get(f"/clients/{person['id']}").get_data(as_text=True).split("</section>")[0]
+    assert "Safety alert" not in head
+
+
 def test_the_timeline_pages_with_a_keyset_cursor(
     app: Flask, signed_in: Session, site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:

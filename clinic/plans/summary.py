@@ -23,7 +23,7 @@ from clinic.core.signals import client_flags, client_summary
 from clinic.core.time import to_local, utcnow
 from clinic.extensions import db
 from clinic.intake.models import IntakeCall, RiskFlag
-from clinic.notify.models import StaffNotification, StaffNotificationKind
+from clinic.notify.models import SAFETY_KINDS, StaffNotification, StaffNotificationKind
 from clinic.plans import medications
 from clinic.plans import operations as plan_ops
 from clinic.plans.models import MedicationName, PlanStatus
@@ -35,6 +35,12 @@ RISK_FLAGS: dict[str, tuple[str, int, str]] = {
     RiskFlag.WITHDRAWAL_NOW.value: ("Risk: in withdrawal when calling", 12, "orange"),
     RiskFlag.INJECTION_USE.value: ("Risk: injects drugs", 13, "orange"),
     RiskFlag.PREGNANT.value: ("Pregnant", 14, "orange"),
+}
+
+#: What a safety alert's chip says it is about, for alerts not raised on an assessment.
+SAFETY_ALERT_WORDS: dict[StaffNotificationKind, str] = {
+    StaffNotificationKind.OVERDOSE: "overdose reported",
+    StaffNotificationKind.MISSED_DOSES: "missed doses",
 }
 
 MEDICATION_NAMES: dict[MedicationName, str] = {
@@ -81,12 +87,12 @@ def _assessment_id(alert: StaffNotification) -> int | None:
 
 
 def _safety_alerts(client: Client, zone: str) -> list[Flag]:
-    """Safety alerts raised on the client's assessments that nobody has acknowledged yet."""
+    """Safety alerts on the client (assessments, overdoses, missed doses) that nobody has acknowledged yet."""
     alerts = db.session.scalars(
         select(StaffNotification)
         .where(
             StaffNotification.client_id == client.id,
-            StaffNotification.kind == StaffNotificationKind.SAFETY_FLAG,
+            StaffNotification.kind.in_(SAFETY_KINDS),
             StaffNotification.acknowledged_at.is_(None),
         )
         .order_by(StaffNotification.created_at.desc(), StaffNotification.id.desc())
@@ -110,7 +116,10 @@ def _safety_alerts(client: Client, zone: str) -> list[Flag]:
             continue
         seen.add(key)
         raised_on = assessments.get(_assessment_id(alert) or 0)
-        what = raised_on.instrument if raised_on is not None else "assessment"
+        if alert.kind is StaffNotificationKind.SAFETY_FLAG:
+            what = raised_on.instrument if raised_on is not None else "assessment"
+        else:
+            what = SAFETY_ALERT_WORDS.get(alert.kind, alert.kind.value.replace("_", " "))
         detail = f"{alert.title} (raised {long_date(alert.created_at, zone)}, not acknowledged)"
         flags.append(Flag(label=f"Safety alert: {what}", kind="safety", rank=0, tone="red", detail=detail))
     return flags

@@ -80,6 +80,7 @@ def connect_receivers() -> None:
     import clinic.plans.operations
     import clinic.plans.screens
     import clinic.plans.summary
+    import clinic.scheduling.groups
     import clinic.scheduling.operations  # noqa: F401
 
 

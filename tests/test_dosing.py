@@ -124,12 +124,21 @@ def take_home(client, ctx, person, days: int, *, day: date | None = None, amount
     return client.post(f"/api/v1/clients/{person['id']}/doses", headers=ctx["headers"], json=body)
 
 
-def review(client, ctx, person, criteria=None):
-    return client.put(
+def review(client, ctx, person, criteria=None, *, made_days_ago: int = 0):
+    """Record a review of the take-home criteria (made ``made_days_ago`` days before now)."""
+    response = client.put(
         f"/api/v1/clients/{person['id']}/take-home-eligibility",
         headers=ctx["headers"],
         json={"criteria": criteria or ALL_MET, "note": "Reviewed with the client."},
     )
+    if made_days_ago:
+        from clinic.dosing.models import TakeHomeReview
+
+        with client.application.app_context():
+            for row in db.session.scalars(select(TakeHomeReview).where(TakeHomeReview.client_id == person["id"])):
+                row.decided_at = utcnow() - timedelta(days=made_days_ago)
+            db.session.commit()
+    return response
 
 
 def void(client, ctx, dose_id: int, reason: str = "Wrong client"):
@@ -281,6 +290,16 @@ def test_take_homes_need_a_recent_review_with_no_criterion_failed(client, otp, a
     assert "90 days" in stale.get_json()["errors"]["take_home_days"][0]
 
 
+def test_a_take_home_recorded_late_needs_a_review_made_before_it_was_handed_over(client, otp):
+    person = otp["patient"]()
+    assert review(client, otp, person).status_code == 200
+    # Handed over two days ago, entered now: the review made today did not exist then.
+    late = take_home(client, otp, person, 1, day=today() - timedelta(days=2))
+    assert late.status_code == 422
+    assert "take_home_days" in late.get_json()["errors"]
+    assert take_home(client, otp, person, 1).status_code == 201
+
+
 def test_a_review_names_only_the_known_criteria(client, otp):
     person = otp["patient"]()
     unknown = review(client, otp, person, {"likes_the_staff": True})
@@ -296,7 +315,7 @@ def test_the_dispensing_log_of_a_day(client, otp):
     ana = otp["patient"](dose=60, first_name="Ana", last_name="Silva")
     ben = otp["patient"](medication="buprenorphine", dose=16, first_name="Ben", last_name="Okafor")
     cy = otp["patient"](dose=80, first_name="Cy", last_name="Moreau")
-    review(client, otp, cy)
+    review(client, otp, cy, made_days_ago=2)
     day = today() - timedelta(days=1)
     assert observed(client, otp, ana, day, amount=30, split=True, administered_at=at(day, 8, 5)).status_code == 201
     assert observed(client, otp, ben, day, amount=16, administered_at=at(day, 8, 40)).status_code == 201
@@ -482,7 +501,7 @@ def test_three_missed_days_alert_the_clinician_and_the_prescriber_once(client, o
         db.session.commit()
     observed(client, otp, two, today() - timedelta(days=3))
     observed(client, otp, three, today() - timedelta(days=4))
-    review(client, otp, covered)
+    review(client, otp, covered, made_days_ago=7)
     observed(client, otp, covered, today() - timedelta(days=6))
     assert take_home(client, otp, covered, 4, day=today() - timedelta(days=6)).status_code == 201
 

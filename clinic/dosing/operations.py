@@ -24,7 +24,7 @@ from clinic.core.errors import abort_problem
 from clinic.core.http import mark_client_data
 from clinic.core.pagination import Page
 from clinic.core.signals import client_dosing
-from clinic.core.time import local_today, to_local, utcnow
+from clinic.core.time import local_today, start_of_day, to_local, utcnow
 from clinic.core.unit_of_work import savepoint
 from clinic.dosing.models import Dose, DoseKind, TakeHomeReview
 from clinic.extensions import db
@@ -105,12 +105,12 @@ def max_take_home_days(days: int | None) -> int:
     return allowed
 
 
-def latest_review(client: Client) -> TakeHomeReview | None:
-    return db.session.scalars(
-        select(TakeHomeReview)
-        .where(TakeHomeReview.client_id == client.id)
-        .order_by(TakeHomeReview.decided_at.desc(), TakeHomeReview.id.desc())
-    ).first()
+def latest_review(client: Client, *, as_of: datetime | None = None) -> TakeHomeReview | None:
+    """The review in force: the latest one, or the latest made before ``as_of`` (a dispense recorded late)."""
+    stmt = select(TakeHomeReview).where(TakeHomeReview.client_id == client.id)
+    if as_of is not None:
+        stmt = stmt.where(TakeHomeReview.decided_at < as_of)
+    return db.session.scalars(stmt.order_by(TakeHomeReview.decided_at.desc(), TakeHomeReview.id.desc())).first()
 
 
 def _criteria_view(review: TakeHomeReview | None) -> dict[str, Any]:
@@ -235,7 +235,10 @@ def _check_take_home(client: Client, med: Medication, *, day: date, days: int, a
             else f"On day {in_treatment} in treatment at most {allowed} daily doses may be taken home."
         )
         abort_problem(422, why, errors={"take_home_days": [why]}, problem="take-home-limit")
-    blocked = _review_blocks(latest_review(client), at)
+    # A supply entered late needs a review made by the end of the day it was handed over.
+    site = db.session.get_one(Site, client.site_id)
+    by_then = start_of_day(day + timedelta(days=1), site.timezone)
+    blocked = _review_blocks(latest_review(client, as_of=by_then), at)
     if blocked is not None:
         abort_problem(422, blocked, errors={"take_home_days": [blocked]}, problem="take-home-review")
     history = medications.counted_history(med)

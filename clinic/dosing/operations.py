@@ -189,7 +189,14 @@ def record_review(client: Client, *, actor: User, criteria: dict[str, Any], note
 
 
 def _order(client: Client, medication_id: int) -> Medication:
-    med = db.session.get(Medication, medication_id)
+    """The client's order, locked for the rest of the transaction (PostgreSQL): two doses or supplies
+    recorded at once on the same order are checked one after the other, so neither covers a day twice."""
+    med = db.session.scalars(
+        select(Medication)
+        .where(Medication.id == medication_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
     if med is None or med.client_id != client.id:
         abort_problem(
             422, "No such medication order for this client.", errors={"medication_id": ["Not an order of this client."]}

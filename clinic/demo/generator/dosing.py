@@ -219,12 +219,13 @@ class _Client:
                 latest = review
         if latest is None or not latest[1] or (day - latest[0]).days >= self.ctx.rules.take_home_review_valid_days:
             return 0
+        # Take-homes from the second tier of the limits (day 15), the longer supplies from the last (day 31).
         in_treatment = (day - self.admitted_on).days
-        if in_treatment < 15:
+        limits = self.ctx.rules.take_home_limits
+        if in_treatment < limits[min(1, len(limits) - 1)][0]:
             return 0
-        days = min(
-            self.supply[0] if in_treatment <= 30 else self.supply[1], self.ctx.rules.max_take_home_days(in_treatment)
-        )
+        wanted = self.supply[0] if in_treatment < limits[-1][0] else self.supply[1]
+        days = min(wanted, self.ctx.rules.max_take_home_days(in_treatment))
         change = self.order.next_change_after(day)
         if change is not None:
             days = min(days, (change - day).days - 1)

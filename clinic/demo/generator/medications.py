@@ -263,7 +263,7 @@ def _entered_in_error(
 
 
 def _scheduled_change(ctx: Context, chunk: Chunk, site: SiteStaff, order: Order, dose: int, frequency: str) -> None:
-    """A change agreed today for a coming day: the order's dose stays the current one until then."""
+    """A change agreed in the last days for a coming day: the order's dose stays the current one until then."""
     record = ctx.record_rng
     day = ctx.today + timedelta(days=record.randrange(3, 15))
     if order.name == "methadone":
@@ -271,7 +271,8 @@ def _scheduled_change(ctx: Context, chunk: Chunk, site: SiteStaff, order: Order,
         if dose > 60 and record.random() < 0.5:
             new, phase, reason = dose - 10, "taper", "Taper agreed with the client, 10 mg every two weeks."
     else:
-        new, phase, reason = dose - 2, "taper", "Taper agreed with the client, 2 mg every two weeks."
+        new = min(dose - 2, ctx.rules.buprenorphine_usual_max_mg)
+        phase, reason = "taper", "Taper agreed with the client, 2 mg every two weeks."
         if dose <= 4:
             new, phase, reason = dose + 2, "maintenance", "Increase agreed at the medication visit."
     at = ctx.instant(ctx.today - timedelta(days=record.randrange(1, 4)), 15, 0, site)

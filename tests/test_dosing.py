@@ -548,3 +548,38 @@ def test_a_client_not_dosed_at_an_otp_shows_no_dosing(client, make_site, make_us
     chart = client.get(f"/api/v1/clients/{person['id']}", headers=headers).get_json()
     assert chart["last_dose_on"] is None
     assert chart["missed_dose_days"] is None
+
+
+# --- the audit trail --------------------------------------------------------------------------
+
+
+def _reads(app, client_id: int) -> list[tuple[str, Any]]:
+    from clinic.audit.models import AuditEvent
+
+    with app.app_context():
+        stmt = select(AuditEvent).where(AuditEvent.client_id == client_id, AuditEvent.action.like("%.read"))
+        return [(event.action, (event.details or {}).get("via")) for event in db.session.scalars(stmt)]
+
+
+def test_every_read_of_the_dosing_record_is_on_the_clients_audit_trail(app, client, otp):
+    person = otp["patient"]()
+    # Time in treatment and its limit are the client's data even before any review is recorded.
+    before = len(_reads(app, person["id"]))
+    answer = client.get(f"/api/v1/clients/{person['id']}/take-home-eligibility", headers=otp["headers"])
+    assert answer.status_code == 200
+    assert answer.get_json()["days_in_treatment"] == 40
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert len(_reads(app, person["id"])) == before + 1
+    assert observed(client, otp, person, today() - timedelta(days=1)).status_code == 201
+    for path in (
+        f"/api/v1/clients/{person['id']}/doses",
+        f"/api/v1/sites/{otp['site'].id}/dispensing-log?date={(today() - timedelta(days=1)).isoformat()}",
+        f"/api/v1/sites/{otp['site'].id}/dispensing-log?date={(today() - timedelta(days=1)).isoformat()}&format=csv",
+        f"/api/v1/clients/{person['id']}/take-home-eligibility",
+    ):
+        before = len(_reads(app, person["id"]))
+        answer = client.get(path, headers=otp["headers"])
+        assert answer.status_code == 200, path
+        assert answer.data
+        assert answer.headers["Cache-Control"] == "no-store", path
+        assert len(_reads(app, person["id"])) > before, path

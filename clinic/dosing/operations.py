@@ -141,6 +141,13 @@ def eligibility(client: Client) -> dict[str, Any]:
     limit = max_take_home_days(days)
     if review is not None:
         audit("read", review)
+    else:  # time in treatment and its limit are the client's data even without a review
+        record(
+            "take_home_review.read",
+            resource="take_home_review",
+            client_id=client.id,
+            details={"via": "take_home_eligibility"},
+        )
     valid_days = int(current_app.config["DOSING_TAKE_HOME_REVIEW_VALID_DAYS"])
     return {
         "client_id": client.id,

@@ -191,6 +191,23 @@ def test_induction_without_any_cows_is_refused_and_a_cows_of_8_today_is_enough(w
     assert w.order(who, phase="induction", dose=4).status_code == 201
 
 
+def test_a_reinduction_is_judged_by_the_cows_before_its_own_first_dose(ward):
+    w = ward(otp=False)
+    who = w.person()
+    w.cows(who, 12, site_now() - timedelta(days=10, hours=1))  # before the order's start: not this induction
+    med = w.order(who, start_on=day(-10), dose=16).get_json()
+    assert broken(w.patch(med["id"], phase="induction", dose=4)) == [("induction_requires_cows", "cows", True)]
+    w.cows(who, 8, site_now() - timedelta(hours=1))
+    changed = w.patch(med["id"], phase="induction", dose=4)
+    assert changed.status_code == 200, changed.get_json()
+    assert (changed.get_json()["phase"], changed.get_json()["overrides"]) == ("induction", [])
+    # The first dose of a change is on the day it takes effect.
+    other = w.order(w.person(), start_on=day(-10), dose=16).get_json()
+    wrong_day = w.patch(other["id"], phase="induction", dose=4, first_dose_at=noon(-10))
+    assert wrong_day.status_code == 422
+    assert "first_dose_at" in wrong_day.get_json()["errors"]
+
+
 def test_a_microinduction_passes_with_an_override_named_on_the_order_and_in_the_audit(app, ward):
     w = ward(otp=False)
     who = w.person()

@@ -184,13 +184,16 @@ Rule = Callable[[ProposedOrder], list[BrokenRule]]
 
 
 def first_dose_at(order: ProposedOrder) -> datetime:
-    """When the first dose is: ``first_dose_at`` when given; else now for an order starting on the
-    site's today; else the end of ``start_on`` in the site's zone (so a COWS of that day counts)."""
+    """When the first dose is: ``first_dose_at`` when given; else now for a dose taking effect on the
+    site's today; else the end of that day in the site's zone (so a COWS of that day counts).
+
+    The day is ``dose_effective_on``: ``start_on`` for a new order, the change's day for a change
+    to phase induction (a re-induction is judged by the COWS before its own first dose)."""
     if order.first_dose_at is not None:
         return order.first_dose_at
-    if order.start_on == local_today(order.site.timezone):
+    if order.dose_effective_on == local_today(order.site.timezone):
         return utcnow()
-    return start_of_day(order.start_on + timedelta(days=1), order.site.timezone)
+    return start_of_day(order.dose_effective_on + timedelta(days=1), order.site.timezone)
 
 
 def covered_until(med: Medication) -> date | None:

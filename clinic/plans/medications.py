@@ -212,6 +212,16 @@ def add_medication(
 _DOSING_FIELDS = ("dose", "unit", "frequency", "phase")
 
 
+def _check_first_dose_day(first_dose: datetime | None, effective_on: date, site: Site) -> None:
+    """A change's first dose (a re-induction) is given on the day the change takes effect (422 otherwise)."""
+    if first_dose is not None and to_local(first_dose, site.timezone).date() != effective_on:
+        abort_problem(
+            422,
+            "The first dose of the change is given on the day it takes effect.",
+            errors={"first_dose_at": [f"Must be on effective_on ({effective_on.isoformat()}) at the site."]},
+        )
+
+
 def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) -> dict[str, Any]:
     """Change dose, unit, frequency, phase or end; every dose change is kept in the history.
 
@@ -230,12 +240,7 @@ def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) 
             "A change cannot take effect before the medication started.",
             errors={"effective_on": ["Must not be before start_on."]},
         )
-    if first_dose is not None and to_local(first_dose, site.timezone).date() != effective_on:
-        abort_problem(
-            422,
-            "The first dose of the change is given on the day it takes effect.",
-            errors={"first_dose_at": [f"Must be on effective_on ({effective_on.isoformat()}) at the site."]},
-        )
+    _check_first_dose_day(first_dose, effective_on, site)
     new_end = changes.get("end_on", med.end_on)
     if "end_on" in changes and new_end is not None and new_end < med.start_on:
         abort_problem(422, "The end cannot come before the start.", errors={"end_on": ["Must not be before start_on."]})

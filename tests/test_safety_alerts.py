@@ -164,6 +164,25 @@ def test_the_new_kinds_are_stored_and_only_safety_kinds_are_routed(app, clinic_s
     assert sorted(k.value for k in kinds) == ["missed_doses", "overdose"]
 
 
+def test_who_an_alert_went_to_is_on_the_clients_audit_trail(app, client, clinic_site):
+    people = clinic_site
+    # The active primary clinician gets it; with them gone, both supervisors and whoever administered it.
+    phq9_item9(client, people)
+    set_user(client, people, "primary", is_active=False)
+    phq9_item9(client, people)
+    with app.app_context():
+        routed = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "staff_notification.route", AuditEvent.client_id == people["client"]["id"])
+            .order_by(AuditEvent.id)
+        ).all()
+    assert [sorted(event.details["to_user_ids"]) for event in routed] == [
+        [people["primary"].id],
+        sorted([people["colleague"].id, people["supervisor_a"].id, people["supervisor_b"].id]),
+    ]
+    assert {event.details["kind"] for event in routed} == {"safety_flag"}
+
+
 # --- escalation -----------------------------------------------------------------------------
 
 

@@ -152,6 +152,14 @@ def send_safety_alert(
         )
         if row is not None:
             made.append(row)
+    if made:  # who was told about the client, as the escalation records it
+        record(
+            "staff_notification.route",
+            resource="staff_notification",
+            resource_id=made[0].id,
+            client_id=client.id,
+            details={"kind": kind.value, "alert_key": alert_key, "to_user_ids": [row.user_id for row in made]},
+        )
     if not recipients:
         log.error("Safety alert %s on client %s has no active recipient at site %s", kind, client.id, client.site_id)
     return made

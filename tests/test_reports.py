@@ -297,6 +297,21 @@ def test_iet_initiation_day_13_counts_and_day_14_does_not(program, client):
     }
 
 
+def test_iet_counts_no_dose_change_still_scheduled(program, client):
+    """A dose change dated ahead is not care given yet: it does not make an admission engaged."""
+    p = program
+    who = p["person"]("S1")
+    p["episode"](who, days(-5))
+    med = p["medication"](p["plan"](who), days(-5))  # day 0: initiated
+    for ahead, dose in ((3, 12), (10, 10)):
+        scheduled = client.patch(
+            f"/api/v1/medications/{med}", headers=p["headers"], json={"dose": dose, "effective_on": days(ahead)}
+        )
+        assert scheduled.get_json()["scheduled_changes"], scheduled.get_json()
+    body = p["report"]("iet", **{"from": days(-6), "to": days(-4), "site_id": p["site"].id})
+    assert (body["summary"]["initiated"], body["summary"]["engaged"]) == (1, 0)
+
+
 # --- intake, screens, CM, reviews ---------------------------------------------------------------
 
 

@@ -190,15 +190,22 @@ INITIATION_DAYS = 14  # the admission day + 13
 ENGAGEMENT_DAYS = 34
 
 
-def _care_events() -> Any:
-    """Every dated treatment event: completed appointments, medication starts and dose changes."""
-    starts = select(Medication.client_id.label("client_id"), Medication.start_on.label("day"))
+def _care_events(ctx: Context) -> Any:
+    """Every dated treatment event: completed appointments, medication starts and dose changes.
+
+    Only what has happened by the report's today: a start or a dose change dated ahead (a scheduled
+    change) is not care given yet, and an entry entered in error never counts.
+    """
+    starts = select(Medication.client_id.label("client_id"), Medication.start_on.label("day")).where(
+        Medication.start_on <= ctx.today
+    )
     changes = (
         select(Medication.client_id.label("client_id"), MedicationDoseChange.effective_on.label("day"))
         .join(Medication, Medication.id == MedicationDoseChange.medication_id)
         .where(
             or_(MedicationDoseChange.reason.is_(None), MedicationDoseChange.reason != "started"),
             MedicationDoseChange.entered_in_error_at.is_(None),
+            MedicationDoseChange.effective_on <= ctx.today,
         )
     )
     parts = [starts, changes, *completed_appointment_days()]
@@ -237,7 +244,7 @@ def _care_events() -> Any:
     summary_units={"initiation_rate": "fraction", "engagement_rate": "fraction", "admissions": "admissions"},
 )
 def iet(ctx: Context) -> Result:
-    events = _care_events()
+    events = _care_events(ctx)
     admissions = (
         select(Episode.id.label("episode_id"), Episode.client_id, Episode.admitted_on)
         .where(

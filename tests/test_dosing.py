@@ -222,6 +222,17 @@ def test_split_doses_may_not_exceed_the_days_dose(client, otp):
     assert observed(client, otp, person, day, amount=60).status_code == 409
 
 
+def test_a_dose_dated_off_the_calendar_is_refused_naming_the_field(client, otp):
+    person = otp["patient"]()
+    body = {"medication_id": person["medication_id"], "kind": "observed", "amount_mg": 40, "lot_number": "L-1"}
+    for value in ("0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00"):
+        refused = client.post(
+            f"/api/v1/clients/{person['id']}/doses", headers=otp["headers"], json={**body, "administered_at": value}
+        )
+        assert refused.status_code == 422, refused.get_json()
+        assert "administered_at" in refused.get_json()["errors"]
+
+
 def test_only_clinicians_dose(client, otp, make_user, bearer):
     person = otp["patient"]()
     intake = bearer(make_user("intake", sites=[otp["site"]]))

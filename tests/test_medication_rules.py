@@ -457,3 +457,28 @@ def test_an_entry_entered_in_error_stays_marked_and_no_longer_counts(app, ward, 
     assert refused.status_code == 409
     assert refused.get_json()["type"].endswith("/no-dose-left")
     assert client.post(url, headers=w.headers, json={}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"phase": "induction", "dose": 4, "start_on": "9999-12-31"}, "start_on"),
+        ({"medication": "naltrexone_oral", "dose": 50, "start_on": "0001-01-01"}, "start_on"),
+        ({"end_on": "9999-12-31"}, "end_on"),
+        ({"phase": "induction", "dose": 4, "first_dose_at": "0001-01-01T12:00:00+00:00"}, "first_dose_at"),
+    ],
+)
+def test_a_day_off_the_calendar_is_refused_naming_the_field(ward, body, field):
+    w = ward(otp=False)
+    refused = w.order(w.person(), **body)
+    assert refused.status_code == 422, refused.get_json()
+    assert field in refused.get_json()["errors"]
+
+
+def test_a_change_dated_off_the_calendar_is_refused_naming_the_field(ward):
+    w = ward(otp=False)
+    med = w.order(w.person(), start_on=day(-3)).get_json()
+    for body in ({"phase": "induction", "effective_on": "9999-12-31"}, {"dose": 12, "effective_on": "9999-12-31"}):
+        refused = w.patch(med["id"], **body)
+        assert refused.status_code == 422, refused.get_json()
+        assert "effective_on" in refused.get_json()["errors"]

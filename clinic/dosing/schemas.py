@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -10,7 +10,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from clinic.auth.directory import RowWallClockSchema
 from clinic.clients.models import Client
 from clinic.core.pagination import PageArgsSchema, page_schema
-from clinic.core.schemas import LocalInstant, StrictSchema, id_field, text
+from clinic.core.schemas import EARLIEST_PAST_EVENT, LocalInstant, StrictSchema, id_field, text
 from clinic.core.time import utcnow
 from clinic.dosing.models import DoseKind
 from clinic.dosing.operations import CRITERIA, FREE_TEXT_CRITERION
@@ -21,6 +21,8 @@ _CLOCK_LEEWAY = timedelta(minutes=5)
 
 
 def _not_future(value: datetime) -> None:
+    if value < datetime.combine(EARLIEST_PAST_EVENT, time(), tzinfo=UTC):
+        raise ValidationError(f"Must not be before {EARLIEST_PAST_EVENT.isoformat()}.")
     if value > utcnow() + _CLOCK_LEEWAY:
         raise ValidationError("Must not be in the future.")
 

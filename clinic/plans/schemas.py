@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import re
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from clinic.auth.directory import RowWallClockSchema
-from clinic.core.schemas import LocalInstant, StrictSchema, id_field, instant, past_date, text
+from clinic.core.schemas import EARLIEST_PAST_EVENT, LocalInstant, StrictSchema, id_field, instant, past_date, text
 from clinic.plans.models import (
     CMSchedule,
     Medication,
@@ -193,9 +194,12 @@ class ReviewSchema(StrictSchema):
 class DueQuerySchema(StrictSchema):
     site_id = id_field(required=False, strict=False)
     clinician_id = id_field(
-        required=False, strict=False,
-        metadata={"description": "Only the plans this clinician answers for (the client's primary clinician, "
-                  "else the plan's author)."},
+        required=False,
+        strict=False,
+        metadata={
+            "description": "Only the plans this clinician answers for (the client's primary clinician, "
+            "else the plan's author)."
+        },
     )
     before = fields.Date(metadata={"description": "Reviews due on or before this date (default today)."})
 
@@ -217,6 +221,16 @@ _UNITS = ["mg", "mcg", "mL"]
 
 
 #: Doses are kept to three decimals: a smaller one would be stored as 0.
+#: The days an order, a change or a first dose may fall on: anything outside is a typing mistake
+#: (and could not be counted from without leaving the calendar).
+_ORDER_DAY = validate.Range(
+    min=EARLIEST_PAST_EVENT, max=date(2999, 12, 31), error="Must be between 1900-01-01 and 2999-12-31."
+)
+_FIRST_DOSE = validate.Range(
+    min=datetime.combine(EARLIEST_PAST_EVENT, time(), tzinfo=UTC),
+    max=datetime(2999, 12, 31, tzinfo=UTC),
+    error="Must be between 1900-01-01 and 2999-12-31.",
+)
 _DOSE = validate.Range(min=0.001, max=10000, error="Must be between 0.001 and 10000 (doses are kept to 0.001).")
 
 
@@ -236,11 +250,12 @@ class MedicationCreateSchema(RowWallClockSchema):
     frequency = text(max_length=64)
     phase = fields.Enum(MedicationPhase, by_value=True, required=True)
     prescriber_id = id_field()
-    start_on = fields.Date(required=True)
-    end_on = fields.Date(allow_none=True)
+    start_on = fields.Date(required=True, validate=_ORDER_DAY)
+    end_on = fields.Date(allow_none=True, validate=_ORDER_DAY)
     override_reason = fields.String(allow_none=True, validate=validate.Length(max=2000), metadata=_OVERRIDE_REASON)
     first_dose_at = LocalInstant(
         allow_none=True,
+        validate=_FIRST_DOSE,
         description="When the first dose is given (on start_on at the site); the COWS of a buprenorphine "
         "induction must be in the 24 hours before it. Default: now for an order starting today, else the "
         "end of start_on.",
@@ -260,14 +275,15 @@ class MedicationPatchSchema(RowWallClockSchema):
     unit = fields.String(validate=validate.OneOf(_UNITS))
     frequency = text(required=False, max_length=64)
     phase = fields.Enum(MedicationPhase, by_value=True)
-    end_on = fields.Date(allow_none=True)
+    end_on = fields.Date(allow_none=True, validate=_ORDER_DAY)
     effective_on = fields.Date(
-        metadata={"description": "When the change takes effect (default the site's today); a later day schedules it."}
+        validate=_ORDER_DAY,
+        metadata={"description": "When the change takes effect (default the site's today); a later day schedules it."},
     )
     reason = fields.String(allow_none=True, validate=validate.Length(max=2000))
     override_reason = fields.String(allow_none=True, validate=validate.Length(max=2000), metadata=_OVERRIDE_REASON)
     first_dose_at = LocalInstant(
-        allow_none=True, description="A change to phase induction: when its first dose is given."
+        allow_none=True, validate=_FIRST_DOSE, description="A change to phase induction: when its first dose is given."
     )
 
 
@@ -315,8 +331,8 @@ class MedicationSchema(StrictSchema):
     frequency = fields.String(required=True)
     phase = fields.Enum(MedicationPhase, by_value=True, required=True)
     prescriber_id = fields.Integer(required=True)
-    start_on = fields.Date(required=True)
-    end_on = fields.Date(allow_none=True)
+    start_on = fields.Date(required=True, validate=_ORDER_DAY)
+    end_on = fields.Date(allow_none=True, validate=_ORDER_DAY)
     override_reason = fields.String(allow_none=True)
     overrides = fields.List(fields.Nested(MedicationOverrideSchema))
     history = fields.List(fields.Nested(DoseChangeSchema))

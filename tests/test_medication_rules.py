@@ -459,6 +459,63 @@ def test_an_entry_entered_in_error_stays_marked_and_no_longer_counts(app, ward, 
     assert client.post(url, headers=w.headers, json={}).status_code == 422
 
 
+# --- orders placed at the same moment (PostgreSQL, committed data) -----------------------------
+
+
+def test_orders_placed_at_the_same_moment_are_checked_one_after_the_other() -> None:
+    """Three methadone orders for one client at once: one is placed, the others break duplicate_agonist."""
+    import threading
+
+    from clinic.auth import operations as auth_ops
+    from clinic.auth.models import Role
+    from tests.conftest import PASSWORD, committed_postgres_app
+
+    with committed_postgres_app(connections=4) as app:
+        with app.test_request_context():
+            site = auth_ops.create_site(name="Parallel OTP", timezone="America/New_York", is_otp=True)
+            db.session.flush()
+            user = auth_ops.create_user(
+                email="p@example.org", name="P", role=Role.CLINICIAN, site_ids=[site.id], password=PASSWORD, audit=False
+            )
+            _row, token = auth_ops.create_token(user, name="t", expires_in_days=1)
+            site_id, user_id = site.id, user.id
+            db.session.commit()
+        headers = {"Authorization": f"Bearer {token}"}
+        http = app.test_client()
+        person = http.post(
+            "/api/v1/clients",
+            headers=headers,
+            json={"site_id": site_id, "first_name": "Par", "last_name": "Allel", "date_of_birth": "1985-04-02"},
+        ).get_json()
+        plan = http.post(f"/api/v1/clients/{person['id']}/plans", headers=headers, json={"problems": []}).get_json()
+        start = (clinic_time.local_today("America/New_York") - timedelta(days=3)).isoformat()
+        order = {
+            "medication": "methadone",
+            "dose": 30,
+            "unit": "mg",
+            "frequency": "daily",
+            "phase": "maintenance",
+            "prescriber_id": user_id,
+            "start_on": start,
+        }
+        barrier = threading.Barrier(3)
+        answers: list[int] = []
+
+        def place() -> None:
+            own = app.test_client()
+            barrier.wait()
+            answers.append(own.post(f"/api/v1/plans/{plan['id']}/medications", headers=headers, json=order).status_code)
+
+        threads = [threading.Thread(target=place) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(answers) == [201, 422, 422]
+        listed = http.get(f"/api/v1/clients/{person['id']}/medications", headers=headers).get_json()
+        assert len(listed["items"]) == 1
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -118,6 +118,20 @@ def _transfer_from(client_id: int, medication_id: int | None, start_on: date) ->
     return previous
 
 
+def _lock_orders(row: Medication | Plan) -> Site:
+    """Write one client's orders one after the other (PostgreSQL): two orders or changes made at the
+    same moment are checked against the safety rules in turn, so neither misses the other.
+
+    The client's row is locked FOR NO KEY UPDATE, which does not hold up rows that only refer to it
+    (a dose, a note), until the transaction ends; an order is read again as it stands under the lock.
+    Returns the order's site.
+    """
+    db.session.execute(select(Client.id).where(Client.id == row.client_id).with_for_update(key_share=True))
+    if isinstance(row, Medication):
+        db.session.refresh(row)
+    return db.session.get_one(Site, row.site_id)
+
+
 def add_medication(
     plan: Plan,
     *,
@@ -138,7 +152,7 @@ def add_medication(
     dose = _milligrams(dose)
     if plan.status is PlanStatus.CLOSED:
         abort_problem(409, "This plan is closed and read-only.", problem="plan-closed")
-    site = db.session.get_one(Site, plan.site_id)
+    site = _lock_orders(plan)
     _check_prescriber(prescriber_id, plan.site_id)
     if end_on is not None and end_on < start_on:
         abort_problem(422, "The end cannot come before the start.", errors={"end_on": ["Must not be before start_on."]})
@@ -231,7 +245,7 @@ def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) 
     reason = changes.pop("reason", None)
     override_reason = changes.pop("override_reason", None)
     first_dose = changes.pop("first_dose_at", None)
-    site = db.session.get_one(Site, med.site_id)
+    site = _lock_orders(med)
     site_today = local_today(site.timezone)
     effective_on = changes.pop("effective_on", None) or site_today
     if effective_on < med.start_on:
@@ -352,6 +366,7 @@ def apply_due_changes(on: date) -> int:
 
 def mark_entered_in_error(med: Medication, change_id: int, *, reason: str, actor: User) -> dict[str, Any]:
     """Mark one entry of the dose history entered in error: it stays, marked, and no longer counts."""
+    _lock_orders(med)
     change = db.session.get(MedicationDoseChange, change_id)
     if change is None or change.medication_id != med.id:
         abort_problem(404, "No such entry in this medication's history.")

@@ -301,6 +301,20 @@ def test_take_homes_need_a_recent_review_with_no_criterion_failed(client, otp, a
     assert "90 days" in stale.get_json()["errors"]["take_home_days"][0]
 
 
+def test_a_review_that_leaves_criteria_unassessed_allows_no_take_homes(client, otp):
+    person = otp["patient"]()
+    partial = review(client, otp, person, {"regular_attendance": True, "no_recent_diversion": True}).get_json()
+    assert partial["criteria"]["safe_transport_and_storage"] is None
+    assert partial["eligible"] is False
+    assert "safe_transport_and_storage" in partial["reason"]
+    refused = take_home(client, otp, person, 3)
+    assert refused.status_code == 422
+    assert "safe_transport_and_storage" in refused.get_json()["errors"]["take_home_days"][0]
+    # other_considerations is the clinician's words: it may stay empty.
+    review(client, otp, person, {**ALL_MET, "other_considerations": None})
+    assert take_home(client, otp, person, 3).status_code == 201
+
+
 def test_a_take_home_recorded_late_needs_a_review_made_before_it_was_handed_over(client, otp):
     person = otp["patient"]()
     assert review(client, otp, person).status_code == 200

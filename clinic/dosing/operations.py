@@ -128,6 +128,10 @@ def _review_blocks(review: TakeHomeReview | None, at: datetime) -> str | None:
     failed = [name for name, value in review.criteria.items() if value is False]
     if failed:
         return "The latest review found criteria not met: " + ", ".join(sorted(failed)) + "."
+    # A criterion left unassessed (null) was not considered: the review does not decide take-homes.
+    unassessed = [name for name in CRITERIA if name != FREE_TEXT_CRITERION and review.criteria.get(name) is None]
+    if unassessed:
+        return "The latest review did not assess: " + ", ".join(unassessed) + "."
     return None
 
 

@@ -375,8 +375,17 @@ def record_dose(
     return dose
 
 
+def _locked(dose: Dose) -> Dose:
+    """The entry, locked until the transaction ends and read as it stands: two corrections sent
+    together are made one after the other (the second finds it voided)."""
+    return db.session.scalars(
+        select(Dose).where(Dose.id == dose.id).with_for_update(key_share=True).execution_options(populate_existing=True)
+    ).one()
+
+
 def void_dose(dose: Dose, *, actor: User, reason: str) -> Dose:
     """Mark an entry entered in error: it stays in the record, voided with the reason, and counts nowhere."""
+    dose = _locked(dose)
     if dose.voided_at is not None:
         abort_problem(409, "This entry is already voided.", problem="already-voided")
     dose.voided_at = utcnow()

@@ -148,6 +148,13 @@ def confirm_death(event: OverdoseEvent, *, actor: User, note: str | None = None)
     The discharge is the ordinary one (``clinic.clients.operations.discharge``). Confirming again
     changes nothing; a non-fatal event cannot be confirmed (409).
     """
+    # Locked and read as it stands: two confirmations sent together discharge once.
+    event = db.session.scalars(
+        select(OverdoseEvent)
+        .where(OverdoseEvent.id == event.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).one()
     if not event.fatal:
         abort_problem(409, "Only a fatal overdose can be confirmed as a death.", problem="overdose-not-fatal")
     if event.death_confirmed_at is not None:

@@ -255,7 +255,9 @@ def test_the_chart_of_a_demo_client_and_another_sites_clinician_kept_out(
         page.keyboard.press("Enter")
         page.locator(".timeline__item").nth(before).wait_for()  # the next entries, under the first
         # The link is gone: the keyboard carries on from the first of the entries it brought.
-        page.wait_for_function(f"document.activeElement === document.querySelectorAll('.timeline__item')[{before}]")
+        page.wait_for_function(
+            "n => document.activeElement === document.querySelectorAll('.timeline__item')[n]", arg=before
+        )
         assert page.url.endswith(f"/clients/{client_id}")  # the same page, not a new one
 
     # A clinician of another site: the same "page not found" as for a client that does not exist.

@@ -75,7 +75,7 @@ def test_an_intake_coordinator_logs_a_risk_call_and_links_a_caller_who_is_alread
     row.get_by_role("button", name=re.compile("^Record call back")).focus()
     page.keyboard.press("Enter")
     row.locator(".field-error").wait_for()
-    page.wait_for_function(f"document.activeElement.id === 'outcome-{known['due_call_id']}'")
+    page.wait_for_function("id => document.activeElement.id === id", arg=f"outcome-{known['due_call_id']}")
     outcome = row.get_by_label(re.compile("^Outcome"))
     outcome.select_option("waitlisted")
     page.keyboard.press("Tab")  # "Follow up again" (closed)

@@ -781,3 +781,28 @@ def test_reminder_delivery_by_channel(app, program, client):
     assert by_channel["email"] == {"channel": "email", "reminders": 3, "sent": 1, "failed": 0, "suppressed": 0,
                                    "cancelled": 1, "pending": 1, "delivery_rate": 1.0}
     assert body["summary"]["delivery_rate"] == 0.6667
+
+
+def test_a_site_name_read_as_a_formula_is_written_as_text_in_a_report_csv(app, make_site, make_user, bearer, client):
+    """CSV injection: a cell starting with = + - @ (or a tab or carriage return) is written with a
+    leading apostrophe, as the appointment export and the dispensing log write them."""
+    site = make_site(name='=HYPERLINK("https://example.invalid","Open")')
+    headers = bearer(make_user("admin", sites=[site]))
+    clinician = make_user("clinician", sites=[site])
+    person = client.post(
+        "/api/v1/clients",
+        headers=bearer(clinician),
+        json={"site_id": site.id, "first_name": "Ana", "last_name": "Silva", "date_of_birth": "1985-04-02"},
+    ).get_json()
+    plan = client.post(f"/api/v1/clients/{person['id']}/plans", headers=bearer(clinician), json={"problems": []})
+    assert plan.status_code == 201, plan.get_json()
+    with app.app_context():  # its review is five days overdue
+        db.session.execute(
+            update(Plan).where(Plan.id == plan.get_json()["id"]).values(next_review_on=TODAY - timedelta(days=5))
+        )
+        db.session.commit()
+    window = f"from={(TODAY - timedelta(days=30)).isoformat()}&to={TODAY.isoformat()}"
+    answer = client.get(f"/api/v1/reports/plan-reviews?format=csv&{window}", headers=headers)
+    assert answer.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    assert [row["site"] for row in rows] == ["'" + site.name]

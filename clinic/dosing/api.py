@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 
 from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, requires
 from clinic.clients.loaders import load_client
+from clinic.core.spreadsheet import as_text
 from clinic.dosing import operations as ops
 from clinic.dosing.models import Dose, DoseKind
 from clinic.dosing.schemas import (
@@ -98,8 +99,6 @@ _LOG_RENDERINGS = {
         },
     }
 }
-#: Leading characters that make a spreadsheet read a cell as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(value: Any) -> Any:
@@ -107,8 +106,8 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        return as_text(value)
     if isinstance(value, Decimal):
         return ops.mg(value)
     if isinstance(value, date | datetime):

@@ -9,8 +9,15 @@ from typing import Any
 
 import matplotlib
 
+from clinic.core.spreadsheet import as_text
 from clinic.reports.charts import chart_figure
 from clinic.reports.registry import Report
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return as_text(value) if isinstance(value, str) else value
 
 
 def csv_lines(columns: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
@@ -22,7 +29,7 @@ def csv_lines(columns: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[st
     for row in rows:
         buffer.seek(0)
         buffer.truncate(0)
-        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        writer.writerow([_cell(row.get(c)) for c in columns])
         yield buffer.getvalue()
 
 

@@ -24,14 +24,12 @@ from sqlalchemy import Select
 from clinic.audit.operations import record, record_for_clients
 from clinic.auth.models import User
 from clinic.auth.permissions import require_site_in_scope, scoped_select
+from clinic.core.spreadsheet import as_text
 from clinic.extensions import db
 from clinic.scheduling.models import Appointment
 
 #: Rows fetched from the cursor, and written to the response, at a time.
 BATCH_ROWS = 1000
-
-#: Leading characters that make a spreadsheet read a cell as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _instant(value: datetime | None) -> str | None:
@@ -40,9 +38,7 @@ def _instant(value: datetime | None) -> str | None:
 
 def _free_text(value: str | None) -> str | None:
     """Text typed by staff, defused so that a spreadsheet shows it rather than evaluates it."""
-    if value and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    return as_text(value) if value else value
 
 
 def _boolean(value: bool) -> str:

@@ -191,6 +191,21 @@ def test_induction_without_any_cows_is_refused_and_a_cows_of_8_today_is_enough(w
     assert w.order(who, phase="induction", dose=4).status_code == 201
 
 
+def test_a_cows_score_shown_in_a_refusal_is_on_the_clients_audit_trail(app, ward):
+    w = ward(otp=False)
+    who = w.person()
+    w.cows(who, 2, site_now() - timedelta(hours=1))
+    refused = w.order(who, phase="induction", dose=4)
+    assert "the latest scored 2" in refused.get_json()["errors"]["cows"][0]
+    with app.app_context():
+        reads = db.session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "assessment.read", AuditEvent.client_id == who["client"]["id"]
+            )
+        ).all()
+    assert [event.details["via"] for event in reads] == ["medication-rules"]
+
+
 def test_a_reinduction_is_judged_by_the_cows_before_its_own_first_dose(ward):
     w = ward(otp=False)
     who = w.person()

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from clinic.assessments.models import Assessment
+from clinic.audit.operations import record
 from clinic.auth.models import Site
 from clinic.core.time import local_today, start_of_day, to_local, utcnow
 from clinic.extensions import db
@@ -263,8 +264,8 @@ def induction_requires_cows(order: ProposedOrder) -> list[BrokenRule]:
     config = current_app.config
     minimum, hours = config["MED_INDUCTION_MIN_COWS"], config["MED_INDUCTION_COWS_WINDOW_HOURS"]
     first = first_dose_at(order)
-    scores = db.session.scalars(
-        select(Assessment.total_score)
+    scores = db.session.execute(
+        select(Assessment.total_score, Assessment.id)
         .where(
             Assessment.client_id == order.client_id,
             Assessment.instrument == "COWS",
@@ -274,10 +275,19 @@ def induction_requires_cows(order: ProposedOrder) -> list[BrokenRule]:
         )
         .order_by(Assessment.administered_at.desc(), Assessment.id.desc())
     ).all()
-    if any(score is not None and score >= minimum for score in scores):
+    if any(score is not None and score >= minimum for score, _id in scores):
         return []
     local = to_local(first, order.site.timezone)
-    found = f"the latest scored {scores[0]}" if scores else "there is none"
+    found = f"the latest scored {scores[0][0]}" if scores else "there is none"
+    if scores:  # the refusal shows that score: read, even when the request is refused and rolled back
+        record(
+            "assessment.read",
+            resource="assessment",
+            resource_id=scores[0][1],
+            client_id=order.client_id,
+            details={"via": "medication-rules"},
+            even_if_rolled_back=True,
+        )
     return [
         BrokenRule(
             MedicationRule.INDUCTION_REQUIRES_COWS,

@@ -431,6 +431,23 @@ def test_the_dispensing_log_is_for_the_sites_clinicians(client, otp, make_user, 
     assert client.get(url, headers=otp["headers"]).status_code == 422
 
 
+def test_another_sites_dispensing_log_is_a_404_audited_as_denied(app, client, otp, make_user, make_site, bearer):
+    from clinic.audit.models import AuditEvent
+
+    stranger = make_user("clinician", sites=[make_site()])
+    query = {"date": today().isoformat()}
+    for site_id in (otp["site"].id, 999_999):  # another's site, and one that does not exist: the same 404
+        answer = client.get(f"/api/v1/sites/{site_id}/dispensing-log", headers=bearer(stranger), query_string=query)
+        assert answer.status_code == 404
+    with app.app_context():
+        denied = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "access.denied", AuditEvent.user_id == stranger.id)
+        ).all()
+    assert [(event.resource, event.resource_id, event.outcome.value) for event in denied] == [
+        ("site", str(otp["site"].id), "denied")
+    ]
+
+
 # --- corrections --------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from clinic.audit.models import Outcome
 from clinic.audit.operations import audit, record
 from clinic.auth.models import Site, User
 from clinic.auth.permissions import Permission, has_permission, read_scoped_page, scoped_select, site_scope
@@ -472,6 +473,15 @@ def load_site(site_id: int, user: User) -> Site:
     mark_client_data()
     site = db.session.get(Site, site_id) if site_id in site_scope(user) else None
     if site is None:
+        if db.session.get(Site, site_id) is not None:  # another's site: answered like a missing one, audited
+            record(
+                "access.denied",
+                resource="site",
+                resource_id=site_id,
+                outcome=Outcome.DENIED,
+                user_id=user.id,
+                details={"reason": "outside the user's sites", "via": "dispensing_log"},
+            )
         abort_problem(404, "Not found.")
     return site
 

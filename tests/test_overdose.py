@@ -193,6 +193,7 @@ def test_without_a_primary_clinician_the_site_supervisor_is_alerted(client, ward
         ("occurred_on", (TODAY + timedelta(days=2)).isoformat()),
         ("source", "police"),
         ("substances", ["Fentanyl!"]),
+        ("substances", ["fentanyl\n"]),
         ("fatal", None),
     ],
 )

@@ -13,7 +13,7 @@ _SUBSTANCE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
 def _substance_name(value: str) -> None:
-    if not _SUBSTANCE.match(value):
+    if not _SUBSTANCE.fullmatch(value):  # fullmatch: "$" alone would let a trailing line feed through
         raise ValidationError("Substance names are lower-case letters, digits, - and _, e.g. fentanyl.")
 
 

@@ -442,6 +442,9 @@ def test_a_future_change_is_scheduled_until_its_day(app, ward, monkeypatch):
         assert apply_due_dose_changes.apply().get() == 1
         assert db.session.get(Medication, med["id"]).dose == Decimal(20)
         assert apply_due_dose_changes.apply().get() == 0
+    # The job's write is on the client's audit trail, once.
+    applied = [e for e in events(app, med["id"], "medication.update") if e.get("via") == "scheduled-change"]
+    assert applied == [{"via": "scheduled-change", "fields": ["dose"], "effective_on": day(1)}]
 
 
 # --- entered in error ----------------------------------------------------------------------------

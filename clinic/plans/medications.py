@@ -322,8 +322,8 @@ def update_medication(med: Medication, changes: dict[str, Any], *, actor: User) 
     return detail_view(med)
 
 
-def sync_dose_in_force(med: Medication, day: date) -> bool:
-    """Make the order's dose, unit, frequency and phase those in force on ``day``; True if they changed."""
+def sync_dose_in_force(med: Medication, day: date) -> list[str]:
+    """Make the order's dose, unit, frequency and phase those in force on ``day``; the fields that changed."""
     changes = counted_history(med)
     in_force = change_in_force(med, day, changes)
     if in_force is None:
@@ -331,12 +331,12 @@ def sync_dose_in_force(med: Medication, day: date) -> bool:
         begun = [c for c in changes if c.effective_on <= day]
         in_force = begun[-1] if begun else (changes[0] if changes else None)
     if in_force is None:
-        return False
-    changed = False
+        return []
+    changed = []
     for key in _DOSING_FIELDS:
         if getattr(med, key) != getattr(in_force, key):
             setattr(med, key, getattr(in_force, key))
-            changed = True
+            changed.append(key)
     return changed
 
 
@@ -357,8 +357,21 @@ def apply_due_changes(on: date) -> int:
     for med in candidates:
         if med.site_id not in zones:
             zones[med.site_id] = db.session.get_one(Site, med.site_id).timezone
-        if sync_dose_in_force(med, local_today(zones[med.site_id])):
+        site_today = local_today(zones[med.site_id])
+        fields = sync_dose_in_force(med, site_today)
+        if fields:
             med.updated_at = utcnow()
+            db.session.flush()
+            in_force = change_in_force(med, site_today)
+            audit(
+                "update",
+                med,
+                details={
+                    "via": "scheduled-change",
+                    "fields": fields,
+                    "effective_on": in_force.effective_on.isoformat() if in_force is not None else None,
+                },
+            )
             changed += 1
     db.session.flush()
     return changed

@@ -74,7 +74,13 @@ def otp() -> Iterator[dict[str, Any]]:
             http.put(f"/api/v1/clients/{person['id']}/take-home-eligibility", headers=headers, json=review).status_code
             == 200
         )
-        yield {"app": app, "headers": headers, "client_id": person["id"], "medication_id": order.get_json()["id"]}
+        yield {
+            "app": app,
+            "headers": headers,
+            "site_id": site_id,
+            "client_id": person["id"],
+            "medication_id": order.get_json()["id"],
+        }
 
 
 def at_once(app: Flask, send: Callable[[FlaskClient], Any], count: int = 3) -> list[Any]:
@@ -168,3 +174,39 @@ def test_a_death_confirmed_by_two_people_at_once_discharges_once(otp):
     assert len({answer.get_json()["death_confirmed_at"] for answer in answers}) == 1
     assert events(otp, "episode.discharge") == 1
     assert events(otp, "overdose_event.confirm_death") == 1
+
+
+def test_a_dose_naming_another_clients_order_is_refused_without_waiting_on_that_order(otp):
+    """The order is looked up within the client's own: an id of someone else's order locks nothing of theirs."""
+    app, headers = otp["app"], otp["headers"]
+    http = app.test_client()
+    other = http.post(
+        "/api/v1/clients",
+        headers=headers,
+        json={"site_id": otp["site_id"], "first_name": "Other", "last_name": "Person", "date_of_birth": "1990-01-01"},
+    ).get_json()
+    with app.app_context():
+        holder = db.engine.connect()
+        transaction = holder.begin()
+        # Someone is recording a dose on the other client's order: their row is locked.
+        holder.exec_driver_sql("SELECT id FROM medications WHERE id = %s FOR UPDATE", (otp["medication_id"],))
+        try:
+            answers: list[int] = []
+            url = f"/api/v1/clients/{other['id']}/doses"
+            body = {
+                "medication_id": otp["medication_id"],
+                "kind": "observed",
+                "amount_mg": 40,
+                "administered_at": at(today() - timedelta(days=20)),
+                "lot_number": "L-1",
+            }
+            worker = threading.Thread(
+                target=lambda: answers.append(http.post(url, headers=headers, json=body).status_code)
+            )
+            worker.start()
+            worker.join(timeout=5)
+            assert answers == [422], "the request waited on another client's order"
+        finally:
+            transaction.rollback()
+            holder.close()
+            worker.join(timeout=30)

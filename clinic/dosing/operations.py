@@ -202,10 +202,11 @@ def record_review(client: Client, *, actor: User, criteria: dict[str, Any], note
 
 def _order(client: Client, medication_id: int) -> Medication:
     """The client's order, locked for the rest of the transaction (PostgreSQL): two doses or supplies
-    recorded at once on the same order are checked one after the other, so neither covers a day twice."""
+    recorded at once on the same order are checked one after the other, so neither covers a day twice.
+    Looked up among the client's own orders, so the id of someone else's locks nothing of theirs."""
     med = db.session.scalars(
         select(Medication)
-        .where(Medication.id == medication_id)
+        .where(Medication.id == medication_id, Medication.client_id == client.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).first()

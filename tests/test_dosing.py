@@ -421,6 +421,16 @@ def test_the_dispensing_log_of_a_day(client, otp):
     ]
 
 
+def test_the_dispensing_log_csv_writes_formulas_as_text(client, otp):
+    person = otp["patient"](last_name='=HYPERLINK("https://example.invalid")', first_name="Ana")
+    day = today() - timedelta(days=1)
+    assert observed(client, otp, person, day, lot_number="@SUM(A1)").status_code == 201
+    url = f"/api/v1/sites/{otp['site'].id}/dispensing-log"
+    as_csv = client.get(url, headers=otp["headers"], query_string={"date": day.isoformat(), "format": "csv"})
+    [row] = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
+    assert (row["client_name"], row["lot_number"]) == ('\'=HYPERLINK("https://example.invalid"), Ana', "'@SUM(A1)")
+
+
 def test_the_dispensing_log_is_for_the_sites_clinicians(client, otp, make_user, make_site, bearer):
     url = f"/api/v1/sites/{otp['site'].id}/dispensing-log"
     query = {"date": today().isoformat()}

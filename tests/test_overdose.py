@@ -184,7 +184,14 @@ def test_without_a_primary_clinician_the_site_supervisor_is_alerted(client, ward
     supervisor = bearer(make_user("clinician", sites=[ctx["site"]], is_supervisor=True))
     assert overdose(client, ctx).status_code == 201
     assert [a["kind"] for a in alerts(client, supervisor)] == ["overdose"]
-    assert alerts(client, ctx["headers"]) == []
+    # With no clinician of their own, the clinician who recorded it follows it up too.
+    assert [a["kind"] for a in alerts(client, ctx["headers"])] == ["overdose"]
+
+
+def test_an_overdose_alert_reaches_someone_even_at_a_site_without_supervisors_or_admins(client, ward):
+    ctx = ward(primary=False)
+    assert overdose(client, ctx).status_code == 201
+    assert [a["kind"] for a in alerts(client, ctx["headers"])] == ["overdose"]
 
 
 @pytest.mark.parametrize(

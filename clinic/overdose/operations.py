@@ -19,7 +19,7 @@ from clinic.core.signals import timeline_entries
 from clinic.core.time import start_of_day, utcnow
 from clinic.extensions import db
 from clinic.notify.models import StaffNotificationKind
-from clinic.notify.staff import send_safety_alert
+from clinic.notify.staff import safety_recipients, send_safety_alert
 from clinic.overdose.models import NaloxoneDispense, NaloxoneFormulation, OverdoseEvent, OverdoseSource
 
 # --- naloxone ----------------------------------------------------------------------------
@@ -102,11 +102,13 @@ def record_overdose(
     db.session.add(event)
     db.session.flush()
     audit("create", event, details={"fatal": fatal, "source": source.value})
-    _alert(client, event)
+    _alert(client, event, actor=actor)
     return event
 
 
-def _alert(client: Client, event: OverdoseEvent) -> None:
+def _alert(client: Client, event: OverdoseEvent, *, actor: User) -> None:
+    """Alert the client's clinician (else the site's supervisors, else its admins); without an active
+    primary clinician the clinician who recorded the event gets it too, as for a PHQ-9 item 9 flag."""
     # No name in an alert: the recipient opens the client from it (resource and client_id).
     reported = f"Reported on {event.occurred_on.isoformat()} (source: {event.source.value.replace('_', ' ')})."
     if event.fatal:
@@ -115,6 +117,8 @@ def _alert(client: Client, event: OverdoseEvent) -> None:
     else:
         title = "Overdose reported"
         body = f"{reported} Contact the client, review naloxone and the treatment plan."
+    routed = safety_recipients(client.site_id, client.primary_clinician_id)
+    has_clinician = client.primary_clinician_id is not None and routed == [client.primary_clinician_id]
     send_safety_alert(
         client,
         kind=StaffNotificationKind.OVERDOSE,
@@ -123,6 +127,7 @@ def _alert(client: Client, event: OverdoseEvent) -> None:
         resource="overdose_event",
         resource_id=event.id,
         dedupe_key=f"overdose_event:{event.id}",
+        also_user_ids=() if has_clinician else (actor.id,),
     )
 
 

@@ -589,6 +589,38 @@ def test_a_voided_dose_no_longer_counts_as_taken(client, otp, app):
     assert len(_missed_alerts(app, person["id"])) == 1
 
 
+def test_a_dose_today_ends_the_run_of_missed_days(client, otp):
+    person = otp["patient"]()
+    observed(client, otp, person, today() - timedelta(days=6))
+    chart = client.get(f"/api/v1/clients/{person['id']}", headers=otp["headers"]).get_json()
+    assert chart["missed_dose_days"] == 5
+    assert observed(client, otp, person, today()).status_code == 201
+    chart = client.get(f"/api/v1/clients/{person['id']}", headers=otp["headers"]).get_json()
+    assert (chart["last_dose_on"], chart["missed_dose_days"]) == (today().isoformat(), 0)
+
+
+def test_no_dose_for_a_day_outside_the_episode_of_care(client, otp):
+    person = otp["patient"](admitted_days_ago=10, started_days_ago=20)
+    before = observed(client, otp, person, today() - timedelta(days=12))
+    assert before.status_code == 422
+    assert "medication_id" in before.get_json()["errors"]
+    assert observed(client, otp, person, today() - timedelta(days=10)).status_code == 201
+    discharged = client.post(
+        f"/api/v1/episodes/{_open_episode_id(client, otp, person)}/discharge",
+        headers=otp["headers"],
+        json={"discharged_on": (today() - timedelta(days=2)).isoformat(), "reason_code": 2},
+    )
+    assert discharged.status_code == 200, discharged.get_json()
+    # A dose given before the discharge may still be entered; none after it.
+    assert observed(client, otp, person, today() - timedelta(days=3)).status_code == 201
+    assert observed(client, otp, person, today() - timedelta(days=1)).status_code == 422
+
+
+def _open_episode_id(client, ctx, person) -> int:
+    episodes = client.get(f"/api/v1/clients/{person['id']}/episodes", headers=ctx["headers"]).get_json()["items"]
+    return next(e["id"] for e in episodes if e["discharged_on"] is None)
+
+
 def test_a_client_not_dosed_at_an_otp_shows_no_dosing(client, make_site, make_user, bearer):
     site = make_site()
     headers = bearer(make_user("clinician", sites=[site]))

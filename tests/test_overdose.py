@@ -287,6 +287,41 @@ def test_a_confirmed_death_cancels_the_appointments_and_group_seats_ahead_but_no
     assert client.get(f"/api/v1/appointments/{group['id']}", headers=headers).get_json()["status"] == "scheduled"
 
 
+def test_a_confirmed_death_ends_the_medication_orders_still_running_on_that_day(app, client, ward):
+    ctx = ward(admitted_on=TODAY - timedelta(days=60))
+    headers, person = ctx["headers"], ctx["client"]["id"]
+    plan = client.post(f"/api/v1/clients/{person}/plans", headers=headers, json={"problems": []}).get_json()
+
+    def order(**fields):
+        body = {
+            "medication": "buprenorphine",
+            "dose": 16,
+            "unit": "mg",
+            "frequency": "daily",
+            "phase": "maintenance",
+            "prescriber_id": ctx["clinician"].id,
+            **fields,
+        }
+        response = client.post(f"/api/v1/plans/{plan['id']}/medications", headers=headers, json=body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    ended_before = order(
+        start_on=(TODAY - timedelta(days=50)).isoformat(), end_on=(TODAY - timedelta(days=30)).isoformat()
+    )
+    running = order(start_on=(TODAY - timedelta(days=29)).isoformat())
+    died_on = TODAY - timedelta(days=2)
+    event = overdose(client, ctx, fatal=True, occurred_on=died_on.isoformat()).get_json()
+    assert client.post(event["discharge"]["confirm_path"], headers=headers, json={}).status_code == 200
+
+    answer = client.get(f"/api/v1/clients/{person}/medications", headers=headers).get_json()
+    listed = {m["id"]: m for m in answer["items"]}
+    assert listed[running["id"]]["end_on"] == died_on.isoformat()
+    assert listed[ended_before["id"]]["end_on"] == (TODAY - timedelta(days=30)).isoformat()
+    [change] = events(app, "medication.update", person)
+    assert change.details["via"] == "death"
+
+
 def test_a_fatal_overdose_of_a_client_without_an_open_episode_asks_for_no_discharge(client, ward):
     ctx = ward()
     discharged = client.post(

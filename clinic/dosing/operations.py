@@ -95,6 +95,18 @@ def days_in_treatment(client: Client, day: date) -> int | None:
     return (day - episode.admitted_on).days
 
 
+def _in_treatment_on(client: Client, day: date) -> bool:
+    """An episode of care covered ``day`` (admitted by then, not discharged before it)."""
+    found = db.session.scalars(
+        select(Episode.id).where(
+            Episode.client_id == client.id,
+            Episode.admitted_on <= day,
+            or_(Episode.discharged_on.is_(None), Episode.discharged_on >= day),
+        )
+    ).first()
+    return found is not None
+
+
 def max_take_home_days(days: int | None) -> int:
     """42 CFR 8.12(i)(3): the most daily doses one take-home may hand over on that day in treatment."""
     if days is None:
@@ -319,6 +331,9 @@ def record_dose(
     if ordered is None:
         why = f"No active order of {med.medication.value} on {day.isoformat()}."
         abort_problem(422, why, errors={"medication_id": [why]}, problem="no-active-order")
+    if not _in_treatment_on(client, day):
+        why = f"The client was not in treatment (no episode of care open) on {day.isoformat()}."
+        abort_problem(422, why, errors={"medication_id": [why]}, problem="not-in-treatment")
     amount = _milligrams(amount_mg)
     if kind is DoseKind.OBSERVED:
         days = 0
@@ -691,6 +706,8 @@ def dosing_status(client: Client) -> dict[str, Any]:
     if site.is_otp:
         found = missed_doses(site, client_ids=[client.id])
         missed = found[0].missed_days if found else None
+        if missed and last is not None and last >= today:
+            missed = 0  # dosed (or covered) today: the run of missed days has ended
     if last is not None or missed is not None:  # the answer tells something of the dosing record
         record("dose.read", resource="dose", client_id=client.id, details={"via": "client"})
     return {"last_dose_on": None if last is None else min(last, today), "missed_dose_days": missed}

@@ -12,9 +12,9 @@ from sqlalchemy import and_, or_, select
 
 from clinic.audit.operations import audit, record
 from clinic.auth.models import Role, Site, User
-from clinic.clients.models import Client
+from clinic.clients.models import TEDS_DEATH, Client, Episode
 from clinic.core.errors import abort_problem
-from clinic.core.signals import medication_changed
+from clinic.core.signals import episode_discharged, medication_changed
 from clinic.core.time import local_today, to_local, utcnow
 from clinic.extensions import db
 from clinic.plans import medication_rules as rules
@@ -565,3 +565,35 @@ def active_on(client_id: int, day: date) -> Sequence[Medication]:
             and_(or_(Medication.end_on.is_(None), Medication.end_on >= day)),
         )
     ).all()
+
+
+# --- after a death -------------------------------------------------------------------------------
+
+
+@episode_discharged.connect
+def _end_orders_after_death(episode: Episode, *, actor: User, reason_code: int, **_: Any) -> None:
+    """A client who has died is on no medication: every order still running ends on the day of death.
+
+    Orders that end on their own later, or never, are ended that day; nothing is deleted, each
+    change is audited (``medication.update`` via death). Other discharges leave the orders to the
+    prescriber (a transfer to another program may continue them).
+    """
+    if reason_code != TEDS_DEATH or episode.discharged_on is None:
+        return
+    died_on = episode.discharged_on
+    running = db.session.scalars(
+        select(Medication)
+        .where(
+            Medication.client_id == episode.client_id,
+            Medication.start_on <= died_on,
+            or_(Medication.end_on.is_(None), Medication.end_on > died_on),
+        )
+        .order_by(Medication.id)
+        .with_for_update()
+    ).all()
+    for med in running:
+        med.end_on = died_on
+        med.updated_at = utcnow()
+        db.session.flush()
+        audit("update", med, details={"fields": ["end_on"], "via": "death"})
+        medication_changed.send(med, actor=actor, created=False, fields=["end_on"])

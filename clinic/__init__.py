@@ -137,6 +137,14 @@ _CONSOLE_PAGES = (
     "clinic.scheduling.booking_pages",
     "clinic.notify.pages",
     "clinic.today.pages",
+    "clinic.assessments.pages",
+    "clinic.plans.pages",
+    "clinic.plans.medication_pages",
+    "clinic.plans.screen_pages",
+    "clinic.dosing.pages",
+    "clinic.overdose.pages",
+    "clinic.reports.pages",
+    "clinic.system.audit_pages",
 )
 
 

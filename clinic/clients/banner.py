@@ -88,6 +88,12 @@ class CareSummary:
 CLIENT_PAGES: list[tuple[str, str, Permission]] = [
     ("client_pages.chart", "Chart", Permission.CLIENTS_READ),
     ("client_pages.episodes", "Episodes", Permission.CLINICAL_READ),
+    ("assessment_pages.client_assessments", "Assessments", Permission.CLINICAL_READ),
+    ("plan_pages.client_plans", "Plans", Permission.CLINICAL_READ),
+    ("medication_pages.client_medications", "Medications", Permission.CLINICAL_READ),
+    ("dosing_pages.client_doses", "Doses", Permission.CLINICAL_READ),
+    ("screen_pages.client_screens", "Screens & CM", Permission.CLINICAL_READ),
+    ("overdose_pages.client_overdose", "Overdose prevention", Permission.CLINICAL_READ),
     ("client_pages.consents", "Consents & disclosures", Permission.CLIENTS_READ),
 ]
 

@@ -260,11 +260,15 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("today_pages.today", "Today"),
         ("client_pages.search", "Clients"),
         ("scheduling_pages.schedule", "Schedule"),
+        ("dosing_pages.window", "Dosing"),
         ("intake_pages.queue", "Intake"),
         ("notify_pages.alerts", "Alerts"),
+        ("report_pages.index", "Reports"),
     ),
     "admin": (
         ("admin_pages.admin", "Admin"),
+        ("report_pages.index", "Reports"),
+        ("audit_pages.audit", "Audit"),
         ("notify_pages.alerts", "Alerts"),
     ),
 }

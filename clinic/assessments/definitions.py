@@ -46,6 +46,17 @@ class Item:
     #: Wording that depends on another answer, e.g. ASAM dimension names by edition:
     #: ``{"modifier": "edition", "values": {"3": "...", "4": "..."}}``.
     text_by: dict[str, Any] | None = None
+    #: Each answer's words, by the answer as JSON text without quotes (``"0"``, ``"true"``, ``"3.5"``).
+    labels: dict[str, str] | None = None
+    #: Answer words that depend on another answer (ASAM levels of care named by edition).
+    labels_by: dict[str, Any] | None = None
+
+    def option_labels(self, answers: dict[str, Any]) -> dict[str, str]:
+        """Each answer's words for these answers (the chosen edition's, where they depend on one)."""
+        if self.labels_by is not None:
+            chosen = answers.get(self.labels_by["modifier"])
+            return dict(self.labels_by["values"].get(str(chosen), {}))
+        return dict(self.labels or {})
 
     def allowed_values(self, answers: dict[str, Any]) -> tuple[Any, ...] | None:
         if self.type == "boolean":
@@ -204,6 +215,10 @@ class Instrument:
                 doc["text_by"] = item.text_by
             if item.points is not None:
                 doc["points"] = item.points
+            if item.labels is not None:
+                doc["labels"] = item.labels
+            if item.labels_by is not None:
+                doc["labels_by"] = item.labels_by
             return doc
 
         return {
@@ -247,6 +262,8 @@ def _parse(raw: dict[str, Any]) -> Instrument:
             required=doc.get("required", True),
             allowed_by=doc.get("allowed_by"),
             text_by=doc.get("text_by"),
+            labels=doc.get("labels"),
+            labels_by=doc.get("labels_by"),
         )
 
     if raw["scoring"]["method"] not in SCORING_METHODS:

@@ -1,0 +1,127 @@
+"""The console's audit trail: filters by user, client, action, outcome and day, names shown, the
+chain's state, administrators only, no client's name, and the reading of the trail audited."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from clinic.audit.models import AuditEvent
+from clinic.auth.models import Site, User
+from clinic.extensions import db
+from tests.conftest import Session
+
+TODAY = datetime.now(UTC).date()
+
+
+@pytest.fixture
+def setting(make_site: Callable[..., Site], make_user: Callable[..., User], login: Callable[..., Session]) -> dict[str, Any]:
+    site = make_site(name="North Clinic")
+    clinician = make_user("clinician", sites=[site], name="Dana Reyes")
+    admin = make_user("admin", name="Ada Admin")
+    as_clinician = login(clinician)
+    made = as_clinician.post(
+        "/api/v1/clients?allow_duplicate=true",
+        json={"site_id": site.id, "first_name": "Maria", "last_name": "Zebulon", "date_of_birth": "1980-01-01"},
+    )
+    assert made.status_code == 201, made.get_json()
+    client = made.get_json()
+    as_clinician.get(f"/api/v1/clients/{client['id']}")
+    return {"site": site, "clinician": as_clinician, "clinician_user": clinician, "admin": login(admin),
+            "admin_user": admin, "client": client}
+
+
+def _main(response: Any) -> str:
+    html = response.get_data(as_text=True)
+    return html[html.index("<main"):html.index("</main>")]
+
+
+def _rows(response: Any) -> list[str]:
+    main = _main(response)
+    body = main[main.index("<tbody>"):main.index("</tbody>")] if "<tbody>" in main else ""
+    return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)]
+
+
+def test_administrators_only(setting):
+    assert setting["clinician"].get("/audit").status_code == 403
+    response = setting["admin"].get("/audit")
+    assert response.status_code == 200
+    assert "no-store" in response.headers["Cache-Control"]
+    assert "times in UTC" in _main(response)
+
+
+def test_filter_by_user_client_action_and_outcome_with_names_and_no_client_name(setting):
+    session, client = setting["admin"], setting["client"]
+    user_id = setting["clinician_user"].id
+    response = session.get("/audit", query_string={"user_id": user_id, "action": "client.read"})
+    rows = _rows(response)
+    assert rows and all("Dana Reyes" in row and "client.read" in row for row in rows)
+    assert f"<option value=\"{user_id}\" selected>Dana Reyes (clinician)</option>" in _main(response)
+    # By client id and by MRN: the client's id is shown, never their name.
+    by_id = _rows(session.get("/audit", query_string={"client": client["id"]}))
+    by_mrn = _rows(session.get("/audit", query_string={"client": client["mrn"]}))
+    assert by_id and by_id == by_mrn
+    assert all(str(client["id"]) in row for row in by_id)
+    for response in (session.get("/audit"), session.get("/audit", query_string={"client": client["id"]})):
+        assert "Zebulon" not in _main(response) and "Maria" not in _main(response)
+    denied = _rows(session.get("/audit", query_string={"outcome": "denied", "user_id": user_id}))
+    assert all("Denied" in row for row in denied)
+
+
+def test_filter_by_day_and_bad_filters_beside_their_fields(setting):
+    session = setting["admin"]
+    today = _rows(session.get("/audit", query_string={"from": TODAY.isoformat(), "to": TODAY.isoformat()}))
+    assert today
+    tomorrow = (TODAY + timedelta(days=1)).isoformat()
+    assert "No audit entries match" in _main(session.get("/audit", query_string={"from": tomorrow}))
+    bad = session.get("/audit", query_string={"from": tomorrow, "to": TODAY.isoformat(), "client": "abc"})
+    assert bad.status_code == 422
+    main = _main(bad)
+    assert "There is a problem" in main and 'id="to-error"' in main and 'id="client-error"' in main
+    assert session.get("/audit", query_string={"client": "99999999"}).status_code == 422
+
+
+def test_next_pages_on(setting, monkeypatch):
+    from clinic.system import audit_pages
+
+    session = setting["admin"]
+    for _ in range(3):
+        setting["clinician"].get(f"/api/v1/clients/{setting['client']['id']}")
+    monkeypatch.setattr(audit_pages, "LIMIT", 2)
+    paged = session.get("/audit", query_string={"action": "client.read"})
+    assert len(_rows(paged)) == 2 and "2 entries on this page" in _main(paged)
+    next_url = re.search(r'href="([^"]+)" rel="next"', _main(paged)).group(1).replace("&amp;", "&")
+    assert "action=client.read" in next_url
+    second = session.get(next_url)
+    assert second.status_code == 200 and len(_rows(second)) == 2
+
+
+def test_reading_the_trail_is_audited(app: Flask, setting):
+    with app.app_context():
+        since = int(db.session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0))) or 0)
+    setting["admin"].get("/audit", query_string={"action": "client.read"})
+    with app.app_context():
+        events = list(db.session.scalars(select(AuditEvent).where(AuditEvent.id > since)))
+    assert [(e.action, e.details) for e in events] == [("audit.read", {"action": "client.read"})]
+
+
+def test_the_chain_panel_and_verifying_on_request(app: Flask, setting):
+    from clinic.audit.operations import seal_pending
+
+    session = setting["admin"]
+    main = _main(session.get("/audit"))
+    assert "Last anchor" in main and "Not verified from the console yet" in main
+    with app.app_context():
+        seal_pending()
+    done = session.post("/audit/verify", data={"csrf_token": session.csrf_token})
+    assert done.status_code == 303 and "verified=intact" in done.headers["Location"]
+    main = _main(session.get(done.headers["Location"]))
+    assert "every entry is intact" in main
+    assert re.search(r"Intact.*by Ada Admin: [0-9,]+ entries checked", " ".join(re.sub(r"<[^>]+>", " ", main).split()))
+    assert setting["clinician"].post("/audit/verify", data={"csrf_token": setting["clinician"].csrf_token}).status_code == 403

@@ -89,8 +89,12 @@ def record_prize(program: CMProgram, *, actor: User, prize_cents: int) -> CMPriz
     return prize
 
 
-def ledger(program: CMProgram) -> dict[str, Any]:
-    """The program's entries in time order, its total, and what the cap leaves this year."""
+def ledger(program: CMProgram, *, with_next: bool = False) -> dict[str, Any]:
+    """The program's entries in time order, its total, and what the cap leaves this year.
+
+    ``with_next`` adds ``next_earning`` (:func:`next_earning`): what the next sample earns if it
+    is negative, from the same rows.
+    """
     entries = ledger_entries(client_ids=[program.client_id])
     rows = db.session.execute(
         select(entries).order_by(entries.c.at, entries.c.kind_order, entries.c.program_id, entries.c.entry_id)
@@ -98,6 +102,14 @@ def ledger(program: CMProgram) -> dict[str, Any]:
     this_year = utcnow().year
     cap = annual_cap(program.client_id, this_year, program=program) or 0
     mine = [r for r in rows if r.program_id == program.id]
+    cap_remaining = max(0, cap - sum(r.amount for r in rows if r.year == this_year))
+    extra: dict[str, Any] = {}
+    if with_next:
+        streak = 0
+        for row in mine:
+            if row.kind != "prize":
+                streak = streak + 1 if row.negative == 1 else 0
+        extra["next_earning"] = next_earning(program, streak=streak, cap_remaining_cents=cap_remaining)
     record(
         "cm_program.read",
         resource="cm_program",
@@ -120,8 +132,42 @@ def ledger(program: CMProgram) -> dict[str, Any]:
             for r in mine
         ],
         "total_cents": sum(r.amount for r in mine),
-        "cap_remaining_cents": max(0, cap - sum(r.amount for r in rows if r.year == this_year)),
+        "cap_remaining_cents": cap_remaining,
+        **extra,
     }
+
+
+def next_earning(program: CMProgram, *, streak: int, cap_remaining_cents: int) -> dict[str, Any] | None:
+    """What the program's next sample earns if it is negative, after ``streak`` consecutive negatives.
+
+    The rules of :mod:`clinic.plans.cm_ledger` for k = streak + 1: an escalating voucher's
+    ``start + (k-1)·increment`` (plus the bonus on every ``bonus_every``-th), cut to what the cap
+    leaves this year; a prize draw's ``min(k, max_draws)`` draws (their prizes count against the cap
+    when drawn). None when the program has ended.
+    """
+    if program.ends_on is not None and program.ends_on < utcnow().date():
+        return None
+    k = streak + 1
+    params = program.params
+    if program.schedule is CMSchedule.ESCALATING_VOUCHER:
+        every = int(params.get("bonus_every") or 0)
+        earned = int(params["start_cents"]) + (k - 1) * int(params["increment_cents"])
+        bonus = every > 0 and k % every == 0
+        if bonus:
+            earned += int(params["bonus_cents"])
+        paid = min(earned, cap_remaining_cents)
+        return {"kind": "voucher", "streak": streak, "earned_before_cap_cents": earned, "amount_cents": paid,
+                "capped": paid < earned, "bonus": bonus, "draws": None}
+    draws = min(k, int(params["max_draws"]))
+    return {"kind": "draws", "streak": streak, "earned_before_cap_cents": 0, "amount_cents": 0, "capped": False,
+            "bonus": False, "draws": draws}
+
+
+def programs_of_client(client_id: int) -> Sequence[CMProgram]:
+    """The client's CM programs under any of their plans, the newest first."""
+    return db.session.scalars(
+        select(CMProgram).where(CMProgram.client_id == client_id).order_by(CMProgram.starts_on.desc(), CMProgram.id.desc())
+    ).all()
 
 
 def list_programs(plan: Plan) -> Sequence[CMProgram]:

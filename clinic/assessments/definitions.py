@@ -173,6 +173,39 @@ class Instrument:
                         alerts.append(rule)
         return Score(total=total, severity=severity, flags=flags, alerts=alerts)
 
+    def preview(self, answers: dict[str, Any]) -> tuple[Score, int, int]:
+        """The score of the answers given so far: (score, answered, asked), answers that do not fit left out.
+
+        Complete answers are scored as :meth:`score` scores them; until then the total is that of the
+        answers given, with no severity, and the flags those answers already raise.
+        """
+        asked = [item for item in (*self.modifiers, *self.items) if item.required]
+        fitting = {
+            item.key: answers[item.key]
+            for item in (*self.modifiers, *self.items)
+            if item.key in answers and _value_problem(item, answers[item.key], answers) is None
+        }
+        answered = sum(1 for item in asked if item.key in fitting)
+        if answered == len(asked):
+            return self.score(fitting), answered, len(asked)
+        method = self.scoring["method"]
+        excluded = self._excluded_items(fitting)
+        scored = [item for item in self.items if item.key not in excluded and item.key in fitting]
+        total: int | None = None
+        if method == "count_true":
+            total = sum(1 for item in scored if fitting[item.key] is True)
+        elif method == "sum":
+            total = sum(item.points_for(fitting[item.key]) for item in scored)
+        flags: list[str] = []
+        alerts: list[FlagRule] = []
+        for rule in self.flags:
+            for key in rule.items:
+                if key in fitting and _OPS[rule.op](fitting[key], rule.value):
+                    flags.append(rule.flag.format(item=key))
+                    if rule.alert:
+                        alerts.append(rule)
+        return Score(total=total, severity=None, flags=flags, alerts=alerts), answered, len(asked)
+
     def item_labels(self, answers: dict[str, Any]) -> dict[str, str]:
         """The wording of each item that depends on another answer, for these answers (else {}).
 

@@ -25,7 +25,9 @@ class InstrumentItemSchema(StrictSchema):
     points = fields.Dict(keys=fields.String(), values=fields.Integer())
     labels = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "Each answer's words"})
     labels_by = fields.Dict(
-        metadata={"description": "Answer words that depend on another answer: {modifier, values: {answer: {value: words}}}"}
+        metadata={
+            "description": "Answer words that depend on another answer: {modifier, values: {answer: {value: words}}}"
+        }
     )
     modifier = fields.Boolean(required=True, metadata={"description": "Not scored; changes scoring, bands or meaning"})
     required = fields.Boolean(required=True)

@@ -1,7 +1,557 @@
-"""The console's dosing window (/dosing) and a client's doses."""
+"""The console's dosing window (/dosing), a client's doses, and the day's dispensing log.
+
+The window lists the clients of an OTP with an order in force that day and records each dose with
+the API's own schema and operation (``POST /clients/{id}/doses``): the same checks, the same
+refusals, shown beside the field. With htmx the row is swapped and says what happened; without
+JavaScript the form posts and the page comes back. Recording asks the dispenser to confirm the
+client's name and date of birth first (two identifiers, docs/console.md).
+"""
 
 from __future__ import annotations
 
-from clinic.console import ConsoleBlueprint
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from flask import Response, request, url_for
+from sqlalchemy import and_, func, or_, select, tuple_
+
+from clinic.audit.operations import record
+from clinic.auth.models import Site, User
+from clinic.auth.permissions import Permission, authenticated_user, get_scoped_or_404, has_permission, requires
+from clinic.clients.banner import banner_context
+from clinic.clients.identifiers import normalise_mrn
+from clinic.clients.loaders import load_client
+from clinic.clients.models import Client, ClientStatus
+from clinic.console import (
+    ConsoleBlueprint,
+    FormErrors,
+    as_id,
+    as_number,
+    attempt,
+    current_site_id,
+    form_values,
+    is_htmx,
+    load_form,
+    not_found,
+    page,
+    redirect_to,
+    visible_id,
+)
+from clinic.core.time import local_today, utcnow
+from clinic.dosing import operations as ops
+from clinic.dosing.models import Dose, DoseKind
+from clinic.dosing.schemas import DoseCreateSchema, TakeHomeReviewSchema, VoidDoseSchema
+from clinic.extensions import db
+from clinic.plans import medications
+from clinic.plans.models import Medication, MedicationName
 
 blp = ConsoleBlueprint("dosing_pages", __name__)
+
+#: Medications dispensed at the window, as the page names them.
+MEDICATION_LABELS = {
+    MedicationName.METHADONE: "Methadone",
+    MedicationName.BUPRENORPHINE: "Buprenorphine",
+    MedicationName.BUPRENORPHINE_NALOXONE: "Buprenorphine/naloxone",
+    MedicationName.NALTREXONE_ORAL: "Naltrexone (oral)",
+    MedicationName.NALTREXONE_XR: "Naltrexone XR injection",
+}
+#: The take-home criteria of 42 CFR 8.12(i)(2), as the review form asks them.
+CRITERIA_LABELS = {
+    "no_active_sud_or_risky_conditions": (
+        "No active substance use disorder or other risky physical or behavioural condition"
+    ),
+    "regular_attendance": "Regular attendance for supervised medication",
+    "no_serious_behavioural_problems": "No serious behavioural problems that endanger the client, the public or others",
+    "no_recent_diversion": "No recent diversion activity",
+    "safe_transport_and_storage": "Take-home doses can be transported and stored safely",
+    "other_considerations": "Other considerations: the benefit of take-homes outweighs the risk",
+}
+#: Rows of the window per page (a filter finds anyone further down).
+WINDOW_PAGE = 50
+#: Entries per page of a client's dose history.
+HISTORY_PAGE = 30
+IDENTITY_FIELD = "identity_confirmed"
+
+
+@blp.context_processor
+def _labels() -> dict[str, Any]:
+    return {"MEDICATION_LABELS": MEDICATION_LABELS, "CRITERIA_LABELS": CRITERIA_LABELS, "mg": ops.mg}
+
+
+# --- the day's list ---------------------------------------------------------------------------------
+
+
+@dataclass
+class WindowRow:
+    """One order of one client on the window's day: what is ordered, what was given, what may be recorded."""
+
+    client: Client
+    order: Medication
+    ordered: Decimal | None
+    #: Entries of the order given on the day or covering it (voided ones left out), oldest first.
+    entries: list[Dose]
+    #: "dosed", "partial" (parts of a split dose), "covered" (a take-home or an injection), or "due".
+    status: str
+    given_mg: Decimal
+    take_home_today: Dose | None
+    covering: Dose | None
+    missed_days: int | None
+    eligibility: dict[str, Any] | None
+    lot: str
+    #: What the dispenser may record now: "observed", "take_home".
+    may_record: list[str] = field(default_factory=list)
+    #: The entry just recorded on this row (the row says what happened).
+    recorded: Dose | None = None
+
+
+def _status(order: Medication, day: date, entries: list[Dose], ordered: Decimal | None) -> tuple[str, Decimal]:
+    observed = [e for e in entries if e.kind is DoseKind.OBSERVED and e.given_on == day]
+    given = sum((e.amount_mg for e in observed), Decimal(0))
+    if any(not e.is_split for e in observed) or (observed and ordered is not None and given >= ordered):
+        return "dosed", given
+    if observed:
+        return "partial", given
+    if any(e.covered_from <= day <= e.covered_until for e in entries):
+        return "covered", given
+    return "due", given
+
+
+def _latest_lots(site: Site) -> dict[str, str]:
+    """The lot last recorded at the site for each substance: the one in use at the counter."""
+    latest = (
+        select(Dose.substance, func.max(Dose.given_at).label("at"))
+        .where(Dose.site_id == site.id, Dose.voided_at.is_(None))
+        .group_by(Dose.substance)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(Dose.substance, Dose.lot_number)
+        .join(latest, (latest.c.substance == Dose.substance) & (latest.c.at == Dose.given_at))
+        .where(Dose.site_id == site.id)
+    )
+    return {substance: lot for substance, lot in rows}  # noqa: C416 - rows of a result
+
+
+def _window_query(site: Site, day: date, query: str) -> Any:
+    stmt = (
+        select(Medication, Client)
+        .join(Client, Client.id == Medication.client_id)
+        .where(
+            Medication.site_id == site.id,
+            Client.site_id == site.id,
+            Client.status != ClientStatus.DISCHARGED,
+            Medication.medication.in_(list(MEDICATION_LABELS)),
+            Medication.start_on <= day,
+            or_(Medication.end_on.is_(None), Medication.end_on >= day),
+        )
+    )
+    words = query.strip()
+    if words:
+        mrn = normalise_mrn(words)
+        name_match: Any
+        if "," in words:
+            family, _, given = (part.strip() for part in words.partition(","))
+            name_match = and_(Client.last_name.ilike(f"{family}%"), Client.first_name.ilike(f"{given}%"))
+        else:
+            name_match = and_(
+                *(
+                    or_(Client.last_name.ilike(f"%{part}%"), Client.first_name.ilike(f"%{part}%"))
+                    for part in words.split()
+                )
+            )
+        stmt = stmt.where(or_(name_match, Client.mrn == mrn) if mrn else name_match)
+    return stmt
+
+
+def _sort_key() -> tuple[Any, ...]:
+    return (func.lower(Client.last_name), func.lower(Client.first_name), Client.id, Medication.id)
+
+
+def window_rows(
+    site: Site,
+    day: date,
+    user: User,
+    *,
+    query: str = "",
+    after: tuple[int, int] | None = None,
+    only: int | None = None,
+) -> tuple[list[WindowRow], tuple[int, int] | None]:
+    """The rows of the window (one order each), A to Z by family name; the cursor of the next page."""
+    stmt = _window_query(site, day, query)
+    if only is not None:
+        stmt = stmt.where(Medication.id == only)
+    if after is not None:
+        anchor = db.session.execute(
+            select(func.lower(Client.last_name), func.lower(Client.first_name)).where(
+                Client.id == after[0], Client.site_id == site.id
+            )
+        ).first()
+        if anchor is not None:
+            stmt = stmt.where(tuple_(*_sort_key()) > tuple_(anchor[0], anchor[1], after[0], after[1]))
+    found = db.session.execute(stmt.order_by(*_sort_key()).limit(WINDOW_PAGE + 1)).all()
+    more = len(found) > WINDOW_PAGE
+    found = found[:WINDOW_PAGE]
+    if not found:
+        return [], None
+    order_ids = [order.id for order, _client in found]
+    client_ids = sorted({client.id for _order, client in found})
+    entries: dict[int, list[Dose]] = {order_id: [] for order_id in order_ids}
+    for dose in db.session.scalars(
+        select(Dose)
+        .where(
+            Dose.medication_id.in_(order_ids),
+            Dose.voided_at.is_(None),
+            or_(Dose.given_on == day, (Dose.covered_from <= day) & (Dose.covered_until >= day)),
+        )
+        .order_by(Dose.given_at, Dose.id)
+    ):
+        entries[dose.medication_id].append(dose)
+    missed = {m.client_id: m.missed_days for m in ops.missed_doses(site, client_ids=client_ids)} if site.is_otp else {}
+    lots = _latest_lots(site)
+    today = local_today(site.timezone)
+    can_write = has_permission(user, Permission.CLINICAL_WRITE) and site.is_otp and day == today
+    eligibilities: dict[int, dict[str, Any]] = {}
+    rows = []
+    for order, client in found:
+        record(
+            "dose.read", resource="dose", client_id=client.id, details={"via": "dosing_window", "date": day.isoformat()}
+        )
+        ordered = medications.dose_on(order, day)
+        mine = entries[order.id]
+        status, given = _status(order, day, mine, ordered)
+        take_home_today = next((e for e in mine if e.kind is DoseKind.TAKE_HOME and e.given_on == day), None)
+        covering = next((e for e in mine if e.given_on != day and e.covered_from <= day <= e.covered_until), None)
+        if order.medication in ops.DOSED_DAILY and client.id not in eligibilities and day == today:
+            eligibilities[client.id] = ops.eligibility(client)
+        eligibility = eligibilities.get(client.id) if order.medication in ops.DOSED_DAILY else None
+        may = []
+        if can_write and ordered is not None:
+            if status in ("due", "partial"):
+                may.append("observed")
+            if eligibility is not None and eligibility["eligible"] and take_home_today is None and status != "covered":
+                may.append("take_home")
+        rows.append(
+            WindowRow(
+                client=client,
+                order=order,
+                ordered=ordered,
+                entries=mine,
+                status=status,
+                given_mg=given,
+                take_home_today=take_home_today,
+                covering=covering,
+                missed_days=missed.get(client.id) if status == "due" else None,  # a dose today ends the run
+                eligibility=eligibility,
+                lot=lots.get(order.medication.value, ""),
+                may_record=may,
+            )
+        )
+    last_order, last_client = found[-1]
+    return rows, ((last_client.id, last_order.id) if more else None)
+
+
+def _user_site(user: User, raw: Any) -> Site | None:
+    chosen = visible_id(raw, user.site_ids) or current_site_id()
+    return next((site for site in user.sites if site.id == chosen), None)
+
+
+def _day(site: Site, raw: str | None) -> date | None:
+    """The day asked for (the site's today without one); None when it is not a date."""
+    if not raw:
+        return local_today(site.timezone)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+def _cursor(raw: str | None) -> tuple[int, int] | None:
+    parts = (raw or "").split("-")
+    if len(parts) != 2:
+        return None
+    client_id, order_id = as_id(parts[0]), as_id(parts[1])
+    return (client_id, order_id) if client_id and order_id else None
+
+
+def _window_page(
+    user: User,
+    site: Site | None,
+    day: date | None,
+    *,
+    query: str = "",
+    refused: dict[int, FormErrors] | None = None,
+    values: dict[int, dict[str, Any]] | None = None,
+    status: int = 200,
+    done: int | None = None,
+) -> Response:
+    if site is None:
+        return page("dosing/window.html", site=None, sites=list(user.sites))
+    if day is None:
+        return page(
+            "dosing/window.html",
+            status=422,
+            site=site,
+            sites=list(user.sites),
+            day=None,
+            bad_date=True,
+            today=local_today(site.timezone),
+        )
+    rows: list[WindowRow] = []
+    next_cursor = None
+    if site.is_otp:
+        rows, next_cursor = window_rows(site, day, user, query=query, after=_cursor(request.args.get("after")))
+        if done is not None:
+            for row in rows:
+                if row.order.id == done:
+                    row.recorded = _newest_entry(row.order.id)
+    today = local_today(site.timezone)
+    next_url = None
+    if next_cursor is not None:
+        next_url = url_for(
+            "dosing_pages.window", site_id=site.id, date=day.isoformat(), after=f"{next_cursor[0]}-{next_cursor[1]}"
+        )
+    return page(
+        "dosing/window.html",
+        status=status,
+        site=site,
+        sites=list(user.sites),
+        day=day,
+        today=today,
+        rows=rows,
+        query=query,
+        next_url=next_url,
+        refused=refused or {},
+        values=values or {},
+        counts={name: sum(1 for row in rows if row.status == name) for name in ("due", "partial", "dosed", "covered")},
+        can_write=has_permission(user, Permission.CLINICAL_WRITE),
+    )
+
+
+def _newest_entry(order_id: int) -> Dose | None:
+    return db.session.scalars(
+        select(Dose).where(Dose.medication_id == order_id).order_by(Dose.created_at.desc(), Dose.id.desc())
+    ).first()
+
+
+@blp.route("/dosing", methods=["GET", "POST"])
+@requires(Permission.CLINICAL_READ)
+def window() -> Response:
+    """The day's list of an OTP: who is due, what is ordered, what was given; record each dose on its row.
+
+    The filter (name or MRN) is posted, so a client's name never lands in a URL or the browser's history.
+    """
+    user = authenticated_user()
+    site = _user_site(user, request.values.get("site_id"))
+    day = _day(site, request.values.get("date")) if site is not None else None
+    query = request.form.get("q", "") if request.method == "POST" else ""
+    done = as_id(request.args.get("done", ""))
+    return _window_page(user, site, day, query=query[:100], done=done)
+
+
+@blp.route("/dosing/clients/<int:client_id>/orders/<int:medication_id>/doses", methods=["POST"])
+@requires(Permission.CLINICAL_WRITE)
+def record_dose(client_id: int, medication_id: int) -> Response:
+    """Record an observed dose or a take-home supply from the window (POST /api/v1/clients/{id}/doses)."""
+    user = authenticated_user()
+    client = load_client(client_id)
+    order = db.session.scalars(
+        select(Medication).where(Medication.id == medication_id, Medication.client_id == client.id)
+    ).first()
+    if order is None:
+        not_found()
+    site = db.session.get_one(Site, client.site_id)
+    values = form_values(lists=("split", IDENTITY_FIELD))
+    errors = FormErrors()
+    if not values[IDENTITY_FIELD]:
+        errors[IDENTITY_FIELD] = ["Confirm the client's name and date of birth with them before recording."]
+    kind = values.get("kind", "observed")
+    body: dict[str, Any] = {
+        "medication_id": order.id,
+        "kind": kind,
+        "lot_number": values.get("lot_number", ""),
+    }
+    if "amount_mg" in values:
+        body["amount_mg"] = values["amount_mg"]
+    now = utcnow().isoformat()
+    if kind == "take_home":
+        body["dispensed_at"] = now
+        body["take_home_days"] = as_number(values.get("take_home_days", ""))
+        if body["take_home_days"] == "":
+            del body["take_home_days"]
+    else:
+        body["administered_at"] = now
+        body["split"] = bool(values["split"])
+    data, schema_errors = load_form(DoseCreateSchema(), body)
+    if schema_errors:
+        errors.update(schema_errors)
+        if "take_home_days" in errors and "take_home_days" not in body:
+            errors["take_home_days"] = ["Enter how many daily doses the client takes home."]
+    dose = None
+    if not errors:
+        given_at = data.pop("administered_at", None) if data["kind"] is DoseKind.OBSERVED else data.pop("dispensed_at")
+        data.pop("dispensed_at", None)
+        dose, errors = attempt(ops.record_dose, client, actor=user, given_at=given_at, **data)
+    if is_htmx():
+        rows, _ = window_rows(site, local_today(site.timezone), user, only=order.id)
+        row = rows[0] if rows else None
+        if row is not None and dose is not None:
+            row.recorded = dose
+        return page(
+            "dosing/_row_swap.html",
+            row=row,
+            errors=errors,
+            values=values if errors else {},
+            today=local_today(site.timezone),
+            site=site,
+            focus=True,
+        )
+    if dose is not None:
+        return redirect_to(url_for("dosing_pages.window", site_id=site.id, done=order.id) + f"#order-{order.id}")
+    problem = getattr(errors, "problem", None)
+    status = 409 if getattr(problem, "code", None) == 409 else 422
+    return _window_page(
+        user, site, local_today(site.timezone), refused={order.id: errors}, values={order.id: values}, status=status
+    )
+
+
+# --- a client's doses ----------------------------------------------------------------------------------
+
+
+def _review_values(values: dict[str, Any]) -> tuple[dict[str, Any], FormErrors]:
+    """The review form as the API's body: each criterion yes / no / not assessed, other considerations in words."""
+    criteria: dict[str, Any] = {}
+    errors = FormErrors()
+    answers = {"yes": True, "no": False, "unknown": None}
+    for name in ops.CRITERIA:
+        raw = values.get(f"criteria.{name}", "unknown")
+        if raw not in answers:
+            errors[f"criteria.{name}"] = ["Choose met, not met or not assessed."]
+            continue
+        criteria[name] = answers[raw]
+    words = values.get("other_considerations_text", "").strip()
+    if words and criteria.get(ops.FREE_TEXT_CRITERION) is not False:
+        criteria[ops.FREE_TEXT_CRITERION] = words
+    body: dict[str, Any] = {"criteria": criteria}
+    if "note" in values:
+        body["note"] = values["note"]
+    return body, errors
+
+
+def _doses_page(
+    client: Client,
+    user: User,
+    *,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+    errors: FormErrors | None = None,
+    done: str | None = None,
+    void_errors: dict[int, FormErrors] | None = None,
+) -> Response:
+    cursor = request.args.get("cursor") or None
+    found = ops.list_doses(client, user, limit=HISTORY_PAGE, cursor=cursor)
+    site = db.session.get_one(Site, client.site_id)
+    orders = {m.id: m for m in db.session.scalars(select(Medication).where(Medication.client_id == client.id))}
+    next_url = (
+        url_for("dosing_pages.client_doses", client_id=client.id, cursor=found.next_cursor)
+        if found.next_cursor
+        else None
+    )
+    return page(
+        "dosing/client_doses.html",
+        status=status,
+        **banner_context(client, user, current="dosing_pages.client_doses"),
+        client=client,
+        site=site,
+        doses=found.items,
+        orders=orders,
+        next_url=next_url,
+        first_page=cursor is None,
+        dosing=ops.dosing_status(client),
+        eligibility=ops.eligibility(client),
+        values=values or {},
+        errors=errors or FormErrors(),
+        void_errors=void_errors or {},
+        done=done,
+        can_write=has_permission(user, Permission.CLINICAL_WRITE),
+    )
+
+
+@blp.route("/clients/<int:client_id>/doses", methods=["GET"])
+@requires(Permission.CLINICAL_READ)
+def client_doses(client_id: int) -> Response:
+    """The client's doses (voided ones marked), take-home eligibility and its review."""
+    user = authenticated_user()
+    done = request.args.get("done")
+    return _doses_page(
+        load_client(client_id, audit_read=True), user, done=done if done in ("review", "voided") else None
+    )
+
+
+@blp.route("/clients/<int:client_id>/doses/review", methods=["POST"])
+@requires(Permission.CLINICAL_WRITE)
+def review(client_id: int) -> Response:
+    """Record a review of the take-home criteria (PUT /api/v1/clients/{id}/take-home-eligibility)."""
+    user = authenticated_user()
+    client = load_client(client_id)
+    values = form_values()
+    body, errors = _review_values(values)
+    data: dict[str, Any] = {}
+    if not errors:
+        data, errors = load_form(TakeHomeReviewSchema(), body)
+    if not errors:
+        _, errors = attempt(ops.record_review, client, actor=user, **data)
+    if errors:
+        return _doses_page(load_client(client_id, audit_read=True), user, status=422, values=values, errors=errors)
+    return redirect_to(url_for("dosing_pages.client_doses", client_id=client.id, done="review") + "#eligibility")
+
+
+@blp.route("/clients/<int:client_id>/doses/<int:dose_id>/entered-in-error", methods=["POST"])
+@requires(Permission.CLINICAL_WRITE)
+def void(client_id: int, dose_id: int) -> Response:
+    """Mark an entry entered in error with the reason (POST /api/v1/doses/{id}/entered-in-error)."""
+    user = authenticated_user()
+    client = load_client(client_id)
+    dose = get_scoped_or_404(Dose, dose_id, user)
+    if dose.client_id != client.id:
+        not_found()
+    values = form_values()
+    data, errors = load_form(VoidDoseSchema(), values)
+    if not errors:
+        _, errors = attempt(ops.void_dose, dose, actor=user, reason=data["reason"])
+    if errors:
+        status = 409 if getattr(errors.problem, "code", None) == 409 else 422
+        return _doses_page(
+            load_client(client_id, audit_read=True),
+            user,
+            status=status,
+            void_errors={dose.id: errors},
+            values={f"reason-{dose.id}": values.get("reason", "")},
+        )
+    return redirect_to(url_for("dosing_pages.client_doses", client_id=client.id, done="voided") + f"#dose-{dose.id}")
+
+
+# --- the day's dispensing log ------------------------------------------------------------------------------
+
+
+@blp.route("/dosing/log", methods=["GET"])
+@requires(Permission.CLINICAL_READ)
+def log() -> Response:
+    """The site's dispensing record of the day, to print; the CSV is the API's (GET /sites/{id}/dispensing-log)."""
+    user = authenticated_user()
+    raw_site = request.args.get("site_id")
+    site_id = visible_id(raw_site, user.site_ids) or current_site_id()
+    if site_id is None:
+        not_found()
+    site = ops.load_site(site_id, user)
+    day = _day(site, request.args.get("date"))
+    if day is None:
+        return page("dosing/log.html", status=422, site=site, day=None, log=None, bad_date=True)
+    return page(
+        "dosing/log.html",
+        site=site,
+        day=day,
+        log=ops.dispensing_log(site, day),
+        csv_url=f"/api/v1/sites/{site.id}/dispensing-log?date={day.isoformat()}&format=csv",
+    )

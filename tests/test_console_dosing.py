@@ -1,0 +1,304 @@
+"""The dosing window (/dosing), a client's doses and the day's dispensing log in the console.
+
+What a user notices: the day's list with each client's name, date of birth and MRN, the ordered dose
+and today's status; a dose recorded only after the identity is confirmed; the API's refusals beside
+the field; the row swapped by htmx saying what happened; voiding and the take-home review; the log
+to print and its CSV; and that every view is audited and no-store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from clinic.audit.models import AuditEvent
+from clinic.auth.models import Site, User
+from clinic.core.time import local_today
+from clinic.dosing.models import Dose
+from clinic.extensions import db
+from tests.conftest import Session
+
+ZONE = "America/New_York"
+ALL_MET = {
+    "criteria.no_active_sud_or_risky_conditions": "yes",
+    "criteria.regular_attendance": "yes",
+    "criteria.no_serious_behavioural_problems": "yes",
+    "criteria.no_recent_diversion": "yes",
+    "criteria.safe_transport_and_storage": "yes",
+    "criteria.other_considerations": "yes",
+    "other_considerations_text": "Lockbox seen.",
+    "note": "Reviewed with the client.",
+}
+
+
+def _text(response: Any) -> str:
+    html = response.get_data(as_text=True)
+    html = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", html, flags=re.S)
+    html = re.sub(r"</?(span|strong|a|em|time|del)\b[^>]*>", "", html)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split()).replace("&amp;", "&").replace("&#39;", "'")
+
+
+@pytest.fixture
+def otp(
+    make_site: Callable[..., Site],
+    make_user: Callable[..., User],
+    bearer: Any,
+    client: Any,
+    login: Callable[..., Session],
+) -> dict[str, Any]:
+    site = make_site(is_otp=True, timezone=ZONE, name="Harbor OTP")
+    clinician = make_user("clinician", sites=[site], name="Dana Q. Reyes")
+    headers = bearer(clinician)
+    today = local_today(ZONE)
+
+    def patient(
+        *, first: str, last: str, medication: str = "methadone", dose: float = 40, admitted_days_ago: int = 40
+    ) -> dict[str, Any]:
+        person = client.post(
+            "/api/v1/clients?allow_duplicate=true",
+            headers=headers,
+            json={
+                "site_id": site.id,
+                "first_name": first,
+                "last_name": last,
+                "date_of_birth": "1985-04-02",
+                "primary_clinician_id": clinician.id,
+            },
+        )
+        assert person.status_code == 201, person.get_json()
+        client_id = person.get_json()["id"]
+        admitted = client.post(
+            f"/api/v1/clients/{client_id}/episodes",
+            headers=headers,
+            json={"admitted_on": (today - timedelta(days=admitted_days_ago)).isoformat(), "level_of_care": "1-OTP"},
+        )
+        assert admitted.status_code == 201, admitted.get_json()
+        plan = client.post(f"/api/v1/clients/{client_id}/plans", headers=headers, json={"problems": []}).get_json()
+        order = client.post(
+            f"/api/v1/plans/{plan['id']}/medications",
+            headers=headers,
+            json={
+                "medication": medication,
+                "dose": dose,
+                "unit": "mg",
+                "frequency": "daily",
+                "phase": "maintenance",
+                "prescriber_id": clinician.id,
+                "start_on": (today - timedelta(days=30)).isoformat(),
+            },
+        )
+        assert order.status_code == 201, order.get_json()
+        return {"id": client_id, "medication_id": order.get_json()["id"], "mrn": person.get_json()["mrn"]}
+
+    ana = patient(first="Ana", last="Silva")
+    ben = patient(first="Ben", last="Okoro", medication="buprenorphine", dose=16)
+    session = login(clinician)
+    return {"site": site, "clinician": clinician, "session": session, "ana": ana, "ben": ben, "headers": headers}
+
+
+def _record(session: Session, person: dict[str, Any], *, htmx: bool = False, **fields: Any) -> Any:
+    body = {
+        "csrf_token": session.csrf_token,
+        "identity_confirmed": "yes",
+        "kind": "observed",
+        "amount_mg": "40",
+        "lot_number": "L-1",
+        **fields,
+    }
+    headers = {"HX-Request": "true"} if htmx else {}
+    return session.post(
+        f"/dosing/clients/{person['id']}/orders/{person['medication_id']}/doses",
+        data={k: v for k, v in body.items() if v is not None},
+        headers=headers,
+    )
+
+
+def _doses(app: Flask, client_id: int) -> list[Dose]:
+    with app.app_context():
+        return list(db.session.scalars(select(Dose).where(Dose.client_id == client_id).order_by(Dose.id)))
+
+
+def _events_since(app: Flask, since: int) -> list[tuple[str, int | None]]:
+    with app.app_context():
+        return [
+            (e.action, e.client_id)
+            for e in db.session.scalars(select(AuditEvent).where(AuditEvent.id > since).order_by(AuditEvent.id))
+        ]
+
+
+def _last_event(app: Flask) -> int:
+    with app.app_context():
+        return int(db.session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0))) or 0)
+
+
+def test_the_window_lists_the_day_with_two_identifiers_and_is_audited(app: Flask, otp: dict[str, Any]) -> None:
+    since = _last_event(app)
+    response = otp["session"].get(f"/dosing?site_id={otp['site'].id}")
+    assert response.status_code == 200
+    assert "no-store" in response.headers["Cache-Control"]
+    text = _text(response)
+    assert "Okoro, Ben" in text and "Silva, Ana" in text
+    assert text.index("Okoro, Ben") < text.index("Silva, Ana")  # A to Z by family name
+    assert "Born Apr 2, 1985" in text and f"MRN {otp['ana']['mrn']}" in text
+    assert "Methadone" in text and "40 mg" in text and "Buprenorphine" in text and "16 mg" in text
+    assert text.count("Due") >= 2
+    assert "I confirmed name and date of birth with the client" in text
+    assert "No review of the take-home criteria is recorded." in text  # why no take-home
+    events = _events_since(app, since)
+    assert ("dose.read", otp["ana"]["id"]) in events and ("dose.read", otp["ben"]["id"]) in events
+
+
+def test_the_filter_is_posted_and_finds_by_name_or_mrn(otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    url = f"/dosing?site_id={otp['site'].id}"
+    by_name = _text(session.post(url, data={"csrf_token": session.csrf_token, "q": "silv"}))
+    assert "Silva, Ana" in by_name and "Okoro, Ben" not in by_name
+    by_mrn = _text(session.post(url, data={"csrf_token": session.csrf_token, "q": otp["ben"]["mrn"]}))
+    assert "Okoro, Ben" in by_mrn and "Silva, Ana" not in by_mrn
+    family_given = _text(session.post(url, data={"csrf_token": session.csrf_token, "q": "Okoro, B"}))
+    assert "Okoro, Ben" in family_given and "Silva, Ana" not in family_given
+    nobody = _text(session.post(url, data={"csrf_token": session.csrf_token, "q": "Zzyzx"}))
+    assert "No one on the list matches" in nobody
+
+
+def test_recording_needs_the_identity_confirmed_and_writes_nothing_without(app: Flask, otp: dict[str, Any]) -> None:
+    response = _record(otp["session"], otp["ana"], identity_confirmed=None)
+    assert response.status_code == 422
+    assert "Confirm the client's name and date of birth" in _text(response)
+    assert _doses(app, otp["ana"]["id"]) == []
+
+
+def test_an_observed_dose_swaps_the_row_and_says_what_happened(app: Flask, otp: dict[str, Any]) -> None:
+    response = _record(otp["session"], otp["ana"], htmx=True)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert html.lstrip().startswith("<tr")
+    text = _text(response)
+    assert "Recorded: 40 mg observed" in text and "lot L-1" in text and "by DQR" in text and "Dosed" in text
+    [dose] = _doses(app, otp["ana"]["id"])
+    assert dose.kind.value == "observed" and dose.dispenser_initials == "DQR"
+    again = _record(otp["session"], otp["ana"], htmx=True)  # no observed form any more: the API says why
+    assert "already recorded" in _text(again)
+    assert len(_doses(app, otp["ana"]["id"])) == 1
+
+
+def test_the_api_refusals_show_beside_the_field(app: Flask, otp: dict[str, Any]) -> None:
+    wrong = _record(otp["session"], otp["ana"], amount_mg="45")
+    assert wrong.status_code == 422
+    html = wrong.get_data(as_text=True)
+    assert re.search(r'id="order-\d+-amount-error"[^>]*>.*?The ordered dose on .* is 40 mg', html, re.S)
+    no_lot = _record(otp["session"], otp["ana"], lot_number="")
+    assert no_lot.status_code == 422 and 'id="order-' in no_lot.get_data(as_text=True)
+    take_home = _record(otp["session"], otp["ana"], kind="take_home", take_home_days="3", htmx=True)
+    assert "No review of the take-home criteria is recorded." in _text(take_home)
+    assert _doses(app, otp["ana"]["id"]) == []
+
+
+def test_a_split_dose_then_its_second_part(app: Flask, otp: dict[str, Any]) -> None:
+    first = _record(otp["session"], otp["ana"], amount_mg="25", split="true", htmx=True)
+    text = _text(first)
+    assert "Part given: 25 of 40 mg" in text and "part of a split dose" in text
+    assert 'value="15"' in first.get_data(as_text=True)  # the rest prefilled
+    second = _record(otp["session"], otp["ana"], amount_mg="15", split="true", htmx=True)
+    assert "Dosed" in _text(second)
+    too_much = _record(otp["session"], otp["ana"], amount_mg="5", split="true")
+    assert too_much.status_code == 422 and "the ordered dose is 40 mg" in _text(too_much)
+    assert [d.amount_mg for d in _doses(app, otp["ana"]["id"])] == [25, 15]
+
+
+def test_review_then_a_take_home_without_js(app: Flask, otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    ana = otp["ana"]
+    reviewed = session.post(f"/clients/{ana['id']}/doses/review", data={"csrf_token": session.csrf_token, **ALL_MET})
+    assert reviewed.status_code == 303
+    page = _text(session.get(reviewed.headers["Location"]))
+    assert "Review recorded" in page and "up to 28 daily doses" in page and "Considered Lockbox seen." in page
+    window = _text(session.get(f"/dosing?site_id={otp['site'].id}"))
+    assert "Eligible: up to 28 daily doses (day 40 in treatment" in window
+    done = _record(session, ana, kind="take_home", take_home_days="6", amount_mg="40")
+    assert done.status_code == 303 and f"done={ana['medication_id']}" in done.headers["Location"]
+    after = _text(session.get(done.headers["Location"]))
+    assert "Recorded: Take-home: 6 daily doses of 40 mg" in after
+    [dose] = _doses(app, ana["id"])
+    assert dose.kind.value == "take_home" and dose.take_home_days == 6
+    too_many = _record(session, ana, kind="take_home", take_home_days="40")
+    assert too_many.status_code == 422
+
+
+def test_a_review_with_a_missing_answer_shows_beside_it(app: Flask, otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    bad = dict(ALL_MET, **{"criteria.regular_attendance": "maybe"})
+    response = session.post(f"/clients/{otp['ana']['id']}/doses/review", data={"csrf_token": session.csrf_token, **bad})
+    assert response.status_code == 422
+    assert 'id="criteria-regular_attendance-error"' in response.get_data(as_text=True)
+    no_note = dict(ALL_MET, note="")
+    assert (
+        session.post(
+            f"/clients/{otp['ana']['id']}/doses/review", data={"csrf_token": session.csrf_token, **no_note}
+        ).status_code
+        == 422
+    )
+
+
+def test_the_client_doses_page_voids_with_a_reason(app: Flask, otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    ana = otp["ana"]
+    _record(session, ana)
+    [dose] = _doses(app, ana["id"])
+    page = session.get(f"/clients/{ana['id']}/doses")
+    assert page.status_code == 200 and "no-store" in page.headers["Cache-Control"]
+    html = page.get_data(as_text=True)
+    assert 'class="banner"' in html and "data-confirm=" in html
+    url = f"/clients/{ana['id']}/doses/{dose.id}/entered-in-error"
+    empty = session.post(url, data={"csrf_token": session.csrf_token, "reason": ""})
+    assert empty.status_code == 422 and f'id="reason-{dose.id}-error"' in empty.get_data(as_text=True)
+    voided = session.post(url, data={"csrf_token": session.csrf_token, "reason": "Wrong client"})
+    assert voided.status_code == 303
+    text = _text(session.get(voided.headers["Location"]))
+    assert "Voided" in text and "Entered in error: Wrong client" in text
+    twice = session.post(url, data={"csrf_token": session.csrf_token, "reason": "Again"})
+    assert twice.status_code == 409 and "already voided" in _text(twice)
+    window = _text(session.get(f"/dosing?site_id={otp['site'].id}"))
+    assert window.count("Due") >= 2  # a voided dose counts nowhere
+
+
+def test_the_dispensing_log_prints_and_downloads_with_the_session(app: Flask, otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    _record(session, otp["ana"], lot_number="L-77")
+    page = session.get(f"/dosing/log?site_id={otp['site'].id}")
+    assert page.status_code == 200
+    text = _text(page)
+    assert "Silva, Ana" in text and "L-77" in text and "Totals" in text
+    csv_url = re.search(r'href="(/api/v1/sites/\d+/dispensing-log\?[^"]+)"', page.get_data(as_text=True))
+    assert csv_url is not None
+    download = session.get(csv_url.group(1).replace("&amp;", "&"))
+    assert download.status_code == 200 and download.mimetype == "text/csv"
+    assert "Silva, Ana" in download.get_data(as_text=True)
+
+
+def test_who_may_see_it(
+    app: Flask,
+    otp: dict[str, Any],
+    make_site: Callable[..., Site],
+    make_user: Callable[..., User],
+    login: Callable[..., Session],
+) -> None:
+    plain = make_site(name="Not an OTP")
+    intake = login(make_user("intake", sites=[otp["site"]]))
+    assert intake.get("/dosing").status_code == 403
+    assert intake.get(f"/clients/{otp['ana']['id']}/doses").status_code == 403
+    other = login(make_user("clinician", sites=[plain]))
+    assert other.get(f"/clients/{otp['ana']['id']}/doses").status_code == 404
+    assert other.get(f"/dosing?site_id={otp['site'].id}").status_code == 404
+    assert other.get(f"/dosing/log?site_id={otp['site'].id}").status_code == 404
+    not_otp = other.get("/dosing")
+    assert not_otp.status_code == 200 and "is not an opioid treatment program" in _text(not_otp)
+    posted = _record(other, otp["ana"])
+    assert posted.status_code == 404
+    assert otp["session"].get(f"/dosing?site_id={otp['site'].id}&date=not-a-day").status_code == 422

@@ -77,6 +77,7 @@ def connect_receivers() -> None:
     import clinic.notify.panels
     import clinic.notify.reminders
     import clinic.overdose.operations
+    import clinic.overdose.summary
     import clinic.plans.medications
     import clinic.plans.operations
     import clinic.plans.screens

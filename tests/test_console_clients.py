@@ -264,6 +264,8 @@ def test_the_chart_is_audited_as_the_api_reads_of_the_same_data(app: Flask, sign
         "consent.read",  # GET /clients/{id}/consents
         "plan.read",  # GET /clients/{id}/plans
         "medication.read",  # GET /clients/{id}/medications
+        "naloxone_dispense.read",  # GET /clients/{id}/naloxone (the overdose prevention card)
+        "overdose_event.read",  # GET /clients/{id}/overdose-events
         "client.timeline",  # GET /clients/{id}/timeline
     ])
 

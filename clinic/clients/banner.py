@@ -11,13 +11,14 @@ roles that may read clinical data, and asks the domains above clients for the cl
 (``client_flags``), each receiver auditing its own reads.
 
 The chart also shows the client's care in force, which plans (above clients) answers through
-``client_summary``; its answer is a :class:`CareSummary`.
+``client_summary``; its answer is a :class:`CareSummary`. Other domains answer the same signal with
+a :class:`ChartCard` each (overdose prevention), which the chart shows after the care.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -74,6 +75,19 @@ class ActiveMedication:
 
 
 @dataclass(frozen=True)
+class ChartCard:
+    """A card a domain above clients adds to the chart (a ``client_summary`` answer besides the care).
+
+    ``template`` (kept in the domain's own templates folder) is included in a ``section.card``
+    under ``title``, with ``card`` (this object, so ``card.values``) and the chart's context.
+    """
+
+    title: str
+    template: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CareSummary:
     """What the chart shows of the client's care: the plan and the medications in force."""
 
@@ -81,6 +95,8 @@ class CareSummary:
     medications: list[ActiveMedication] = field(default_factory=list)
     #: How many plans the client has in all (drafts and closed ones included).
     plan_count: int = 0
+    #: The other domains' cards (:class:`ChartCard`), in the order their receivers answered.
+    cards: list[ChartCard] = field(default_factory=list)
 
 
 #: The client's pages, in the sub-navigation's order: (endpoint, label, permission needed).
@@ -162,5 +178,9 @@ def care_summary(client: Client, user: User) -> CareSummary | None:
     """The client's plan and medications in force, for roles that may read clinical data."""
     if not has_permission(user, Permission.CLINICAL_READ):
         return None
-    answers: list[CareSummary] = values_from(client_summary, client, user=user)
-    return answers[0] if answers else None
+    answers: list[Any] = values_from(client_summary, client, user=user)
+    care = next((answer for answer in answers if isinstance(answer, CareSummary)), None)
+    cards = [answer for answer in answers if isinstance(answer, ChartCard)]
+    if care is None and not cards:
+        return None
+    return replace(care or CareSummary(plan=None), cards=cards)

@@ -107,8 +107,9 @@ client_summary: Signal = _signals.signal(
     sender: the ``Client`` (loaded within the reader's sites).
     kwargs: ``user`` (the ``User`` reading; only roles that may read clinical data are asked).
     Returns: a receiver a ``clinic.clients.banner.CareSummary`` (the active plan and the
-    medications in force), its reads audited as the API's lists of plans and medications are.
-    Receivers: clinic.plans.summary.
+    medications in force), its reads audited as the API's lists of plans and medications are;
+    or a ``clinic.clients.banner.ChartCard`` (a card of its own on the chart), its reads audited.
+    Receivers: clinic.plans.summary (the care), clinic.overdose.summary (overdose prevention).
     """,
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from flask import current_app
@@ -65,6 +65,19 @@ def list_naloxone(client: Client) -> Sequence[NaloxoneDispense]:
         .where(NaloxoneDispense.client_id == client.id)
         .order_by(NaloxoneDispense.dispensed_on.desc(), NaloxoneDispense.id.desc())
     ).all()
+
+
+def naloxone_status(dispenses: Sequence[NaloxoneDispense], on: date) -> dict[str, Any]:
+    """Whether the client holds naloxone on ``on``, by the overdose-prevention report's rule.
+
+    A client holds naloxone with a dispense in the ``NALOXONE_LOOKBACK_DAYS`` days up to ``on``;
+    otherwise naloxone is due. ``{latest, due, due_on}``: the latest dispense up to ``on`` (None:
+    never), whether naloxone is due, and the day it falls due (None when never dispensed).
+    """
+    lookback = int(current_app.config["NALOXONE_LOOKBACK_DAYS"])
+    latest = max((d for d in dispenses if d.dispensed_on <= on), key=lambda d: (d.dispensed_on, d.id), default=None)
+    due_on = latest.dispensed_on + timedelta(days=lookback) if latest is not None else None
+    return {"latest": latest, "due": due_on is None or due_on <= on, "due_on": due_on, "lookback_days": lookback}
 
 
 # --- overdose events ---------------------------------------------------------------------

@@ -156,17 +156,33 @@ def next_earning(program: CMProgram, *, streak: int, cap_remaining_cents: int) -
         if bonus:
             earned += int(params["bonus_cents"])
         paid = min(earned, cap_remaining_cents)
-        return {"kind": "voucher", "streak": streak, "earned_before_cap_cents": earned, "amount_cents": paid,
-                "capped": paid < earned, "bonus": bonus, "draws": None}
+        return {
+            "kind": "voucher",
+            "streak": streak,
+            "earned_before_cap_cents": earned,
+            "amount_cents": paid,
+            "capped": paid < earned,
+            "bonus": bonus,
+            "draws": None,
+        }
     draws = min(k, int(params["max_draws"]))
-    return {"kind": "draws", "streak": streak, "earned_before_cap_cents": 0, "amount_cents": 0, "capped": False,
-            "bonus": False, "draws": draws}
+    return {
+        "kind": "draws",
+        "streak": streak,
+        "earned_before_cap_cents": 0,
+        "amount_cents": 0,
+        "capped": False,
+        "bonus": False,
+        "draws": draws,
+    }
 
 
 def programs_of_client(client_id: int) -> Sequence[CMProgram]:
     """The client's CM programs under any of their plans, the newest first."""
     return db.session.scalars(
-        select(CMProgram).where(CMProgram.client_id == client_id).order_by(CMProgram.starts_on.desc(), CMProgram.id.desc())
+        select(CMProgram)
+        .where(CMProgram.client_id == client_id)
+        .order_by(CMProgram.starts_on.desc(), CMProgram.id.desc())
     ).all()
 
 

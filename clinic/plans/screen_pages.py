@@ -24,8 +24,7 @@ from clinic.auth.permissions import Permission, authenticated_user, get_scoped_o
 from clinic.clients.banner import banner_context
 from clinic.clients.loaders import load_client
 from clinic.clients.models import Client
-from clinic.console import FormErrors, attempt, form_values, load_form, not_found, page, redirect_to
-from clinic.console import ConsoleBlueprint
+from clinic.console import ConsoleBlueprint, FormErrors, attempt, form_values, load_form, not_found, page, redirect_to
 from clinic.core.time import to_local, utcnow
 from clinic.extensions import db
 from clinic.plans import cm, screens
@@ -83,9 +82,15 @@ def _panel(programs: list[CMProgram]) -> list[tuple[str, str]]:
     return [*PANEL, *((name, name.capitalize()) for name in extra)]
 
 
-def _screens_page(client: Client, values: Mapping[str, Any], errors: FormErrors, *, status: int = 200,
-                  prize_errors: Mapping[int, FormErrors] | None = None, prize_values: Mapping[int, str] | None = None
-                  ) -> Response:
+def _screens_page(
+    client: Client,
+    values: Mapping[str, Any],
+    errors: FormErrors,
+    *,
+    status: int = 200,
+    prize_errors: Mapping[int, FormErrors] | None = None,
+    prize_values: Mapping[int, str] | None = None,
+) -> Response:
     user = authenticated_user()
     zone = _zone(client)
     listed = screens.serialise(screens.list_for_client(client))  # newest first; audited drug_screen.read
@@ -196,8 +201,9 @@ def record_screen(client_id: int) -> Response:
     if saved is None:
         return _screens_page(load_client(client_id, audit_read=True), values, _screen_errors(errors), status=422)
     _screen, created = saved
-    return redirect_to(url_for("screen_pages.client_screens", client_id=client.id,
-                               done="recorded" if created else "re-recorded"))
+    return redirect_to(
+        url_for("screen_pages.client_screens", client_id=client.id, done="recorded" if created else "re-recorded")
+    )
 
 
 def _cents(raw: str) -> int | None:
@@ -231,7 +237,8 @@ def record_prize(client_id: int, program_id: int) -> Response:
         data, schema_errors = load_form(PrizeCreateSchema(), {"prize_cents": cents})
         if schema_errors:
             errors["prize_dollars"] = [
-                "Must be between $0 and $1,000." if "between" in m.lower() or "greater" in m.lower() or "less" in m.lower()
+                "Must be between $0 and $1,000."
+                if "between" in m.lower() or "greater" in m.lower() or "less" in m.lower()
                 else m
                 for m in schema_errors.get("prize_cents", ["Not a valid amount."])
             ]
@@ -240,6 +247,12 @@ def record_prize(client_id: int, program_id: int) -> Response:
             if refused:
                 errors["prize_dollars"] = [m for messages in refused.values() for m in messages]
     if prize is None:
-        return _screens_page(load_client(client_id, audit_read=True), {}, FormErrors(), status=422,
-                             prize_errors={program.id: errors}, prize_values={program.id: raw})
+        return _screens_page(
+            load_client(client_id, audit_read=True),
+            {},
+            FormErrors(),
+            status=422,
+            prize_errors={program.id: errors},
+            prize_values={program.id: raw},
+        )
     return redirect_to(url_for("screen_pages.client_screens", client_id=client.id, done="prize"))

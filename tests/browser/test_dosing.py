@@ -1,0 +1,122 @@
+"""The dosing window in a real browser, worked with the keyboard only, as at a counter: find a client
+on the day's list by MRN, confirm their name and date of birth, record the observed dose and then a
+take-home supply on the same row; record one part of a split dose on another; open a client's doses.
+Each row is swapped in place (htmx) and says what was recorded; axe finds no serious violation."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import LiveServer
+
+CLINICIAN = "clinician1.riverside"
+
+
+def _tab_to(page: Any, selector: str, *, most: int = 60) -> None:
+    """Press Tab until the element ``selector`` has the focus (as a user does), at most ``most`` times."""
+    for _ in range(most):
+        if page.evaluate("s => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def _rows(page: Any) -> list[dict[str, Any]]:
+    """What each row of the list says: its id, MRN, status, whether take-homes are offered, the medication."""
+    return list(
+        page.evaluate("""() => Array.from(document.querySelectorAll('.dosing__table tbody tr')).map(tr => ({
+        id: tr.id,
+        mrn: (tr.querySelector('td .muted.nowrap') || {}).textContent || '',
+        due: !!tr.querySelector('.tag--orange'),
+        takeHome: !!tr.querySelector('input[value="take_home"]'),
+        methadone: tr.textContent.includes('Methadone'),
+        doses: tr.querySelector('a.dosing__who').getAttribute('href'),
+    }))""")
+    )
+
+
+def _find(page: Any, mrn: str) -> None:
+    """The filter box has the focus on arrival: type the MRN, Enter."""
+    page.keyboard.press("Control+a")
+    page.keyboard.type(mrn.replace("MRN ", "").strip())
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def test_a_nurse_doses_the_day_with_the_keyboard(open_session: Any, live_server: LiveServer) -> None:
+    session = open_session(live_server.account(CLINICIAN))
+    page = session.page
+    session.go("/dosing")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Dosing window")
+    session.check_accessibility()
+    rows = _rows(page)
+    eligible = next(row for row in rows if row["due"] and row["takeHome"])
+    split = next(row for row in rows if row["due"] and row["methadone"] and row["id"] != eligible["id"])
+    session.screenshot("dosing-window")
+
+    # Observed dose, then a take-home on the same row: find by MRN, confirm the identity, Enter.
+    expect(page.locator("#dosing-q")).to_be_focused()
+    _find(page, eligible["mrn"])
+    row = page.locator(f"#{eligible['id']}")
+    expect(page.locator(".dosing__table tbody tr")).to_have_count(1)
+    _tab_to(page, f"#{eligible['id']}-identity")
+    page.keyboard.press("Space")
+    _tab_to(page, f"#{eligible['id']}-lot")
+    page.keyboard.press("Enter")
+    expect(row).to_contain_text(re.compile(r"Recorded: [\d.]+ mg observed at"))
+    expect(row.locator(".dosing__done")).to_be_focused()
+    expect(row).to_contain_text("Dosed")
+    _tab_to(page, f"#{eligible['id']}-identity")
+    page.keyboard.press("Space")
+    _tab_to(page, f"#{eligible['id']}-days")
+    page.keyboard.type("2")
+    page.keyboard.press("Enter")
+    expect(row).to_contain_text(re.compile(r"Recorded: Take-home: 2 daily doses of [\d.]+ mg"))
+    expect(row.locator("form")).to_have_count(0)  # nothing left to record today
+
+    # Identity not confirmed: the row says so beside the checkbox and nothing is recorded.
+    session.go("/dosing")
+    _find(page, split["mrn"])
+    row = page.locator(f"#{split['id']}")
+    _tab_to(page, f"#{split['id']}-lot")
+    page.keyboard.press("Enter")
+    expect(row).to_contain_text("Confirm the client's name and date of birth")
+
+    # One part of a split dose: a smaller amount, the split box ticked.
+    ordered = float(page.locator(f"#{split['id']}-amount").input_value())
+    part = ordered / 2
+    _tab_to(page, f"#{split['id']}-identity")
+    page.keyboard.press("Space")
+    _tab_to(page, f"#{split['id']}-amount")
+    page.keyboard.press("Control+a")
+    page.keyboard.type(f"{part:g}")
+    _tab_to(page, f"#{split['id']}-split")
+    page.keyboard.press("Space")
+    _tab_to(page, f"#{split['id']}-lot")
+    page.keyboard.press("Enter")
+    expect(row).to_contain_text(re.compile(rf"Part given: {part:g} of {ordered:g} mg"))
+    expect(page.locator(f"#{split['id']}-amount")).to_have_value(f"{ordered - part:g}")
+    session.check_accessibility()
+
+    # The client's doses: today's entries on top, eligibility and the review form.
+    session.go(eligible["doses"])
+    expect(page.get_by_role("heading", level=1)).to_have_text("Doses and take-homes")
+    expect(page.locator("#history ~ .table-wrap tbody tr").first).to_contain_text("take-home")
+    session.check_accessibility()
+    session.screenshot("dosing-client", full_page=False)
+
+    # A correction: the newest entry (today's take-home) voided with a reason, after one confirmation.
+    first = page.locator("#history ~ .table-wrap tbody tr").first
+    first.locator("summary").focus()
+    page.keyboard.press("Enter")
+    first.get_by_label("Reason it was entered in error").fill("Wrong number of days")
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        first.get_by_role("button", name="Mark entered in error").press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("marked entered in error")
+    expect(page.locator("#history ~ .table-wrap tbody tr").first).to_contain_text(
+        "Entered in error: Wrong number of days"
+    )

@@ -302,3 +302,20 @@ def test_intake_is_refused_and_another_site_gets_not_found(
     ):
         assert other.get(url).status_code == 404, url
     assert other.post(f"/plans/{plan_id}/sign", data={"as": "clinician"}).status_code == 404
+
+
+def test_a_plan_closed_while_editing_keeps_the_typed_text_and_saves_nothing(signed_in: Session, site: Site) -> None:
+    client_id = _client(signed_in, site)
+    plan_id = _plan(signed_in, client_id)["id"]
+    form = _form_of(signed_in.get(f"/plans/{plan_id}/edit").get_data(as_text=True), f"/plans/{plan_id}/edit")
+    closed = signed_in.post(f"/api/v1/plans/{plan_id}/reviews", json={"note": "Completed.", "outcome": "close"})
+    assert closed.status_code == 201
+    form["problems.0.description"] = "Opioid use disorder, in early remission"
+    response = signed_in.post(f"/plans/{plan_id}/edit", data={**form, "action": "save"})
+    assert response.status_code == 409
+    assert "closed while you were editing" in _text(response)
+    assert "Opioid use disorder, in early remission" in response.get_data(as_text=True)
+    assert signed_in.get(f"/api/v1/plans/{plan_id}").get_json()["revision"] == 1
+    assert signed_in.get(f"/plans/{plan_id}/edit").status_code == 303
+    page = _text(signed_in.get(f"/plans/{plan_id}"))
+    assert "Closed" in page and "Edit plan" not in page and "Record review" not in page

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Response, request, url_for
 from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
 
 from clinic.auth.models import Role, User, site_memberships
 from clinic.auth.permissions import Permission, authenticated_user, has_permission, requires
@@ -468,13 +469,6 @@ def _error_labels(errors: Mapping[str, Any]) -> dict[str, str]:
     return labels
 
 
-def _writable_plan(plan_id: int) -> Plan:
-    plan = load_plan(plan_id)
-    if plan.status is PlanStatus.CLOSED:
-        abort_problem(409, "This plan is closed and read-only.", problem="plan-closed")
-    return plan
-
-
 @blp.route("/plans/<int:plan_id>/edit", methods=["GET"])
 @requires(Permission.CLINICAL_WRITE)
 def edit_plan(plan_id: int) -> Response:
@@ -496,11 +490,22 @@ def edit_plan(plan_id: int) -> Response:
 def save_plan(plan_id: int) -> Response:
     """Save the plan (PATCH /api/v1/plans/{id} with If-Match), or add or remove a row of the form."""
     user = authenticated_user()
-    plan = _writable_plan(plan_id)
+    plan = load_plan(plan_id)
     tree = tree_from_form(request.form)
     etag = request.form.get("etag", "")
     review_interval = request.form.get("review_interval_days", "").strip()
     action = request.form.get("action", "save")
+    if plan.status is PlanStatus.CLOSED:
+        # Closed (by a review) while the form was open: nothing can be saved, but nothing typed is lost.
+        closed = FormErrors(
+            {
+                "_schema": [
+                    "This plan was closed while you were editing it and can no longer be "
+                    "changed. Your text is kept below: copy what you need into a new plan."
+                ]
+            }
+        )
+        return _edit_page(plan, tree, etag=etag, errors=closed, review_interval=review_interval, status=409)
     if action != "save":
         apply_action(tree, action, _suggestions(load_client(plan.client_id), plan))
         return _edit_page(plan, tree, etag=etag, errors=FormErrors(), review_interval=review_interval)
@@ -510,12 +515,15 @@ def save_plan(plan_id: int) -> Response:
     }
     data, errors = load_form(PlanPatchSchema(), body)
     saved = None
+    stale = False
     if not errors:
-        saved, errors = attempt(ops.update_plan, plan, data, actor=user, if_match=etag)
+        try:
+            saved, errors = attempt(ops.update_plan, plan, data, actor=user, if_match=etag)
+        except StaleDataError:  # two saves of the same version at the same moment: the other one won
+            stale = True
     if saved is not None:
         return redirect_to(url_for("plan_pages.plan", plan_id=plan.id, done="saved"))
-    problem = errors.problem
-    if problem is not None and getattr(problem, "code", None) == 412:
+    if stale or getattr(errors.problem, "code", None) == 412:
         # Someone else saved first: show their version beside this one, keep every typed word,
         # and let this form be saved over theirs with the ETag of what is now shown.
         current = load_plan(plan_id)

@@ -52,7 +52,7 @@ PHASE_LABELS: dict[str, tuple[str, str]] = {
     MedicationPhase.MAINTENANCE.value: ("Maintenance", "A steady dose."),
     MedicationPhase.TAPER.value: ("Taper", "Coming down."),
 }
-UNITS = (("mg", "mg"), ("mcg", "mcg"), ("mL", "mL (limits cannot be checked: give mg)"))
+UNITS = (("mg", "mg"), ("mcg", "mcg"), ("mL", "mL"))
 RULE_LABELS: dict[str, str] = {
     "methadone_requires_otp": "Methadone only at an opioid treatment program",
     "induction_requires_cows": "Induction without a COWS of withdrawal",
@@ -178,6 +178,8 @@ def _entry_status(order: Mapping[str, Any], today: date) -> dict[int, str]:
             states[entry["id"]] = "error"
         elif entry["id"] == in_force:
             states[entry["id"]] = "in-force"
+        elif entry["effective_on"] > today and entry["effective_on"] <= order["start_on"]:
+            states[entry["id"]] = "at-start"  # an order not begun yet: its first dose
         elif entry["effective_on"] > today:
             states[entry["id"]] = "scheduled"
         else:
@@ -274,8 +276,12 @@ def _refusal(errors: FormErrors, site: Site, *, override_asked: bool, reason: st
         )
         shown.setdefault(field, []).append(_in_words(rule["detail"], site) + suffix)
     overridable = bool(broken) and all(rule["overridable"] for rule in broken)
-    if overridable and override_asked and not reason.strip():
-        shown["override_reason"] = ["Say why you override the rules, or change the order."]
+    if overridable:  # in the summary too, whose link takes the keyboard to the reason
+        shown["override_reason"] = [
+            "Say why you override the rules, or change the order."
+            if override_asked and not reason.strip()
+            else "Give your reason to go ahead with override, or change the order."
+        ]
     return shown, {"rules": broken, "overridable": overridable}
 
 

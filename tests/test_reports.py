@@ -214,10 +214,10 @@ def test_mat_continuity_at_an_otp_counts_the_days_dosed_not_the_open_order(app, 
     nurse = make_user("clinician", sites=[otp], name="Nurse Ames")
     headers = bearer(nurse)
     orders = {}
-    for name in ("Gap", "Takehome", "Voided", "Undosed"):
+    for name, start in (("Gap", -250), ("Takehome", -250), ("Voided", -250), ("Undosed", -250), ("Before", -300)):
         client_id = p["person"](name, site_id=otp.id, by=headers)
         plan_id = p["plan"](client_id, by=headers)
-        made = p["medication"](plan_id, days(-250), name="methadone", by=headers, prescriber=nurse)
+        made = p["medication"](plan_id, days(start), name="methadone", by=headers, prescriber=nurse)
         orders[name] = made
 
     def dose(order: int, day: int, *, take_home_days: int = 0, voided: bool = False) -> dict:
@@ -251,6 +251,8 @@ def test_mat_continuity_at_an_otp_counts_the_days_dosed_not_the_open_order(app, 
         rows += [dose(orders["Takehome"], d), dose(orders["Takehome"], d, take_home_days=6)]
     # Voided: observed daily, but 10 days of them (-199..-190) entered in error.
     rows += [dose(orders["Voided"], d, voided=-199 <= d <= -190) for d in range(-250, 1)]
+    # Before: started at -300, before the site's record began (its first dose, -250); dosed daily since.
+    rows += [dose(orders["Before"], d) for d in range(-250, 1)]
     with app.app_context():
         site_of = {order: db.session.get_one(Medication, order) for order in orders.values()}
         for row in rows:
@@ -260,9 +262,16 @@ def test_mat_continuity_at_an_otp_counts_the_days_dosed_not_the_open_order(app, 
         db.session.commit()
 
     body = p["report"]("mat-continuity", **{"from": days(-500), "to": days(0), "site_id": otp.id})
-    # Four new starts at -250, all at least 180 days old. Gap and Voided: 51 days covered (-250..-200),
-    # then 10 uncovered days break it. Takehome: covered every day. Undosed has no dose at all, so
-    # its order counts as elsewhere (open since -250): covered.
+    # Four new starts at -250 and one at -300, all at least 180 days old. Gap and Voided: 51 days
+    # covered (-250..-200), then 10 uncovered days break it. Takehome: covered every day. Undosed has
+    # no dose at all, so its order counts as elsewhere (open since -250): covered. Before: its order
+    # covers -300..-251, before the site's dosing record began, and its doses every day since: one
+    # start, continuous (not a false new start at -250).
+    assert body["rows"] == [
+        {"medication": "methadone", "new_starts": 5, "eligible": 5, "continuous_180": 3, "rate": 0.6},
+    ]
+    # Around the day the record began, Before's first dose is no new start: it was in treatment.
+    body = p["report"]("mat-continuity", **{"from": days(-260), "to": days(-240), "site_id": otp.id})
     assert body["rows"] == [
         {"medication": "methadone", "new_starts": 4, "eligible": 4, "continuous_180": 2, "rate": 0.5},
     ]

@@ -31,7 +31,11 @@ def _coverage(ctx: Context) -> Any:
     handed over for (``Dose.covered_from``..``covered_until``, up to today) — and voided entries
     count nowhere: an open order on which nobody is dosed is no treatment (HEDIS POD counts
     dispensing days, not open orders). Any other order covers ``start_on``..``end_on`` (no end:
-    ongoing, up to today), as before. ``source`` keeps the two kinds of ids apart in the ordering.
+    ongoing, up to today), as before. ``source`` keeps the kinds of ids apart in the ordering.
+
+    The dosing record of a site begins with its first dose: the days of a dosed order before that
+    day, when the program kept its record elsewhere, are covered by the order, so a program that
+    starts using the record neither loses its clients' earlier treatment nor sees false new starts.
     """
     counted_dose = (Dose.medication_id == Medication.id) & Dose.voided_at.is_(None)
     dosed_at_otp = Site.is_otp.is_(True) & exists().where(counted_dose)
@@ -64,7 +68,29 @@ def _coverage(ctx: Context) -> Any:
         .join(Site, Site.id == Medication.site_id)
         .where(Site.is_otp.is_(True), Dose.voided_at.is_(None), Dose.covered_from <= literal(ctx.today))
     )
-    return union_all(orders, doses).subquery()
+    record_began = (
+        select(Dose.site_id.label("site_id"), func.min(Dose.given_on).label("first_on"))
+        .where(Dose.voided_at.is_(None))
+        .group_by(Dose.site_id)
+        .subquery()
+    )
+    order_end = func.coalesce(Medication.end_on, literal(ctx.today))
+    day_before_record = add_days(record_began.c.first_on, -1)
+    before_record = (
+        select(
+            Medication.id.label("row_id"),
+            literal(2).label("source"),
+            Medication.client_id,
+            Medication.site_id,
+            Medication.medication,
+            Medication.start_on,
+            case((order_end < day_before_record, order_end), else_=day_before_record).label("end_on"),
+        )
+        .join(Site, Site.id == Medication.site_id)
+        .join(record_began, record_began.c.site_id == Medication.site_id)
+        .where(dosed_at_otp, Medication.start_on < record_began.c.first_on)
+    )
+    return union_all(orders, doses, before_record).subquery()
 
 
 def _islands(ctx: Context) -> Any:

@@ -120,7 +120,7 @@ def questions(instrument: Instrument, answers: Mapping[str, Any]) -> list[Questi
     """
     safety_items = {key for rule in instrument.flags if rule.alert for key in rule.items}
     first = [m for m in instrument.modifiers if m.key == instrument.bands_by]
-    last = [m for m in instrument.modifiers if m.key != instrument.bands_by and m.key != "edition"]
+    last = [m for m in instrument.modifiers if m.key not in (instrument.bands_by, "edition")]
     found = [
         Question(
             f"answers.{m.key}", None, m.text_for(dict(answers)), _options(instrument, m, answers, scored=False), False
@@ -257,6 +257,8 @@ class TrendChart:
     height: int
     #: (x, y, point) of each score, in the SVG's units.
     dots: list[tuple[float, float, dict[str, Any]]]
+    #: Whether each score's number is written beside its point (not when it would overlap the last).
+    labelled: list[bool]
     path: str
     #: (y, label) of the severity bands' lower bounds.
     bands: list[tuple[float, str]]
@@ -281,11 +283,15 @@ def trend_chart(instrument: Instrument, trend: dict[str, Any], zone: str) -> Tre
     span = (max(times) - min(times)) if times else 0
     dots = []
     for index, point in enumerate(points):
-        if span:
-            x = _LEFT + plot_w * (times[index] - times[0]) / span
-        else:
-            x = _LEFT + plot_w / 2
+        x = _LEFT + plot_w * (times[index] - times[0]) / span if span else _LEFT + plot_w / 2
         dots.append((round(x, 1), y_of(point["total_score"]), point))
+    # A score's number is written above its point unless it would sit on the last one written.
+    labelled: list[bool] = []
+    last_x: float | None = None
+    for x, _y, _point in dots:
+        labelled.append(last_x is None or x - last_x >= 28)
+        if labelled[-1]:
+            last_x = x
     path = " ".join(f"{'M' if i == 0 else 'L'}{x} {y}" for i, (x, y, _p) in enumerate(dots))
     bands = [
         (y_of(band.min), f"{band.min} {severity_words(band.label).lower()}") for band in instrument.bands.get("", ())
@@ -301,7 +307,7 @@ def trend_chart(instrument: Instrument, trend: dict[str, Any], zone: str) -> Tre
         )
     else:
         summary = f"{instrument.code}: no signed scores"
-    return TrendChart(instrument.code, instrument.name, points, _W, _H, dots, path, bands, top, summary)
+    return TrendChart(instrument.code, instrument.name, points, _W, _H, dots, labelled, path, bands, top, summary)
 
 
 @blp.route("/clients/<int:client_id>/assessments", methods=["GET"])

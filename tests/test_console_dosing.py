@@ -290,6 +290,9 @@ def test_who_may_see_it(
     login: Callable[..., Session],
 ) -> None:
     plain = make_site(name="Not an OTP")
+    admin = login(make_user("admin", sites=[otp["site"]]))
+    assert admin.get("/dosing").status_code == 403
+    assert admin.get(f"/dosing/log?site_id={otp['site'].id}").status_code == 403
     intake = login(make_user("intake", sites=[otp["site"]]))
     assert intake.get("/dosing").status_code == 403
     assert intake.get(f"/clients/{otp['ana']['id']}/doses").status_code == 403

@@ -55,7 +55,6 @@ def test_a_nurse_doses_the_day_with_the_keyboard(open_session: Any, live_server:
     rows = _rows(page)
     eligible = next(row for row in rows if row["due"] and row["takeHome"])
     split = next(row for row in rows if row["due"] and row["methadone"] and row["id"] != eligible["id"])
-    session.screenshot("dosing-window")
 
     # Observed dose, then a take-home on the same row: find by MRN, confirm the identity, Enter.
     expect(page.locator("#dosing-q")).to_be_focused()
@@ -100,6 +99,9 @@ def test_a_nurse_doses_the_day_with_the_keyboard(open_session: Any, live_server:
     expect(row).to_contain_text(re.compile(rf"Part given: {part:g} of {ordered:g} mg"))
     expect(page.locator(f"#{split['id']}-amount")).to_have_value(f"{ordered - part:g}")
     session.check_accessibility()
+    session.go("/dosing")
+    expect(page.locator(f"#{split['id']}")).to_contain_text("Part given")
+    session.screenshot("dosing-window")
 
     # The client's doses: today's entries on top, eligibility and the review form.
     session.go(eligible["doses"])

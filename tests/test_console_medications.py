@@ -42,8 +42,10 @@ def signed_in(login: Callable[..., Session], clinician: User) -> Session:
 
 
 def _client_with_plan(session: Session, site: Site, *, active: bool = True) -> dict[str, Any]:
-    person = session.post("/api/v1/clients?allow_duplicate=true", json={
-        "site_id": site.id, "first_name": "Maria", "last_name": "Okafor", "date_of_birth": "1988-04-12"}).get_json()
+    person = session.post(
+        "/api/v1/clients?allow_duplicate=true",
+        json={"site_id": site.id, "first_name": "Maria", "last_name": "Okafor", "date_of_birth": "1988-04-12"},
+    ).get_json()
     plan = session.post(f"/api/v1/clients/{person['id']}/plans", json={"problems": []}).get_json()
     if active:
         session.post(f"/api/v1/plans/{plan['id']}/sign", json={"as": "clinician"})
@@ -53,8 +55,16 @@ def _client_with_plan(session: Session, site: Site, *, active: bool = True) -> d
 
 
 def _order(session: Session, who: dict[str, Any], **body: Any) -> dict[str, Any]:
-    payload = {"medication": "buprenorphine_naloxone", "dose": 16, "unit": "mg", "frequency": "daily",
-               "phase": "maintenance", "prescriber_id": session.user.id, "start_on": TODAY.isoformat(), **body}
+    payload = {
+        "medication": "buprenorphine_naloxone",
+        "dose": 16,
+        "unit": "mg",
+        "frequency": "daily",
+        "phase": "maintenance",
+        "prescriber_id": session.user.id,
+        "start_on": TODAY.isoformat(),
+        **body,
+    }
     response = session.post(f"/api/v1/plans/{who['plan']['id']}/medications", json=payload)
     assert response.status_code == 201, response.get_json()
     return dict(response.get_json())
@@ -78,14 +88,23 @@ def _last_event_id(app: Flask) -> int:
 
 def _events(app: Flask, since: int, client_id: int) -> list[tuple[str, Any, str]]:
     with app.app_context():
-        rows = db.session.scalars(select(AuditEvent).where(AuditEvent.id > since, AuditEvent.client_id == client_id)
-                                  .order_by(AuditEvent.id))
+        rows = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.id > since, AuditEvent.client_id == client_id).order_by(AuditEvent.id)
+        )
         return [(e.action, e.details, e.outcome.value) for e in rows]
 
 
 def _start_values(session: Session, **fields: Any) -> dict[str, Any]:
-    return {"medication": "buprenorphine", "dose": "8", "unit": "mg", "frequency": "daily", "phase": "maintenance",
-            "prescriber_id": str(session.user.id), "start_on": TODAY.isoformat(), **fields}
+    return {
+        "medication": "buprenorphine",
+        "dose": "8",
+        "unit": "mg",
+        "frequency": "daily",
+        "phase": "maintenance",
+        "prescriber_id": str(session.user.id),
+        "start_on": TODAY.isoformat(),
+        **fields,
+    }
 
 
 def _count(app: Flask, model: Any) -> int:
@@ -100,8 +119,14 @@ def test_the_page_lists_current_orders_first_with_their_history_and_is_audited(
     app: Flask, signed_in: Session, site: Site
 ) -> None:
     who = _client_with_plan(signed_in, site)
-    old = _order(signed_in, who, medication="methadone", dose=40, start_on=(TODAY - timedelta(days=30)).isoformat(),
-                 end_on=(TODAY - timedelta(days=10)).isoformat())
+    old = _order(
+        signed_in,
+        who,
+        medication="methadone",
+        dose=40,
+        start_on=(TODAY - timedelta(days=30)).isoformat(),
+        end_on=(TODAY - timedelta(days=10)).isoformat(),
+    )
     current = _order(signed_in, who, dose=16, start_on=(TODAY - timedelta(days=5)).isoformat())
     since = _last_event_id(app)
     response = signed_in.get(f"/clients/{who['id']}/medications")
@@ -109,8 +134,12 @@ def test_the_page_lists_current_orders_first_with_their_history_and_is_audited(
     assert response.headers["Cache-Control"] == "no-store"
     text = _text(response)
     assert "Okafor, Maria" in text
-    assert text.index("Current orders") < text.index("Buprenorphine/naloxone 16 mg daily") < text.index(
-        "Ended orders") < text.index("Methadone 40 mg daily")
+    assert (
+        text.index("Current orders")
+        < text.index("Buprenorphine/naloxone 16 mg daily")
+        < text.index("Ended orders")
+        < text.index("Methadone 40 mg daily")
+    )
     assert "Prescriber Dana Reyes" in text
     assert f"Start {long_date(TODAY - timedelta(days=5))}" in text
     assert "Change dose, phase or end" in text and "Transfer to another medication" in text
@@ -121,8 +150,12 @@ def test_the_page_lists_current_orders_first_with_their_history_and_is_audited(
 
 
 def test_intake_may_not_open_the_page_and_another_sites_clinician_finds_nothing(
-    app: Flask, signed_in: Session, site: Site, make_site: Callable[..., Site],
-    make_user: Callable[..., User], login: Callable[..., Session]
+    app: Flask,
+    signed_in: Session,
+    site: Site,
+    make_site: Callable[..., Site],
+    make_user: Callable[..., User],
+    login: Callable[..., Session],
 ) -> None:
     who = _client_with_plan(signed_in, site)
     intake = login(make_user("intake", sites=[site]))
@@ -159,8 +192,9 @@ def test_a_clinician_starts_a_medication(app: Flask, signed_in: Session, site: S
 
 def test_bad_input_is_shown_beside_the_field_and_nothing_is_written(app: Flask, signed_in: Session, site: Site) -> None:
     who = _client_with_plan(signed_in, site)
-    response = _form(signed_in, f"/clients/{who['id']}/medications",
-                     _start_values(signed_in, dose="lots", medication=""))
+    response = _form(
+        signed_in, f"/clients/{who['id']}/medications", _start_values(signed_in, dose="lots", medication="")
+    )
     assert response.status_code == 422
     text = _text(response)
     assert "There is a problem" in text and "Choose the medication." in text and "Not a valid number." in text
@@ -200,8 +234,10 @@ def test_a_refused_induction_shows_the_rule_and_passes_with_an_override_reason(
 def test_the_induction_passes_without_override_after_a_cows(app: Flask, signed_in: Session, site: Site) -> None:
     who = _client_with_plan(signed_in, site)
     at = datetime.now(ZoneInfo(ZONE)) - timedelta(hours=1)
-    scored = signed_in.post(f"/api/v1/clients/{who['id']}/assessments", json={
-        "instrument": "COWS", "answers": cows_answers(12), "administered_at": at.isoformat()})
+    scored = signed_in.post(
+        f"/api/v1/clients/{who['id']}/assessments",
+        json={"instrument": "COWS", "answers": cows_answers(12), "administered_at": at.isoformat()},
+    )
     assert scored.status_code == 201
     response = _form(signed_in, f"/clients/{who['id']}/medications", _start_values(signed_in, phase="induction"))
     assert response.status_code == 303
@@ -229,8 +265,9 @@ def test_methadone_at_a_site_that_is_not_an_otp_says_why(
     who = _client_with_plan(session, office)
     form = _text(session.get(f"/clients/{who['id']}/medications/new"))
     assert "Not at Lakeview Office: methadone is dispensed only by an opioid treatment program (OTP)." in form
-    refused = _form(session, f"/clients/{who['id']}/medications", _start_values(session, medication="methadone",
-                                                                                 dose="30"))
+    refused = _form(
+        session, f"/clients/{who['id']}/medications", _start_values(session, medication="methadone", dose="30")
+    )
     assert refused.status_code == 422
     assert "Lakeview Office is not an opioid treatment program (OTP)" in _text(refused)
     assert "This rule cannot be overridden." in _text(refused)
@@ -241,8 +278,11 @@ def test_a_transfer_names_the_order_it_replaces(app: Flask, signed_in: Session, 
     first = _order(signed_in, who, start_on=(TODAY - timedelta(days=20)).isoformat())
     form = signed_in.get(f"/clients/{who['id']}/medications/new?transfer_from={first['id']}")
     assert f'<option value="{first["id"]}" selected>' in form.get_data(as_text=True)
-    response = _form(signed_in, f"/clients/{who['id']}/medications", _start_values(
-        signed_in, medication="methadone", dose="30", transfer_from_medication_id=str(first["id"])))
+    response = _form(
+        signed_in,
+        f"/clients/{who['id']}/medications",
+        _start_values(signed_in, medication="methadone", dose="30", transfer_from_medication_id=str(first["id"])),
+    )
     assert response.status_code == 303, _text(response)
     with app.app_context():
         ended = db.session.get(Medication, first["id"])
@@ -259,9 +299,19 @@ def test_a_change_dated_later_is_scheduled_and_shown(app: Flask, signed_in: Sess
     form = signed_in.get(url)
     assert form.status_code == 200 and 'value="16"' in form.get_data(as_text=True)
     later = TODAY + timedelta(days=3)
-    response = _form(signed_in, url, {"effective_on": later.isoformat(), "dose": "12", "unit": "mg",
-                                      "frequency": "daily", "phase": "maintenance", "end_on": "",
-                                      "reason": "Tapering slowly"})
+    response = _form(
+        signed_in,
+        url,
+        {
+            "effective_on": later.isoformat(),
+            "dose": "12",
+            "unit": "mg",
+            "frequency": "daily",
+            "phase": "maintenance",
+            "end_on": "",
+            "reason": "Tapering slowly",
+        },
+    )
     assert response.status_code == 303, _text(response)
     assert "done=scheduled" in response.headers["Location"]
     text = _text(signed_in.get(response.headers["Location"]))
@@ -269,8 +319,18 @@ def test_a_change_dated_later_is_scheduled_and_shown(app: Flask, signed_in: Sess
     assert f"From {long_date(later)}: 12 mg daily, maintenance — Tapering slowly" in text
     assert f"Scheduled from {long_date(later)}" in text, text
     assert "Dose in force 16 mg, daily" in text
-    nothing = _form(signed_in, url, {"effective_on": TODAY.isoformat(), "dose": "16", "unit": "mg",
-                                     "frequency": "daily", "phase": "maintenance", "end_on": ""})
+    nothing = _form(
+        signed_in,
+        url,
+        {
+            "effective_on": TODAY.isoformat(),
+            "dose": "16",
+            "unit": "mg",
+            "frequency": "daily",
+            "phase": "maintenance",
+            "end_on": "",
+        },
+    )
     assert nothing.status_code == 422 and "Nothing was changed" in _text(nothing)
 
 
@@ -278,8 +338,14 @@ def test_a_change_above_the_usual_maximum_is_overridden_and_end_set(app: Flask, 
     who = _client_with_plan(signed_in, site)
     med = _order(signed_in, who, start_on=(TODAY - timedelta(days=3)).isoformat())
     url = f"/clients/{who['id']}/medications/{med['id']}/change"
-    values = {"effective_on": TODAY.isoformat(), "dose": "28", "unit": "mg", "frequency": "daily",
-              "phase": "maintenance", "end_on": ""}
+    values = {
+        "effective_on": TODAY.isoformat(),
+        "dose": "28",
+        "unit": "mg",
+        "frequency": "daily",
+        "phase": "maintenance",
+        "end_on": "",
+    }
     refused = _form(signed_in, url, values)
     assert refused.status_code == 422
     assert "above the usual maximum" in _text(refused) and "Change with override" in _text(refused)
@@ -300,8 +366,9 @@ def test_an_entry_marked_entered_in_error_stays_struck_through(app: Flask, signe
     med = _order(signed_in, who, start_on=(TODAY - timedelta(days=3)).isoformat())
     signed_in.patch(f"/api/v1/medications/{med['id']}", json={"dose": 20})
     with app.app_context():
-        change_id = db.session.scalar(select(func.max(MedicationDoseChange.id)).where(
-            MedicationDoseChange.medication_id == med["id"]))
+        change_id = db.session.scalar(
+            select(func.max(MedicationDoseChange.id)).where(MedicationDoseChange.medication_id == med["id"])
+        )
     url = f"/clients/{who['id']}/medications/{med['id']}/history/{change_id}/entered-in-error"
     form = signed_in.get(url)
     assert form.status_code == 200 and "data-confirm" in form.get_data(as_text=True)
@@ -320,10 +387,14 @@ def test_an_entry_marked_entered_in_error_stays_struck_through(app: Flask, signe
     assert updates == [{"entered_in_error": change_id, "effective_on": TODAY.isoformat()}]
     # The first entry cannot go: the order would have no dose.
     with app.app_context():
-        first_id = db.session.scalar(select(func.min(MedicationDoseChange.id)).where(
-            MedicationDoseChange.medication_id == med["id"]))
-    refused = _form(signed_in, f"/clients/{who['id']}/medications/{med['id']}/history/{first_id}/entered-in-error",
-                    {"reason": "Wrong"})
+        first_id = db.session.scalar(
+            select(func.min(MedicationDoseChange.id)).where(MedicationDoseChange.medication_id == med["id"])
+        )
+    refused = _form(
+        signed_in,
+        f"/clients/{who['id']}/medications/{med['id']}/history/{first_id}/entered-in-error",
+        {"reason": "Wrong"},
+    )
     assert refused.status_code == 409 and "no dose from its start" in _text(refused)
 
 

@@ -88,8 +88,18 @@ REQUIRED = {
     "reason": "Say why the entry was entered in error.",
 }
 _MISSING = "Missing data for required field."
-_CREATE_FIELDS = ("medication", "dose", "unit", "frequency", "phase", "prescriber_id", "start_on", "end_on",
-                  "first_dose_at", "transfer_from_medication_id")
+_CREATE_FIELDS = (
+    "medication",
+    "dose",
+    "unit",
+    "frequency",
+    "phase",
+    "prescriber_id",
+    "start_on",
+    "end_on",
+    "first_dose_at",
+    "transfer_from_medication_id",
+)
 _PATCH_FIELDS = ("dose", "unit", "frequency", "phase", "end_on", "effective_on", "reason", "first_dose_at")
 _DOSING = ("dose", "unit", "frequency", "phase")
 #: Where a rule's message is shown: the form's field for the rule's field (a COWS is the phase's matter).
@@ -163,7 +173,7 @@ def _user_names(orders: Sequence[Mapping[str, Any]]) -> dict[int, str]:
     if not ids:
         return {}
     rows = db.session.execute(select(User.id, User.name).where(User.id.in_(ids)))
-    return {ident: name for ident, name in rows}
+    return {row.id: row.name for row in rows}
 
 
 def _entry_status(order: Mapping[str, Any], today: date) -> dict[int, str]:
@@ -270,9 +280,7 @@ def _refusal(errors: FormErrors, site: Site, *, override_asked: bool, reason: st
     for rule in broken:
         field = _RULE_FIELD.get(rule["field"], rule["field"])
         suffix = (
-            " You may override this rule with a reason."
-            if rule["overridable"]
-            else " This rule cannot be overridden."
+            " You may override this rule with a reason." if rule["overridable"] else " This rule cannot be overridden."
         )
         shown.setdefault(field, []).append(_in_words(rule["detail"], site) + suffix)
     overridable = bool(broken) and all(rule["overridable"] for rule in broken)
@@ -286,10 +294,12 @@ def _refusal(errors: FormErrors, site: Site, *, override_asked: bool, reason: st
 
 
 def _explained(errors: FormErrors) -> FormErrors:
-    found = FormErrors({
-        _RULE_FIELD.get(name, name): [REQUIRED.get(name, m) if m == _MISSING else m for m in messages]
-        for name, messages in errors.items()
-    })
+    found = FormErrors(
+        {
+            _RULE_FIELD.get(name, name): [REQUIRED.get(name, m) if m == _MISSING else m for m in messages]
+            for name, messages in errors.items()
+        }
+    )
     found.problem = errors.problem
     return found
 
@@ -306,8 +316,14 @@ def _prescribers(user: User, site_id: int) -> list[tuple[int, str]]:
     return [(c.id, c.name) for c in directory_of(user).clinicians if site_id in c.site_ids]
 
 
-def _new_page(client: Client, values: Mapping[str, Any], errors: FormErrors, *, status: int = 200,
-              safety: Mapping[str, Any] | None = None) -> Response:
+def _new_page(
+    client: Client,
+    values: Mapping[str, Any],
+    errors: FormErrors,
+    *,
+    status: int = 200,
+    safety: Mapping[str, Any] | None = None,
+) -> Response:
     user = authenticated_user()
     context = banner_context(client, user, current="medication_pages.client_medications")
     today = context["banner"].on
@@ -315,8 +331,11 @@ def _new_page(client: Client, values: Mapping[str, Any], errors: FormErrors, *, 
     plan = _active_plan(client)
     orders = medications.list_for_client(client) if plan is not None else []
     replaceable = [
-        (o["id"], f"{medication_name(o['medication'])} {dose_text(o['dose'], o['unit'])} {o['frequency']}, "
-                  f"since {long_date(o['start_on'])}")
+        (
+            o["id"],
+            f"{medication_name(o['medication'])} {dose_text(o['dose'], o['unit'])} {o['frequency']}, "
+            f"since {long_date(o['start_on'])}",
+        )
         for o in orders
         if _is_current(o, today)
     ]
@@ -330,8 +349,7 @@ def _new_page(client: Client, values: Mapping[str, Any], errors: FormErrors, *, 
         client=client,
         plan=plan,
         site=site,
-        values={"unit": "mg", "frequency": "daily", "start_on": today.isoformat(),
-                "prescriber_id": user.id, **values},
+        values={"unit": "mg", "frequency": "daily", "start_on": today.isoformat(), "prescriber_id": user.id, **values},
         errors=errors,
         safety=safety or {},
         meds=meds,
@@ -396,8 +414,10 @@ def start_medication(client_id: int) -> Response:
         errors = _explained(errors)
     if started is None:
         return _new_page(load_client(client_id, audit_read=True), values, errors, status=422, safety=safety)
-    return redirect_to(url_for("medication_pages.client_medications", client_id=client.id, done="started",
-                               medication_id=started["id"]) + f"#order-{started['id']}")
+    return redirect_to(
+        url_for("medication_pages.client_medications", client_id=client.id, done="started", medication_id=started["id"])
+        + f"#order-{started['id']}"
+    )
 
 
 # --- changing an order ---------------------------------------------------------------------------
@@ -407,8 +427,15 @@ def _view_of(med: Medication) -> dict[str, Any]:
     return medications.detail_view(med)
 
 
-def _change_page(client: Client, med: Medication, values: Mapping[str, Any], errors: FormErrors, *,
-                 status: int = 200, safety: Mapping[str, Any] | None = None) -> Response:
+def _change_page(
+    client: Client,
+    med: Medication,
+    values: Mapping[str, Any],
+    errors: FormErrors,
+    *,
+    status: int = 200,
+    safety: Mapping[str, Any] | None = None,
+) -> Response:
     user = authenticated_user()
     context = banner_context(client, user, current="medication_pages.client_medications")
     order = _view_of(med)
@@ -474,15 +501,14 @@ def change_medication(client_id: int, medication_id: int) -> Response:
         before = _view_of(med)
         changes: dict[str, Any] = {}
         for key in _DOSING:
-            if key in data and not (
-                _same_dose(data[key], before[key]) if key == "dose" else data[key] == before[key]
-            ):
+            if key in data and not (_same_dose(data[key], before[key]) if key == "dose" else data[key] == before[key]):
                 changes[key] = data[key]
         if "end_on" in data and data["end_on"] != before["end_on"]:
             changes["end_on"] = data["end_on"]
         if not changes:
-            errors = FormErrors({"_schema": ["Nothing was changed: change the dose, unit, frequency, phase or end "
-                                             "date."]})
+            errors = FormErrors(
+                {"_schema": ["Nothing was changed: change the dose, unit, frequency, phase or end date."]}
+            )
         else:
             for key in ("effective_on", "reason", "first_dose_at"):
                 if data.get(key) is not None:
@@ -492,12 +518,21 @@ def change_medication(client_id: int, medication_id: int) -> Response:
             effective_on = changes.get("effective_on")
             changed, errors = attempt(medications.update_medication, med, changes, actor=user)
             if changed is not None:
-                scheduled = effective_on is not None and any(k in changes for k in _DOSING) and bool(
-                    changed["scheduled_changes"]) and any(
-                    c["effective_on"] == effective_on for c in changed["scheduled_changes"])
-                return redirect_to(url_for("medication_pages.client_medications", client_id=client.id,
-                                           done="scheduled" if scheduled else "changed",
-                                           medication_id=med.id) + f"#order-{med.id}")
+                scheduled = (
+                    effective_on is not None
+                    and any(k in changes for k in _DOSING)
+                    and bool(changed["scheduled_changes"])
+                    and any(c["effective_on"] == effective_on for c in changed["scheduled_changes"])
+                )
+                return redirect_to(
+                    url_for(
+                        "medication_pages.client_medications",
+                        client_id=client.id,
+                        done="scheduled" if scheduled else "changed",
+                        medication_id=med.id,
+                    )
+                    + f"#order-{med.id}"
+                )
             errors, safety = _refusal(errors, site, override_asked=asked, reason=reason)
     return _change_page(load_client(client_id, audit_read=True), med, values, errors, status=422, safety=safety)
 
@@ -505,8 +540,9 @@ def change_medication(client_id: int, medication_id: int) -> Response:
 # --- entered in error ----------------------------------------------------------------------------
 
 
-def _error_page(client: Client, med: Medication, change_id: int, values: Mapping[str, Any], errors: FormErrors, *,
-                status: int = 200) -> Response:
+def _error_page(
+    client: Client, med: Medication, change_id: int, values: Mapping[str, Any], errors: FormErrors, *, status: int = 200
+) -> Response:
     user = authenticated_user()
     context = banner_context(client, user, current="medication_pages.client_medications")
     order = _view_of(med)
@@ -525,8 +561,9 @@ def _error_page(client: Client, med: Medication, change_id: int, values: Mapping
     )
 
 
-@blp.route("/clients/<int:client_id>/medications/<int:medication_id>/history/<int:change_id>/entered-in-error",
-           methods=["GET"])
+@blp.route(
+    "/clients/<int:client_id>/medications/<int:medication_id>/history/<int:change_id>/entered-in-error", methods=["GET"]
+)
 @requires(Permission.CLINICAL_WRITE)
 def entered_in_error_form(client_id: int, medication_id: int, change_id: int) -> Response:
     """Ask why an entry of the dose history was entered in error."""
@@ -536,8 +573,10 @@ def entered_in_error_form(client_id: int, medication_id: int, change_id: int) ->
     return _error_page(client, med, change_id, {}, FormErrors())
 
 
-@blp.route("/clients/<int:client_id>/medications/<int:medication_id>/history/<int:change_id>/entered-in-error",
-           methods=["POST"])
+@blp.route(
+    "/clients/<int:client_id>/medications/<int:medication_id>/history/<int:change_id>/entered-in-error",
+    methods=["POST"],
+)
 @requires(Permission.CLINICAL_WRITE)
 def mark_entered_in_error(client_id: int, medication_id: int, change_id: int) -> Response:
     """Mark the entry entered in error (POST /api/v1/medications/{id}/history/{change_id}/entered-in-error)."""
@@ -550,7 +589,15 @@ def mark_entered_in_error(client_id: int, medication_id: int, change_id: int) ->
     if not errors:
         done, errors = attempt(medications.mark_entered_in_error, med, change_id, reason=data["reason"], actor=user)
     if done is None:
-        return _error_page(load_client(client_id, audit_read=True), med, change_id, values, _explained(errors),
-                           status=422 if errors.problem is None or errors.problem.code == 422 else 409)
-    return redirect_to(url_for("medication_pages.client_medications", client_id=client.id, done="error",
-                               medication_id=med.id) + f"#order-{med.id}")
+        return _error_page(
+            load_client(client_id, audit_read=True),
+            med,
+            change_id,
+            values,
+            _explained(errors),
+            status=422 if errors.problem is None or errors.problem.code == 422 else 409,
+        )
+    return redirect_to(
+        url_for("medication_pages.client_medications", client_id=client.id, done="error", medication_id=med.id)
+        + f"#order-{med.id}"
+    )

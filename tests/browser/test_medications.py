@@ -80,7 +80,9 @@ def test_a_clinician_overrides_a_safety_rule_with_the_keyboard_and_schedules_a_c
     status = page.get_by_role("status")
     assert "Medication started." in status.inner_text()
     order = page.locator("section.med-order").filter(has_text="Starts " + long_date(start_on))
-    assert "Induction without a COWS of withdrawal: “Low-dose induction while still using fentanyl" in order.inner_text()
+    assert (
+        "Induction without a COWS of withdrawal: “Low-dose induction while still using fentanyl" in order.inner_text()
+    )
 
     # A change 7 days after the start is scheduled: shown from its day, the dose in force kept.
     order.get_by_role("link", name=re.compile("Change dose, phase or end")).click()

@@ -102,6 +102,12 @@ def test_a_nurse_doses_the_day_with_the_keyboard(open_session: Any, live_server:
     session.go("/dosing")
     expect(page.locator(f"#{split['id']}")).to_contain_text("Part given")
     session.screenshot("dosing-window")
+    page.get_by_role("link", name="The day's dispensing log (print)").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Dispensing log")
+    log = page.locator(".dosing__log tbody")
+    expect(log).to_contain_text("Take-home, 2 days")
+    expect(log).to_contain_text("Observed (split)")
+    session.check_accessibility()
 
     # The client's doses: today's entries on top, eligibility and the review form.
     session.go(eligible["doses"])

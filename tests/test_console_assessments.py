@@ -301,3 +301,14 @@ def test_an_unknown_instrument_is_asked_for_again(signed_in: Session, person: di
     assert response.status_code == 422 and "Choose the instrument to give." in _text(response)
     empty = signed_in.get(f"/clients/{person['id']}/assessments")
     assert "No assessments yet" in _text(empty) and "No signed PHQ-9 yet" in _text(empty)
+
+
+def test_a_signed_assessment_is_not_edited_nor_a_draft_amended(signed_in: Session, person: dict[str, Any]) -> None:
+    draft = _save(signed_in, person, "COWS", COWS)
+    not_amended = signed_in.get(f"/assessments/{draft}/amend")
+    assert not_amended.status_code == 200 and "A draft is not amended" in _text(not_amended)
+    signed_in.post(f"/assessments/{draft}/sign", data={"csrf_token": signed_in.csrf_token})
+    not_edited = signed_in.get(f"/assessments/{draft}/edit")
+    assert not_edited.status_code == 200 and "amend it instead" in _text(not_edited)
+    refused = signed_in.post(f"/assessments/{draft}/edit", data=_form(signed_in, "COWS", COWS))
+    assert refused.status_code == 409 and "cannot change" in _text(refused)

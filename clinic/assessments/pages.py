@@ -480,7 +480,9 @@ def _load(assessment_id: int, *, audit_read: bool = False) -> Assessment:
     return get_scoped_or_404(Assessment, assessment_id, authenticated_user(), audit_read=audit_read)
 
 
-def _assessment_page(assessment: Assessment, *, errors: FormErrors | None = None, status: int = 200) -> Response:
+def _assessment_page(
+    assessment: Assessment, *, errors: FormErrors | None = None, status: int = 200, note: str | None = None
+) -> Response:
     user = authenticated_user()
     client = load_client(assessment.client_id, audit_read=True)
     context = banner_context(client, user, current="assessment_pages.client_assessments")
@@ -517,6 +519,7 @@ def _assessment_page(assessment: Assessment, *, errors: FormErrors | None = None
         errors=errors or FormErrors(),
         can_write=has_permission(user, Permission.CLINICAL_WRITE),
         done=request.args.get("done"),
+        note=note,
         zone=context["banner"].site.timezone,
         **context,
     )
@@ -546,7 +549,7 @@ def edit(assessment_id: int) -> Response:
     """Change a draft's answers or when it was given."""
     found = _load(assessment_id, audit_read=True)
     if found.status is not AssessmentStatus.DRAFT:
-        return redirect_to(url_for(".assessment", assessment_id=found.id))
+        return _assessment_page(found, note="This assessment is signed and cannot change; amend it instead.")
     instrument = get_instrument(found.instrument)
     if instrument is None:
         not_found()
@@ -599,7 +602,7 @@ def amend_form(assessment_id: int) -> Response:
     if instrument is None:
         not_found()
     if found.status is not AssessmentStatus.SIGNED:
-        return redirect_to(url_for(".assessment", assessment_id=found.id))
+        return _assessment_page(found, note="A draft is not amended: change its answers, then sign it.")
     client = load_client(found.client_id)
     return _form_page(client, instrument, _form_answers(found.answers), FormErrors(), mode="amend", assessment=found)
 

@@ -319,3 +319,47 @@ def test_a_plan_closed_while_editing_keeps_the_typed_text_and_saves_nothing(sign
     assert signed_in.get(f"/plans/{plan_id}/edit").status_code == 303
     page = _text(signed_in.get(f"/plans/{plan_id}"))
     assert "Closed" in page and "Edit plan" not in page and "Record review" not in page
+
+
+def test_in_a_conflict_their_entry_and_their_field_are_carried_over_by_buttons(
+    signed_in: Session, site: Site, make_user: Callable[..., User], login: Callable[..., Session]
+) -> None:
+    client_id = _client(signed_in, site)
+    plan_id = _plan(signed_in, client_id)["id"]
+    mine = _form_of(signed_in.get(f"/plans/{plan_id}/edit").get_data(as_text=True), f"/plans/{plan_id}/edit")
+    colleague = login(make_user("clinician", sites=[site], name="Sam Ortiz"))
+    read = signed_in.get(f"/api/v1/plans/{plan_id}")
+    problems = read.get_json()["problems"]
+    objective = problems[0]["goals"][0]["objectives"][0]
+    objective["interventions"].append({"kind": "peer_support", "description": "Weekly peer recovery coach"})
+    objective["description"] = "Attend dosing seven days a week"
+    assert (
+        colleague.patch(
+            f"/api/v1/plans/{plan_id}", json={"problems": problems}, headers={"If-Match": read.headers["ETag"]}
+        ).status_code
+        == 200
+    )
+    mine["problems.0.goals.0.client_words"] = "I want my kids to be proud of me"
+    html = signed_in.post(f"/plans/{plan_id}/edit", data={**mine, "action": "save"}).get_data(as_text=True)
+    carry = re.search(r'name="action" value="(carry:[^"]+)"', html)
+    take = re.search(r'name="action" value="(take:[^"]+\.description)"', html)
+    assert carry and take
+    form = _form_of(html, f"/plans/{plan_id}/edit")
+    assert form["conflict"] == "1"
+    html = signed_in.post(f"/plans/{plan_id}/edit", data={**form, "action": carry.group(1)}).get_data(as_text=True)
+    form = _form_of(html, f"/plans/{plan_id}/edit")
+    assert form["problems.0.goals.0.objectives.0.interventions.2.description"] == "Weekly peer recovery coach"
+    assert "Their saved version" in html
+    html = signed_in.post(f"/plans/{plan_id}/edit", data={**form, "action": take.group(1)}).get_data(as_text=True)
+    form = _form_of(html, f"/plans/{plan_id}/edit")
+    assert form["problems.0.goals.0.objectives.0.description"] == "Attend dosing seven days a week"
+    assert form["problems.0.goals.0.client_words"] == "I want my kids to be proud of me"
+    saved = signed_in.post(f"/plans/{plan_id}/edit", data={**form, "action": "save"})
+    assert saved.status_code == 303
+    goal = signed_in.get(f"/api/v1/plans/{plan_id}").get_json()["problems"][0]["goals"][0]
+    assert goal["client_words"] == "I want my kids to be proud of me"
+    assert goal["objectives"][0]["description"] == "Attend dosing seven days a week"
+    assert [i["kind"] for i in goal["objectives"][0]["interventions"]] == ["mat", "cbt", "peer_support"]
+    # Their entry kept its id: the history says only what this save changed.
+    diff = signed_in.get(f"/api/v1/plans/{plan_id}/diff?from=2&to=3").get_json()["changes"]
+    assert [(c["change"], c["field"]) for c in diff] == [("changed", "client_words")]

@@ -51,9 +51,9 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     InterventionKind.OTHER.value: ("Other", "grey"),
 }
 KIND_HINTS = {
-    InterventionKind.MAT.value: "Medication for addiction treatment (methadone, buprenorphine, naltrexone)",
-    InterventionKind.CBT.value: "Cognitive behavioural therapy",
-    InterventionKind.CONTINGENCY_MANAGEMENT.value: "Incentives for negative drug screens",
+    InterventionKind.MAT.value: "medication (methadone, buprenorphine, naltrexone)",
+    InterventionKind.CBT.value: "cognitive behavioral therapy",
+    InterventionKind.CONTINGENCY_MANAGEMENT.value: "incentives for negative screens",
 }
 OBJECTIVE_LABELS = {
     ObjectiveStatus.NOT_STARTED.value: "Not started",
@@ -227,6 +227,66 @@ def _new_row(list_key: str) -> dict[str, Any]:
     if child_key:
         row[child_key] = []
     return row
+
+
+def _locate(
+    tree: list[dict[str, Any]], node_id: str, list_key: str = "problems", parent: str | None = None
+) -> tuple[dict[str, Any], str, str | None] | None:
+    """The node with ``node_id``, the list it sits in and its parent's id."""
+    child_key = TREE[list_key][0]
+    for node in tree:
+        if node.get("id") == node_id:
+            return node, list_key, parent
+        if child_key:
+            found = _locate(node.get(child_key) or [], node_id, child_key, node.get("id"))
+            if found:
+                return found
+    return None
+
+
+def carry_over(tree: list[dict[str, Any]], theirs: list[dict[str, Any]], action: str) -> bool:
+    """Take an entry (``carry:<id>``) or a field (``take:<id>.<field>``) of their version into this one."""
+    verb, _, target = action.partition(":")
+    if verb == "carry":
+        return _carry_entry(tree, theirs, target)
+    if verb == "take":
+        node_id, _, field = target.partition(".")
+        found, mine = _locate(theirs, node_id), _locate(tree, node_id)
+        if found is None or mine is None or field not in TREE[found[1]][2] or field == "id":
+            return False
+        value = found[0].get(field)
+        mine[0][field] = "" if value is None else str(value)
+        return True
+    return False
+
+
+def _carry_entry(tree: list[dict[str, Any]], theirs: list[dict[str, Any]], node_id: str) -> bool:
+    """Their entry (with what is under it) added under the same parent in this version."""
+    found = _locate(theirs, node_id)
+    if found is None or _locate(tree, node_id) is not None:
+        return False
+    node, list_key, parent_id = found
+    if parent_id is None:
+        tree.extend(_as_form([node], list_key))
+        return True
+    parent = _locate(tree, parent_id)
+    if parent is None:
+        return False
+    parent[0].setdefault(list_key, []).extend(_as_form([node], list_key))
+    return True
+
+
+def _carry_actions(changes: Sequence[Any], tree: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> dict[int, str]:
+    """The carry-over action offered for each change (by position): what their version has and this one lacks."""
+    offered = {}
+    for position, change in enumerate(changes):
+        if change.change == "removed":
+            found = _locate(theirs, change.node_id)
+            if found and (found[2] is None or _locate(tree, found[2]) is not None):
+                offered[position] = f"carry:{change.node_id}"
+        elif change.change == "changed" and change.level != "plan":
+            offered[position] = f"take:{change.node_id}.{change.field}"
+    return offered
 
 
 def apply_action(tree: list[dict[str, Any]], action: str, suggestions: Sequence[dict[str, Any]]) -> bool:
@@ -422,6 +482,7 @@ def _edit_page(
     review_interval: str = "",
     theirs: Plan | None = None,
     changes: Sequence[Any] = (),
+    carry: Mapping[int, str] | None = None,
     status: int = 200,
 ) -> Response:
     user = authenticated_user()
@@ -448,6 +509,7 @@ def _edit_page(
         theirs=theirs,
         theirs_by=_names({plan.updated_by_id}).get(plan.updated_by_id or 0) if theirs is not None else None,
         changes=changes,
+        carry=carry or {},
         **banner_context(client, user, current="plan_pages.client_plans"),
     )
 
@@ -507,7 +569,12 @@ def save_plan(plan_id: int) -> Response:
         )
         return _edit_page(plan, tree, etag=etag, errors=closed, review_interval=review_interval, status=409)
     if action != "save":
-        apply_action(tree, action, _suggestions(load_client(plan.client_id), plan))
+        if action.startswith(("carry:", "take:")):
+            carry_over(tree, plan.content, action)
+        else:
+            apply_action(tree, action, _suggestions(load_client(plan.client_id), plan))
+        if request.form.get("conflict") == "1":
+            return _conflict_page(plan, tree, review_interval, status=200)
         return _edit_page(plan, tree, etag=etag, errors=FormErrors(), review_interval=review_interval)
     body: dict[str, Any] = {
         "problems": _for_api(tree),
@@ -524,30 +591,35 @@ def save_plan(plan_id: int) -> Response:
     if saved is not None:
         return redirect_to(url_for("plan_pages.plan", plan_id=plan.id, done="saved"))
     if stale or getattr(errors.problem, "code", None) == 412:
-        # Someone else saved first: show their version beside this one, keep every typed word,
-        # and let this form be saved over theirs with the ETag of what is now shown.
-        current = load_plan(plan_id)
-        _forget_ids(tree, node_ids(current.content))
-        changes = diff(current.content, _with_temporary_ids(_for_api(tree)))
-        conflict = FormErrors(
-            {
-                "_schema": [
-                    "Someone else saved this plan while you were editing it. Their version is shown beside yours; "
-                    "your text is kept. Carry over what you need and save again."
-                ]
-            }
-        )
-        return _edit_page(
-            current,
-            tree,
-            etag=ops.etag(current),
-            errors=conflict,
-            review_interval=review_interval,
-            theirs=current,
-            changes=changes,
-            status=409,
-        )
+        return _conflict_page(load_plan(plan_id), tree, review_interval, status=409)
     return _edit_page(plan, tree, etag=etag, errors=errors, review_interval=review_interval, status=422)
+
+
+def _conflict_page(current: Plan, tree: list[dict[str, Any]], review_interval: str, *, status: int) -> Response:
+    """Someone else saved first: their version beside this one, every typed word kept, and this form
+    ready to be saved over theirs with the ETag of what is now shown."""
+    _forget_ids(tree, node_ids(current.content))
+    mine = _with_temporary_ids(_for_api(tree))
+    changes = diff(current.content, mine)
+    conflict = FormErrors(
+        {
+            "_schema": [
+                "Someone else saved this plan while you were editing it. Their version is shown beside yours; "
+                "your text is kept. Carry over what you need and save again."
+            ]
+        }
+    )
+    return _edit_page(
+        current,
+        tree,
+        etag=ops.etag(current),
+        errors=conflict,
+        review_interval=review_interval,
+        theirs=current,
+        changes=changes,
+        carry=_carry_actions(changes, mine, current.content),
+        status=status,
+    )
 
 
 @blp.route("/plans/<int:plan_id>/sign", methods=["POST"])

@@ -104,11 +104,14 @@ def test_a_clinician_writes_loses_a_race_keeps_their_text_and_signs(open_session
     session.check_accessibility()
     session.screenshot("plan-conflict")
 
-    # Carry their peer support over, then save again.
-    _press(page, "Add intervention")
-    page.locator(f"{TREE}3-kind").select_option("peer_support")
-    page.locator(f"{TREE}3-description").fill("Weekly peer recovery coach")
-    _press(page, "Save plan")
+    # Carry their peer support over with one button (the typed text stays), then save again.
+    theirs.get_by_role("button", name=re.compile("^Add theirs to yours")).focus()
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    assert page.locator(f"{TREE}3-description").input_value() == "Weekly peer recovery coach"
+    assert page.locator("#problems-0-goals-0-client_words").input_value() == "I want my kids to be proud of me"
+    page.locator(f"{TREE}0-frequency").press("Enter")  # Enter in a field saves
+    page.wait_for_load_state()
     page.wait_for_url(f"**/plans/{plan_id}?done=saved")
     assert page.locator(".plan-tree .tag", has_text="Peer support").count() == 1
     assert "I want my kids to be proud of me" in page.locator(".plan-tree").inner_text()
@@ -125,8 +128,18 @@ def test_a_clinician_writes_loses_a_race_keeps_their_text_and_signs(open_session
     session.check_accessibility()
     session.screenshot("plan")
 
+    # The client's plans: this one active, version 4, signed by both.
+    page.get_by_role("link", name="All plans of this client").click()
+    row = page.get_by_role("row").filter(has_text=f"Plan {plan_id}")
+    assert "Active" in row.inner_text() and "Client: yes" in row.inner_text()
+    session.check_accessibility()
+    session.screenshot("plan-list", full_page=False)
+    row.get_by_role("link", name=f"Plan {plan_id}").click()
+
     # The revisions and what changed.
     page.get_by_role("link", name="Revisions and changes").click()
     page.get_by_role("link", name="Changes from version 3").click()
-    assert "Weekly peer recovery coach" in page.locator(".plan-diff").inner_text()
+    assert "client words" in page.locator(".plan-diff").inner_text()
+    assert "I want my kids to be proud of me" in page.locator(".plan-diff").inner_text()
     session.check_accessibility()
+    session.screenshot("plan-revisions", full_page=False)

@@ -21,7 +21,9 @@ TODAY = datetime.now(UTC).date()
 
 
 @pytest.fixture
-def setting(make_site: Callable[..., Site], make_user: Callable[..., User], login: Callable[..., Session]) -> dict[str, Any]:
+def setting(
+    make_site: Callable[..., Site], make_user: Callable[..., User], login: Callable[..., Session]
+) -> dict[str, Any]:
     site = make_site(name="North Clinic")
     clinician = make_user("clinician", sites=[site], name="Dana Reyes")
     admin = make_user("admin", name="Ada Admin")
@@ -33,18 +35,24 @@ def setting(make_site: Callable[..., Site], make_user: Callable[..., User], logi
     assert made.status_code == 201, made.get_json()
     client = made.get_json()
     as_clinician.get(f"/api/v1/clients/{client['id']}")
-    return {"site": site, "clinician": as_clinician, "clinician_user": clinician, "admin": login(admin),
-            "admin_user": admin, "client": client}
+    return {
+        "site": site,
+        "clinician": as_clinician,
+        "clinician_user": clinician,
+        "admin": login(admin),
+        "admin_user": admin,
+        "client": client,
+    }
 
 
 def _main(response: Any) -> str:
     html = response.get_data(as_text=True)
-    return html[html.index("<main"):html.index("</main>")]
+    return html[html.index("<main") : html.index("</main>")]
 
 
 def _rows(response: Any) -> list[str]:
     main = _main(response)
-    body = main[main.index("<tbody>"):main.index("</tbody>")] if "<tbody>" in main else ""
+    body = main[main.index("<tbody>") : main.index("</tbody>")] if "<tbody>" in main else ""
     return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)]
 
 
@@ -62,7 +70,7 @@ def test_filter_by_user_client_action_and_outcome_with_names_and_no_client_name(
     response = session.get("/audit", query_string={"user_id": user_id, "action": "client.read"})
     rows = _rows(response)
     assert rows and all("Dana Reyes" in row and "client.read" in row for row in rows)
-    assert f"<option value=\"{user_id}\" selected>Dana Reyes (clinician)</option>" in _main(response)
+    assert f'<option value="{user_id}" selected>Dana Reyes (clinician)</option>' in _main(response)
     # By client id and by MRN: the client's id is shown, never their name.
     by_id = _rows(session.get("/audit", query_string={"client": client["id"]}))
     by_mrn = _rows(session.get("/audit", query_string={"client": client["mrn"]}))
@@ -124,4 +132,7 @@ def test_the_chain_panel_and_verifying_on_request(app: Flask, setting):
     main = _main(session.get(done.headers["Location"]))
     assert "every entry is intact" in main
     assert re.search(r"Intact.*by Ada Admin: [0-9,]+ entries checked", " ".join(re.sub(r"<[^>]+>", " ", main).split()))
-    assert setting["clinician"].post("/audit/verify", data={"csrf_token": setting["clinician"].csrf_token}).status_code == 403
+    assert (
+        setting["clinician"].post("/audit/verify", data={"csrf_token": setting["clinician"].csrf_token}).status_code
+        == 403
+    )

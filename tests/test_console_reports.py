@@ -27,7 +27,9 @@ def days(n: int) -> str:
 
 
 @pytest.fixture
-def setting(make_site: Callable[..., Site], make_user: Callable[..., User], login: Callable[..., Session]) -> dict[str, Any]:
+def setting(
+    make_site: Callable[..., Site], make_user: Callable[..., User], login: Callable[..., Session]
+) -> dict[str, Any]:
     site, other = make_site(name="North Clinic"), make_site(name="South Clinic")
     clinician = make_user("clinician", sites=[site], name="Dr. Ito", is_supervisor=True)
     admin = make_user("admin", name="Ada Admin")
@@ -42,13 +44,18 @@ def setting(make_site: Callable[..., Site], make_user: Callable[..., User], logi
             f"/api/v1/clients/{made.get_json()['id']}/episodes", json={"admitted_on": days(-30), "level_of_care": level}
         )
         assert episode.status_code == 201, episode.get_json()
-    return {"site": site, "other": other, "clinician": as_clinician, "admin": login(admin),
-            "intake": login(make_user("intake", sites=[site]))}
+    return {
+        "site": site,
+        "other": other,
+        "clinician": as_clinician,
+        "admin": login(admin),
+        "intake": login(make_user("intake", sites=[site])),
+    }
 
 
 def _main(response: Any) -> str:
     html = response.get_data(as_text=True)
-    return html[html.index("<main"):html.index("</main>")]
+    return html[html.index("<main") : html.index("</main>")]
 
 
 def _text(html: str) -> str:
@@ -163,6 +170,8 @@ def test_a_long_range_runs_in_the_background_with_its_progress(app: Flask, setti
 
 def test_a_run_with_a_bad_range_goes_back_to_the_form(setting):
     session = setting["admin"]
-    refused = session.post("/reports/census/runs", data={"from": days(0), "to": days(-3), "csrf_token": session.csrf_token})
+    refused = session.post(
+        "/reports/census/runs", data={"from": days(0), "to": days(-3), "csrf_token": session.csrf_token}
+    )
     assert refused.status_code == 303 and refused.headers["Location"].startswith("/reports/census?")
     assert session.get(refused.headers["Location"]).status_code == 422

@@ -17,7 +17,17 @@ from sqlalchemy import select
 
 from clinic.auth.models import Role, Site, User
 from clinic.auth.permissions import Permission, authenticated_user, requires
-from clinic.console import ConsoleBlueprint, FormErrors, attempt, form_values, is_htmx, load_form, not_found, page, redirect_to
+from clinic.console import (
+    ConsoleBlueprint,
+    FormErrors,
+    attempt,
+    form_values,
+    is_htmx,
+    load_form,
+    not_found,
+    page,
+    redirect_to,
+)
 from clinic.console import visible_id as _visible_id
 from clinic.console.dates import long_date
 from clinic.core.time import today, utcnow
@@ -31,9 +41,21 @@ from clinic.reports.schemas import ReportArgsSchema
 blp = ConsoleBlueprint("report_pages", __name__)
 
 
+@blp.app_template_filter("report_words")
+def report_words(description: str) -> str:
+    """A report's description for a reader: the range's fields named as the form names them."""
+    return (
+        description.replace("the day `to`", "the last day")
+        .replace("`from`", "the first day")
+        .replace("`to`", "the last day")
+        .replace("`", "")
+    )
+
+
 @blp.app_template_filter("report_range")
 def _report_range(params: dict[str, Any]) -> str:
     return range_words(params)
+
 
 #: Ranges longer than this are computed on the worker ("Run in the background"), not while the page loads.
 LIVE_RANGE_DAYS = 366
@@ -127,7 +149,9 @@ def view_of(report: Report, document: dict[str, Any]) -> dict[str, Any]:
         if key not in summary or isinstance(value, (dict, list)):
             continue
         label = labels.get(key) or key.replace("_", " ").capitalize()
-        figures.append((label, format_value(value, report.summary_units.get(key, "")) if not isinstance(value, str) else value))
+        figures.append(
+            (label, format_value(value, report.summary_units.get(key, "")) if not isinstance(value, str) else value)
+        )
     rows = []
     for row in document["rows"]:
         cells = []
@@ -136,7 +160,7 @@ def view_of(report: Report, document: dict[str, Any]) -> dict[str, Any]:
             value = row.get(key)
             if key in named:
                 cells.append(display_name(value, report.chart.names))
-            elif value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+            elif value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
                 cells.append(format_value(value, units.get(key, "")))
             else:
                 cells.append(str(value))
@@ -235,7 +259,7 @@ def run(name: str, run_id: int) -> Response:
         not_found()
     document = ops.stored_document(the_run) if the_run.status is RunStatus.DONE and the_run.result else None
     download = url_for("reports.download_run", run_id=the_run.id)
-    context = {
+    context: dict[str, Any] = {
         "report": found,
         "run": the_run,
         "status_words": STATUS_WORDS,

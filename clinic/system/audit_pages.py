@@ -79,9 +79,14 @@ def _day(raw: str, *, end: bool) -> str:
 def _chain() -> dict[str, Any]:
     """The chain's head, its last anchor and the last verification recorded: cheap reads only."""
     head = db.session.execute(
-        select(AuditEvent.seq, AuditEvent.at).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq.desc()).limit(1)
+        select(AuditEvent.seq, AuditEvent.at)
+        .where(AuditEvent.seq.is_not(None))
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
     ).first()
-    unsealed = int(db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.hash.is_(None))) or 0)
+    unsealed = int(
+        db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.hash.is_(None))) or 0
+    )
     anchor_error = None
     try:
         mine, _elsewhere = anchors.of_this_database(anchors.configured())

@@ -120,3 +120,12 @@ def test_a_clinician_overrides_a_safety_rule_with_the_keyboard_and_schedules_a_c
     assert f"From {long_date(changes_on)}: 6 mg daily, stabilization" in order.inner_text()
     session.check_accessibility()
     session.screenshot("medications")
+
+    # At 200% zoom (640 CSS pixels) the page reflows: each history entry a block, nothing off screen.
+    page.set_viewport_size({"width": 640, "height": 900})
+    page.reload()
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 1, f"the medications page scrolls sideways by {overflow}px at 640px"
+    order = page.locator("section.med-order").filter(has_text="Starts " + long_date(start_on))
+    order.scroll_into_view_if_needed()
+    session.screenshot("medications-at-200-percent-zoom", full_page=False)

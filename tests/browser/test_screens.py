@@ -157,3 +157,12 @@ def test_a_clinician_records_naloxone_and_an_overdose(open_session: Any, live_se
     page.get_by_role("navigation", name="Client pages").get_by_role("link", name="Chart").click()
     card = page.locator("section.card", has=page.get_by_role("heading", name="Overdose prevention"))
     assert "Last dispensed" in card.inner_text() and "Fatal" in card.inner_text()
+
+
+def test_both_pages_fit_a_narrow_screen(open_session: Any, live_server: LiveServer) -> None:
+    client_id, _program = _client_with_a_voucher_program(live_server)
+    session = open_session(live_server.account(RIVERSIDE), viewport=(640, 900))
+    for path in (f"/clients/{client_id}/screens", f"/clients/{client_id}/overdose"):
+        session.go(path)
+        wide = session.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert wide <= 0, f"{path} scrolls sideways by {wide}px at 640px"

@@ -363,3 +363,23 @@ def test_in_a_conflict_their_entry_and_their_field_are_carried_over_by_buttons(
     # Their entry kept its id: the history says only what this save changed.
     diff = signed_in.get(f"/api/v1/plans/{plan_id}/diff?from=2&to=3").get_json()["changes"]
     assert [(c["change"], c["field"]) for c in diff] == [("changed", "client_words")]
+
+
+def test_a_site_that_requires_a_supervisor_shows_the_supervisor_signature_to_supervisors_only(
+    make_site: Callable[..., Site], make_user: Callable[..., User], login: Callable[..., Session]
+) -> None:
+    site = make_site(requires_supervisor_signature=True)
+    clinician = login(make_user("clinician", sites=[site], name="Dana Reyes"))
+    supervisor = login(make_user("clinician", sites=[site], name="Lee Park", is_supervisor=True))
+    plan_id = _plan(clinician, _client(clinician, site))["id"]
+    assert "Sign as supervisor" not in _text(clinician.get(f"/plans/{plan_id}"))
+    page = supervisor.get(f"/plans/{plan_id}")
+    assert "Sign as supervisor" in _text(page)
+    etag = _form_of(page.get_data(as_text=True), f"/plans/{plan_id}/sign")["etag"]
+    assert supervisor.post(f"/plans/{plan_id}/sign", data={"as": "supervisor", "etag": etag}).status_code == 303
+    signed = _text(supervisor.get(f"/plans/{plan_id}"))
+    assert "Supervisor: Lee Park" in signed and "Sign as supervisor" not in signed and "Draft" in signed
+    # A stale ETag on a signature is refused on the page, which then carries the current one.
+    stale = clinician.post(f"/plans/{plan_id}/sign", data={"as": "clinician", "etag": etag})
+    assert stale.status_code == 422
+    assert "The plan changed since you read it" in _text(stale)

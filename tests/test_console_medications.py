@@ -164,6 +164,12 @@ def test_intake_may_not_open_the_page_and_another_sites_clinician_finds_nothing(
     assert elsewhere.get(f"/clients/{who['id']}/medications").status_code == 404
     assert elsewhere.get(f"/clients/{who['id']}/medications/new").status_code == 404
     assert _form(elsewhere, f"/clients/{who['id']}/medications", _start_values(elsewhere)).status_code == 404
+    # Ids chosen from lists that the user may not see: the same page, never a message about them.
+    stranger = make_user("clinician", sites=[make_site()])
+    url = f"/clients/{who['id']}/medications"
+    assert _form(signed_in, url, _start_values(signed_in, prescriber_id=str(stranger.id))).status_code == 404
+    assert _form(signed_in, url, _start_values(signed_in, prescriber_id="²")).status_code == 404
+    assert _form(signed_in, url, _start_values(signed_in, transfer_from_medication_id="999999")).status_code == 404
     assert _count(app, Medication) == 0
 
 

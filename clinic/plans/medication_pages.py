@@ -35,6 +35,7 @@ from clinic.console import (
     not_found,
     page,
     redirect_to,
+    visible_id,
 )
 from clinic.console.dates import long_date
 from clinic.extensions import db
@@ -394,6 +395,10 @@ def start_medication(client_id: int) -> Response:
     client = load_client(client_id)
     site = db.session.get_one(Site, client.site_id)
     values = form_values()
+    # Chosen from lists, never typed: an id the user may not see is the "page not found" page.
+    visible_id(values.get("prescriber_id"), [c.id for c in directory_of(user).clinicians])
+    orders_of_client = db.session.scalars(select(Medication.id).where(Medication.client_id == client.id))
+    visible_id(values.get("transfer_from_medication_id"), list(orders_of_client))
     plan = _active_plan(client)
     if plan is None:
         return _new_page(load_client(client_id, audit_read=True), values, FormErrors(), status=409)

@@ -128,3 +128,13 @@ def test_a_nurse_doses_the_day_with_the_keyboard(open_session: Any, live_server:
     expect(page.locator("#history ~ .table-wrap tbody tr").first).to_contain_text(
         "Entered in error: Wrong number of days"
     )
+
+
+def test_the_window_fits_a_tablet(open_session: Any, live_server: LiveServer) -> None:
+    """At tablet width the rows stack, each cell under its column's name, and nothing runs off the page."""
+    session = open_session(live_server.account(CLINICIAN), viewport=(768, 1024))
+    page = session.page
+    session.go("/dosing")
+    expect(page.locator(".dosing__table tbody tr").first).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    session.check_accessibility()

@@ -410,3 +410,32 @@ def test_another_clients_order_in_the_path_is_not_found(signed_in: Session, site
     med = _order(signed_in, other)
     assert signed_in.get(f"/clients/{one['id']}/medications/{med['id']}/change").status_code == 404
     assert _form(signed_in, f"/clients/{one['id']}/medications/{med['id']}/change", {"dose": "8"}).status_code == 404
+
+
+def test_junk_and_forged_posts_are_refused_without_a_500_and_nothing_is_written(
+    app: Flask, signed_in: Session, site: Site
+) -> None:
+    who = _client_with_plan(signed_in, site)
+    url = f"/clients/{who['id']}/medications"
+    no_token = signed_in.client.post(url, data=_start_values(signed_in))
+    assert no_token.status_code in (400, 403)
+    for junk in (
+        {"dose": "1e999"},
+        {"start_on": "0001-01-01"},
+        {"first_dose_at": "tomorrow"},
+        {"unit": "drops"},
+        {"frequency": "x" * 500},
+        {"phase": "forever"},
+    ):
+        response = _form(signed_in, url, _start_values(signed_in, **junk))
+        assert response.status_code == 422, junk
+    med = _order(signed_in, who)
+    change = f"{url}/{med['id']}/change"
+    for junk in ({"dose": "-3"}, {"effective_on": "9999-99-99"}, {"end_on": "1899-01-01"}):
+        response = _form(signed_in, change, junk)
+        assert response.status_code == 422, junk
+    assert _count(app, Medication) == 1
+    draft = _client_with_plan(signed_in, site, active=False)
+    refused = _form(signed_in, f"/clients/{draft['id']}/medications", _start_values(signed_in))
+    assert refused.status_code == 409 and "no active treatment plan" in _text(refused)
+    assert _count(app, Medication) == 1

@@ -91,6 +91,8 @@ def test_a_clinician_overrides_a_safety_rule_with_the_keyboard_and_schedules_a_c
     page.get_by_label("Dose", exact=True).fill("8")
     page.get_by_label("Stabilization").check()
     page.get_by_label("Reason for the change").fill("Stable on the low dose")
+    session.check_accessibility()
+    session.screenshot("medications-change")
     page.get_by_role("button", name="Save change").click()
     page.wait_for_url(re.compile(r".*done=scheduled.*"))
     order = page.locator("section.med-order").filter(has_text="Starts " + long_date(start_on))

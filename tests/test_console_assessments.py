@@ -141,7 +141,8 @@ def test_each_instrument_has_a_form_generated_from_its_definition(
         assert "Above 120 4 points" in text and "Prominent piloerection 5 points" in text
     if code == "ASAM":  # the 4th edition's names and levels
         assert "Dimension 1: intoxication, withdrawal and addiction medications" in text
-        assert "Medically managed intensive outpatient" in text and 'value="2.7"' in html
+        assert "2.7 — Medically managed intensive outpatient" in text and 'value="2.7"' in html
+        assert "4 — Severe" in text and "points" not in text  # ratings, not points: ASAM computes no total
     if code == "DAST-10":
         assert 'value="true"' in html and ">Yes<" in html
 

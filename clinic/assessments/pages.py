@@ -101,15 +101,29 @@ class Question:
 
 
 def _options(instrument: Instrument, item: Item, answers: Mapping[str, Any], *, scored: bool) -> list[Option]:
-    allowed = item.allowed_values(dict(answers)) or ()
+    allowed = list(item.allowed_values(dict(answers)) or ())
     words = item.option_labels(dict(answers))
+    if item.labels_by is not None:  # codes such as ASAM levels: in their order, withdrawal management last
+        allowed.sort(key=_level_order)
+    unscored = not scored or instrument.scoring["method"] == "none"
     options = []
     for value in allowed:
         key = _answer_key(value)
         label = words.get(key) or ("Yes" if value is True else "No" if value is False else key)
-        points = item.points_for(value) if scored and instrument.scoring["method"] != "none" else None
+        if key in words and (item.labels_by is not None or (unscored and item.type == "integer")):
+            label = f"{key} — {label}"  # a rating or a code is written as well as its words
+        points = None if unscored else item.points_for(value)
         options.append(Option(key, label, points))
     return options
+
+
+def _level_order(code: Any) -> tuple[bool, float, str]:
+    text = str(code)
+    number = text.split("-", 1)[0]
+    try:
+        return text.endswith("-WM"), float(number), text
+    except ValueError:
+        return True, 99.0, text
 
 
 def questions(instrument: Instrument, answers: Mapping[str, Any]) -> list[Question]:
@@ -234,7 +248,10 @@ class Preview:
 
 def preview_of(instrument: Instrument, answers: Mapping[str, Any]) -> Preview:
     score, answered, asked = instrument.preview(dict(answers))
-    return Preview(score, answered, asked, instrument.total_range[1] if instrument.total_range else None)
+    if "edition" in answers and any(m.key == "edition" for m in instrument.modifiers):
+        answered, asked = answered - 1, asked - 1  # ASAM's edition is chosen before the form, not a question in it
+    top = instrument.total_range[1] if instrument.total_range else None
+    return Preview(score, answered, asked, top)
 
 
 # --- pages --------------------------------------------------------------------------------------------

@@ -95,6 +95,14 @@ def test_filter_by_day_and_bad_filters_beside_their_fields(setting):
     assert session.get("/audit", query_string={"client": "99999999"}).status_code == 422
 
 
+def test_the_last_day_of_the_calendar_is_a_filter_not_a_crash(setting):
+    session = setting["admin"]
+    for day in ("9999-12-31", "0001-01-01"):
+        response = session.get("/audit", query_string={"from": day, "to": day})
+        assert response.status_code in (200, 422), day
+        assert "No audit entries match" in _main(response) or 'id="to-error"' in _main(response)
+
+
 def test_next_pages_on(setting, monkeypatch):
     from clinic.system import audit_pages
 

@@ -10,7 +10,7 @@ administrator asks for one, never on a page view.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -72,7 +72,7 @@ def _day(raw: str, *, end: bool) -> str:
     except ValueError:
         return raw  # the schema says what is wrong with it
     if end:
-        return (datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) - timedelta(microseconds=1)).isoformat()
+        return datetime.combine(day, time.max, tzinfo=UTC).isoformat()
     return datetime.combine(day, time.min, tzinfo=UTC).isoformat()
 
 

@@ -439,3 +439,17 @@ def test_junk_and_forged_posts_are_refused_without_a_500_and_nothing_is_written(
     refused = _form(signed_in, f"/clients/{draft['id']}/medications", _start_values(signed_in))
     assert refused.status_code == 409 and "no active treatment plan" in _text(refused)
     assert _count(app, Medication) == 1
+
+
+def test_a_first_dose_at_the_end_of_the_calendar_is_shown_beside_the_field(
+    app: Flask, signed_in: Session, site: Site
+) -> None:
+    who = _client_with_plan(signed_in, site)
+    url = f"/clients/{who['id']}/medications"
+    response = _form(signed_in, url, _start_values(signed_in, first_dose_at="9999-12-31T23:59"))
+    assert response.status_code == 422
+    assert "Out of range" in _text(response) and 'id="first_dose_at-error"' in response.get_data(as_text=True)
+    med = _order(signed_in, who)
+    change = _form(signed_in, f"{url}/{med['id']}/change", {"first_dose_at": "9999-12-31T23:59"})
+    assert change.status_code == 422
+    assert _count(app, Medication) == 1

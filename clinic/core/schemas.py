@@ -308,6 +308,8 @@ class WallClockSchema(StrictSchema):
                     f"{wall_time:%Y-%m-%d %H:%M} does not exist in {zone}: the clocks skip that hour "
                     "(daylight saving). Give the time after the change, or an offset."
                 ]
+            except OverflowError:
+                errors[key] = [LocalInstant.default_error_messages["out_of_range"]]
         if errors:
             raise ValidationError(errors)
         return placed

@@ -441,6 +441,24 @@ def test_junk_and_forged_posts_are_refused_without_a_500_and_nothing_is_written(
     assert _count(app, Medication) == 1
 
 
+def test_a_change_refused_for_the_medication_links_its_summary_to_the_rule(
+    app: Flask, signed_in: Session, site: Site
+) -> None:
+    """The change form has no medication field: a rule about the medication is linked to the rules shown."""
+    who = _client_with_plan(signed_in, site)
+    first = _order(signed_in, who, start_on=(TODAY - timedelta(days=20)).isoformat())
+    _order(signed_in, who, transfer_from_medication_id=first["id"])
+    url = f"/clients/{who['id']}/medications/{first['id']}/change"
+    response = _form(signed_in, url, {"end_on": "", "effective_on": TODAY.isoformat()})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Safety rules: Another opioid agonist runs at the same time" in _text(response)
+    summary = re.search(r'class="error-summary".*?</ul>', html, re.S)
+    assert summary is not None
+    targets = re.findall(r'href="#([^"]+)"', summary.group(0))
+    assert targets and all(f'id="{target}"' in html for target in targets), targets
+
+
 def test_a_first_dose_at_the_end_of_the_calendar_is_shown_beside_the_field(
     app: Flask, signed_in: Session, site: Site
 ) -> None:

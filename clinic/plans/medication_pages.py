@@ -77,6 +77,7 @@ LABELS = {
     "override_reason": "Override reason",
     "effective_on": "Takes effect on",
     "reason": "Reason",
+    "safety-rules": "Safety rules",
 }
 REQUIRED = {
     "medication": "Choose the medication.",
@@ -442,6 +443,8 @@ def _change_page(
     safety: Mapping[str, Any] | None = None,
 ) -> Response:
     user = authenticated_user()
+    if "medication" in errors:  # no such field on this form: the summary links to the rules shown
+        errors["safety-rules"] = errors.pop("medication")
     context = banner_context(client, user, current="medication_pages.client_medications")
     order = _view_of(med)
     today = context["banner"].on

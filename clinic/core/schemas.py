@@ -309,7 +309,7 @@ class WallClockSchema(StrictSchema):
                     "(daylight saving). Give the time after the change, or an offset."
                 ]
             except OverflowError:
-                errors[key] = [LocalInstant.default_error_messages["out_of_range"]]
+                errors[key] = ["Out of range: not representable in UTC."]
         if errors:
             raise ValidationError(errors)
         return placed

@@ -167,6 +167,22 @@ def test_the_filter_is_posted_and_finds_by_name_or_mrn(otp: dict[str, Any]) -> N
     assert "No one on the list matches" in nobody
 
 
+def test_the_next_page_of_a_search_keeps_the_search_and_posts_it(
+    otp: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("clinic.dosing.pages.WINDOW_PAGE", 1)
+    session = otp["session"]
+    first = session.post(f"/dosing?site_id={otp['site'].id}", data={"csrf_token": session.csrf_token, "q": "n"})
+    html = first.get_data(as_text=True)
+    assert "Okoro, Ben" in _text(first) and "Silva, Ana" not in _text(first)
+    form = re.search(r'<form[^>]*method="post"[^>]*action="([^"]*after=[^"]*)"[^>]*>(.*?)</form>', html, re.S)
+    assert form is not None, "the Next of a search is a form that posts the search"
+    assert 'name="q" value="n"' in form.group(2) and "q=" not in form.group(1)
+    action = form.group(1).replace("&amp;", "&")
+    second = _text(session.post(action, data={"csrf_token": session.csrf_token, "q": "n"}))
+    assert "Silva, Ana" in second and "Okoro, Ben" not in second
+
+
 def test_recording_needs_the_identity_confirmed_and_writes_nothing_without(app: Flask, otp: dict[str, Any]) -> None:
     response = _record(otp["session"], otp["ana"], identity_confirmed=None)
     assert response.status_code == 422

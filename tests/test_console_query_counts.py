@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -38,12 +38,22 @@ def _busiest_day(app: Flask, clinician: User) -> date:
         return Counter(start.date() for start in starts).most_common(1)[0][0]
 
 
+def _otp_site(app: Flask, clinician: User) -> int:
+    from clinic.auth.models import Site
+
+    with app.app_context():
+        return int(db.session.scalars(
+            select(Site.id).where(Site.id.in_(clinician.site_ids), Site.is_otp.is_(True)).order_by(Site.id)
+        ).first())  # type: ignore[arg-type]
+
+
 def _measure(app: Flask, bearer: Callable[[User], dict[str, str]]) -> dict[str, tuple[int, int]]:
     """(statements, table rows shown) of each page, as the first demo clinician and intake coordinator."""
     clinician = _user(app, "clinician1.riverside@demo.example.org")
     intake = _user(app, "intake1.riverside@demo.example.org")
     client_id = _busiest_client(app, clinician)
     week = _busiest_day(app, clinician).isoformat()
+    otp = _otp_site(app, clinician)
     pages = {
         clinician: {
             "chart": f"/clients/{client_id}",
@@ -51,6 +61,8 @@ def _measure(app: Flask, bearer: Callable[[User], dict[str, str]]) -> dict[str, 
             "schedule day (site)": f"/schedule?view=day&date={week}&clinician_id=",
             "today": "/today",
             "client search": "/clients?q=a",
+            "dosing window (today)": f"/dosing?site_id={otp}",
+            "dosing window (a past day)": f"/dosing?site_id={otp}&date={(TODAY - timedelta(days=1)).isoformat()}",
         },
         intake: {"intake queue": "/intake", "alerts": "/alerts"},
     }

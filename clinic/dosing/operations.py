@@ -148,12 +148,45 @@ def _review_blocks(review: TakeHomeReview | None, at: datetime) -> str | None:
     return None
 
 
-def eligibility(client: Client) -> dict[str, Any]:
-    """Today's take-home eligibility: time in treatment, its limit, the latest review (audited)."""
+def eligibilities(clients: Sequence[Client]) -> dict[int, dict[str, Any]]:
+    """:func:`eligibility` of many clients (a page of the dosing window) in two queries, each audited."""
+    ids = sorted({client.id for client in clients})
+    if not ids:
+        return {}
+    episodes: dict[int, Episode] = {}
+    for episode in db.session.scalars(
+        select(Episode).where(Episode.client_id.in_(ids), Episode.discharged_on.is_(None)).order_by(Episode.id)
+    ):
+        episodes.setdefault(episode.client_id, episode)
+    reviews: dict[int, TakeHomeReview] = {}
+    for review in db.session.scalars(
+        select(TakeHomeReview)
+        .where(TakeHomeReview.client_id.in_(ids))
+        .order_by(TakeHomeReview.decided_at, TakeHomeReview.id)
+    ):
+        reviews[review.client_id] = review  # the latest stands
+    return {
+        client.id: eligibility(client, episode=episodes.get(client.id), review=reviews.get(client.id), loaded=True)
+        for client in clients
+    }
+
+
+def eligibility(
+    client: Client,
+    *,
+    episode: Episode | None = None,
+    review: TakeHomeReview | None = None,
+    loaded: bool = False,
+) -> dict[str, Any]:
+    """Today's take-home eligibility: time in treatment, its limit, the latest review (audited).
+
+    ``loaded`` says ``episode`` (the open one) and ``review`` (the latest) were loaded by the caller.
+    """
     site = _site(client)
     day = local_today(site.timezone)
-    days = days_in_treatment(client, day)
-    review = latest_review(client)
+    if not loaded:
+        episode, review = open_episode(client), latest_review(client)
+    days = None if episode is None or day < episode.admitted_on else (day - episode.admitted_on).days
     blocked = _review_blocks(review, utcnow())
     limit = max_take_home_days(days)
     if review is not None:
@@ -615,12 +648,12 @@ def missed_doses(
     ``at_least`` keeps only those who missed that many days or more (filtered in SQL).
     """
     through = local_today(site.timezone) - timedelta(days=1)
-    covered = (
-        select(Dose.client_id, func.max(Dose.covered_until).label("last_covered_on"))
-        .where(Dose.voided_at.is_(None), Dose.covered_from <= through)
-        .group_by(Dose.client_id)
-        .subquery()
+    last_covered = select(Dose.client_id, func.max(Dose.covered_until).label("last_covered_on")).where(
+        Dose.voided_at.is_(None), Dose.covered_from <= through
     )
+    if client_ids is not None:  # a page of clients: their doses only, not the whole record
+        last_covered = last_covered.where(Dose.client_id.in_(sorted(set(client_ids))))
+    covered = last_covered.group_by(Dose.client_id).subquery()
     stmt = (
         select(
             Medication.client_id,

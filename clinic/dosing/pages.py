@@ -10,7 +10,7 @@ client's name and date of birth first (two identifiers, docs/console.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -45,7 +45,7 @@ from clinic.dosing.models import Dose, DoseKind
 from clinic.dosing.schemas import DoseCreateSchema, TakeHomeReviewSchema, VoidDoseSchema
 from clinic.extensions import db
 from clinic.plans import medications
-from clinic.plans.models import Medication, MedicationName
+from clinic.plans.models import Medication, MedicationDoseChange, MedicationName
 
 blp = ConsoleBlueprint("dosing_pages", __name__)
 
@@ -118,11 +118,20 @@ def _status(order: Medication, day: date, entries: list[Dose], ordered: Decimal 
     return "due", given
 
 
-def _latest_lots(site: Site) -> dict[str, str]:
-    """The lot last recorded at the site for each substance: the one in use at the counter."""
+#: How far back the lot in use at the counter is looked for (a lot older than this is not offered).
+LOT_LOOKBACK_DAYS = 30
+
+
+def _latest_lots(site: Site, day: date) -> dict[str, str]:
+    """The lot last recorded at the site for each substance in the month before ``day``: the one in use."""
     latest = (
         select(Dose.substance, func.max(Dose.given_at).label("at"))
-        .where(Dose.site_id == site.id, Dose.voided_at.is_(None))
+        .where(
+            Dose.site_id == site.id,
+            Dose.voided_at.is_(None),
+            Dose.given_on >= day - timedelta(days=LOT_LOOKBACK_DAYS),
+            Dose.given_on <= day,
+        )
         .group_by(Dose.substance)
         .subquery()
     )
@@ -209,22 +218,32 @@ def window_rows(
     ):
         entries[dose.medication_id].append(dose)
     missed = {m.client_id: m.missed_days for m in ops.missed_doses(site, client_ids=client_ids)} if site.is_otp else {}
-    lots = _latest_lots(site)
+    lots = _latest_lots(site, day)
+    changes: dict[int, list[MedicationDoseChange]] = {order_id: [] for order_id in order_ids}
+    for change in db.session.scalars(
+        select(MedicationDoseChange)
+        .where(MedicationDoseChange.medication_id.in_(order_ids), MedicationDoseChange.entered_in_error_at.is_(None))
+        .order_by(MedicationDoseChange.effective_on, MedicationDoseChange.id)
+    ):
+        changes[change.medication_id].append(change)
     today = local_today(site.timezone)
     can_write = has_permission(user, Permission.CLINICAL_WRITE) and site.is_otp and day == today
     eligibilities: dict[int, dict[str, Any]] = {}
+    if day == today:
+        eligibilities = ops.eligibilities(
+            list({client.id: client for order, client in found if order.medication in ops.DOSED_DAILY}.values())
+        )
     rows = []
     for order, client in found:
         record(
             "dose.read", resource="dose", client_id=client.id, details={"via": "dosing_window", "date": day.isoformat()}
         )
-        ordered = medications.dose_on(order, day)
+        in_force = medications.change_in_force(order, day, changes[order.id])
+        ordered = None if in_force is None else in_force.dose
         mine = entries[order.id]
         status, given = _status(order, day, mine, ordered)
         take_home_today = next((e for e in mine if e.kind is DoseKind.TAKE_HOME and e.given_on == day), None)
         covering = next((e for e in mine if e.given_on != day and e.covered_from <= day <= e.covered_until), None)
-        if order.medication in ops.DOSED_DAILY and client.id not in eligibilities and day == today:
-            eligibilities[client.id] = ops.eligibility(client)
         eligibility = eligibilities.get(client.id) if order.medication in ops.DOSED_DAILY else None
         may = []
         if can_write and ordered is not None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Response, request, url_for
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_, union_all
 
 from clinic.audit.operations import record
 from clinic.auth.models import Site, User
@@ -123,24 +123,28 @@ LOT_LOOKBACK_DAYS = 30
 
 
 def _latest_lots(site: Site, day: date) -> dict[str, str]:
-    """The lot last recorded at the site for each substance in the month before ``day``: the one in use."""
-    latest = (
-        select(Dose.substance, func.max(Dose.given_at).label("at"))
-        .where(
-            Dose.site_id == site.id,
-            Dose.voided_at.is_(None),
-            Dose.given_on >= day - timedelta(days=LOT_LOOKBACK_DAYS),
-            Dose.given_on <= day,
+    """The lot last recorded at the site for each MAT medication in the month before ``day``: the one in use.
+
+    One statement: for each medication, the site's newest doses read backwards through the (site, day)
+    index until one of that substance is found.
+    """
+    newest = []
+    for medication in MEDICATION_LABELS:
+        latest = (
+            select(Dose.substance, Dose.lot_number)
+            .where(
+                Dose.site_id == site.id,
+                Dose.substance == medication.value,
+                Dose.voided_at.is_(None),
+                Dose.given_on >= day - timedelta(days=LOT_LOOKBACK_DAYS),
+                Dose.given_on <= day,
+            )
+            .order_by(Dose.given_on.desc(), Dose.given_at.desc(), Dose.id.desc())
+            .limit(1)
+            .subquery()
         )
-        .group_by(Dose.substance)
-        .subquery()
-    )
-    rows = db.session.execute(
-        select(Dose.substance, Dose.lot_number)
-        .join(latest, (latest.c.substance == Dose.substance) & (latest.c.at == Dose.given_at))
-        .where(Dose.site_id == site.id)
-    )
-    return {substance: lot for substance, lot in rows}  # noqa: C416 - rows of a result
+        newest.append(select(latest.c.substance, latest.c.lot_number))
+    return {substance: lot for substance, lot in db.session.execute(union_all(*newest))}  # noqa: C416
 
 
 def _window_query(site: Site, day: date, query: str) -> Any:

@@ -100,6 +100,8 @@ def _register_blueprints(app: Flask, api: Any) -> None:
     from clinic.auth.permissions import public
     from clinic.clients.api import blp as clients_blp
     from clinic.dosing.api import blp as dosing_blp
+    from clinic.fhir.api import blp as fhir_blp
+    from clinic.fhir.bulk_api import blp as fhir_bulk_blp
     from clinic.intake.api import blp as intake_blp
     from clinic.notify.api import blp as notify_blp
     from clinic.notify.link_pages import blp as reminder_links_blp
@@ -112,7 +114,7 @@ def _register_blueprints(app: Flask, api: Any) -> None:
 
     for blueprint in (
         system_blp, auth_blp, directory_blp, intake_blp, clients_blp, assessments_blp, plans_blp, reports_blp,
-        scheduling_blp, notify_blp, audit_blp, dosing_blp, overdose_blp,
+        scheduling_blp, notify_blp, audit_blp, dosing_blp, overdose_blp, fhir_blp, fhir_bulk_blp,
     ):
         api.register_blueprint(blueprint)
     # The page a reminder's link opens is a web page for clients, not part of the API.

@@ -147,7 +147,7 @@ def test_the_domains_are_layered_as_documented() -> None:
         {"assessments"},
         {"plans"},
         {"dosing", "overdose"},
-        {"reports", "system", "today"},
+        {"reports", "system", "today", "fhir"},
         {"demo"},
     ]
     rank = {package: index for index, layer in enumerate(layers) for package in layer}

@@ -1,0 +1,1 @@
+"""FHIR mapping: care (filled in below)."""

@@ -1,0 +1,1 @@
+"""FHIR mapping: instruments (filled in below)."""

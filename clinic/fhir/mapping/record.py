@@ -1,0 +1,1 @@
+"""FHIR mapping: record (filled in below)."""

@@ -1,0 +1,1 @@
+"""FHIR mapping: screens (filled in below)."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Boolean,
     CheckConstraint,
     Date,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -235,9 +237,20 @@ class ScreenResult(enum.StrEnum):
 
 
 class DrugScreen(TimestampMixin, Base):
+    """A drug screen; one marked entered in error stays, marked, and counts nowhere (see ``counts``)."""
+
     __tablename__ = "drug_screens"
     __table_args__ = (
-        UniqueConstraint("client_id", "collected_at"),
+        #: One counted screen per client and collection time: the right result of a screen entered
+        #: in error is recorded as a new screen, at the same time if that is when it was collected.
+        Index(
+            "uq_drug_screens_client_id_collected_at",
+            "client_id",
+            "collected_at",
+            unique=True,
+            sqlite_where=text("entered_in_error_at IS NULL"),
+            postgresql_where=text("entered_in_error_at IS NULL"),
+        ),
         Index("ix_drug_screens_site_id_collected_at", "site_id", "collected_at"),
     )
 
@@ -251,6 +264,16 @@ class DrugScreen(TimestampMixin, Base):
     #: A scheduled screen the client did not give.
     missed: Mapped[bool] = mapped_column(Boolean, default=False)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: Set when the screen was marked entered in error: it stays on record and no longer counts
+    #: (CM ledger, reports, timeline, medication rules); an incentive it already earned is kept.
+    entered_in_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    entered_in_error_reason: Mapped[str | None] = mapped_column(Text)
+    entered_in_error_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    @classmethod
+    def counts(cls) -> ColumnElement[bool]:
+        """The SQL condition of a screen that counts: one not entered in error."""
+        return cls.entered_in_error_at.is_(None)
 
 
 class DrugScreenResult(Base):

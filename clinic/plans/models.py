@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    ColumnElement,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     ForeignKey,
     Index,

@@ -10,21 +10,25 @@ BIN := $(VENV)/bin
 # Stamp of the last install: redone whenever requirements.lock changes.
 INSTALLED := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
+# The second, independent FHIR validator of the test suite (medplum on Node), pinned by its lockfile.
+FHIR_VALIDATOR := tests/fhir_validator
+FHIR_VALIDATOR_INSTALLED := $(FHIR_VALIDATOR)/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv lock run test browser fuzz lint typecheck bench clean
+.PHONY: help install venv lock run test fhir-validator browser fuzz lint typecheck bench clean
 
 help:
 	@echo "make install    create $(VENV) and install requirements.lock (hash-checked)"
 	@echo "make run        migrate the database, then start web, worker and beat (PORT=$(PORT))"
 	@echo "make test       run the test suite (PYTEST_ARGS=... to pass options)"
+	@echo "make fhir-validator  install the test suite's FHIR validator (npm ci in $(FHIR_VALIDATOR))"
 	@echo "make browser    the staff console's browser tests only (CLINIC_SCREENSHOTS=1 refreshes docs/screenshots)"
 	@echo "make fuzz       stateful fuzzing of the API on PostgreSQL, as two identities (a few minutes)"
 	@echo "make lint       ruff check"
 	@echo "make typecheck  mypy"
 	@echo "make bench      benchmarks against the seeded 100,000-client database (docs/performance.md)"
 	@echo "make lock       regenerate requirements.lock from pyproject.toml"
-	@echo "make clean      remove $(VENV) and caches (keeps instance/, which holds the database)"
+	@echo "make clean      remove $(VENV), the FHIR validator's node_modules and caches (keeps instance/, which holds the database)"
 
 install venv: $(INSTALLED)
 
@@ -67,10 +71,26 @@ run: $(INSTALLED)
 
 # The browser tests (tests/browser) drive Debian's chromium; without one they are skipped, and fail
 # when CLINIC_REQUIRE_SERVICES=1 (CI, whose .ci/run installs the package when it is missing).
-test: $(INSTALLED)
+test: $(INSTALLED) fhir-validator
 	@command -v chromium >/dev/null 2>&1 || [ -n "$${CLINIC_CHROMIUM:-}" ] || \
 		echo "note: no chromium found, so the browser tests are skipped: sudo apt-get install chromium" >&2
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The FHIR validator's npm packages (tests/fhir_validator), exactly as package-lock.json pins them,
+# redone whenever the lockfile changes. Without npm its tests are skipped, and fail when
+# CLINIC_REQUIRE_SERVICES=1 (CI).
+fhir-validator:
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(FHIR_VALIDATOR_INSTALLED); \
+	elif [ "$${CLINIC_REQUIRE_SERVICES:-}" = 1 ]; then \
+		echo "error: the FHIR validator needs Node.js and npm (node >= 20.19): sudo apt-get install nodejs npm" >&2; exit 1; \
+	else \
+		echo "note: no npm found, so the FHIR validator tests are skipped: sudo apt-get install nodejs npm" >&2; \
+	fi
+
+$(FHIR_VALIDATOR_INSTALLED): $(FHIR_VALIDATOR)/package-lock.json $(FHIR_VALIDATOR)/package.json
+	npm ci --prefix $(FHIR_VALIDATOR) --no-audit --no-fund --ignore-scripts
+	@touch $@
 
 # Only the browser tests of the staff console; CLINIC_SCREENSHOTS=1 also rewrites docs/screenshots/.
 browser: $(INSTALLED)
@@ -97,5 +117,5 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/console.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(FHIR_VALIDATOR)/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -285,6 +285,17 @@ class Config:
     #: How often beat looks for missed doses (each site's local yesterday; one alert per run of days).
     DOSING_MISSED_DOSE_CHECK_SECONDS = _env_int("DOSING_MISSED_DOSE_CHECK_SECONDS", 3600)
 
+    # FHIR bulk export (docs/fhir.md "Bulk export").
+    #: Where the worker writes the NDJSON files of bulk exports (one folder per export); the web
+    #: process serves them from here, so both must see the same folder.
+    FHIR_EXPORT_DIR = os.environ.get("FHIR_EXPORT_DIR", str(INSTANCE_DIR / "fhir-exports"))
+    #: Hours an export's files may be downloaded after it completed; then they are deleted.
+    FHIR_EXPORT_TTL_HOURS = _env_int("FHIR_EXPORT_TTL_HOURS", 24)
+    #: Rows read per batch (``yield_per``): memory is bounded by one batch, whatever the data.
+    FHIR_EXPORT_BATCH_SIZE = _env_int("FHIR_EXPORT_BATCH_SIZE", 500)
+    #: How long one export may hold its lock: a delivery of its task after this starts it over.
+    FHIR_EXPORT_LOCK_SECONDS = _env_int("FHIR_EXPORT_LOCK_SECONDS", 6 * 3600)
+
     @classmethod
     def validate(cls, settings: dict[str, object]) -> None:
         """Refuse to start with settings that are unsafe for this environment."""

@@ -59,6 +59,7 @@ def import_models() -> None:
     import clinic.auth.models
     import clinic.clients.models
     import clinic.dosing.models
+    import clinic.fhir.models
     import clinic.intake.models
     import clinic.notify.models
     import clinic.overdose.models

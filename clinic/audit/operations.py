@@ -96,13 +96,14 @@ def record_for_clients(
     client_ids: Iterable[int],
     details: dict[str, Any] | None = None,
     chunk: int = 1000,
+    user_id: int | None = None,
 ) -> int:
     """One ``action`` event per client, inserted now, ``chunk`` events per statement; returns how many.
 
     For an act on many clients at once (an export): the events are never all held in memory, as
     queued ones would be. They belong to the current transaction and commit (or roll back) with it.
     """
-    user_id = _signed_in_user_id()
+    user_id = _signed_in_user_id() if user_id is None else user_id
     ip = request.remote_addr if has_request_context() else None
     session = db.session()
     written = 0

@@ -3,21 +3,40 @@
 A ``Source`` knows how to select its rows for a ``Scope`` (one client for ``GET
 /clients/{id}/fhir``; a site, with an optional ``_since``, for the bulk ``$export``) and how to map
 one row to FHIR resources. The per-client Bundle (``clinic.fhir.bundle``) and the bulk export's
-NDJSON files (``clinic.fhir.bulk``) both walk ``SOURCES``: one mapping, one implementation.
+NDJSON files (``clinic.fhir.bulk``) both walk ``SOURCES`` through :func:`resources` (or
+:func:`walk`): one mapping, one implementation, and every resource checked by
+``clinic.fhir.validate.check`` on its way out.
 
-Rows are read in batches (``yield_per``) and a source's ``select`` loads everything its mapping
-reads (joins or ``selectinload``), so an export issues a fixed number of statements per batch and
-its memory does not grow with the data.
+Rows are read in batches (``yield_per``); a source's ``select`` joins what its mapping reads, and
+what cannot be joined (a medication order's dose history) is loaded by its ``enrich`` once per
+batch. So an export issues a fixed number of statements per batch, and its memory does not grow
+with the data.
+
+Resource ids
+------------
+Every id is ``<prefix>-<row id>``, the prefix naming the table, so ids are stable (the same row
+always gets the same id, in every export) and unique per resource type even where two tables map
+to one type: ``patient-12`` (clients), ``episode-3`` (episodes), ``consent-7`` (consents),
+``careplan-5`` (plans), ``goal-5-g1a2b3c4d`` (a goal or objective of plan 5, by its node id),
+``medication-9`` (medication orders), ``appointment-40`` (individual appointments),
+``appointment-attendee-8`` (a client's seat in a group session), ``assessment-…`` and
+``drug-screen-…`` (instruments and screens). References are relative, ``Patient/patient-12``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select, and_, or_, true
+
+from clinic.extensions import db
+from clinic.fhir.validate import check
+
+#: Rows read per round trip; the enrich hooks load their extras once per batch of this size.
+BATCH_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -28,6 +47,22 @@ class Scope:
     site_id: int | None = None
     #: Only rows changed at or after this moment (``_since``).
     since: datetime | None = None
+    #: A disclosure under one consent (the per-client Bundle): of the client's consents, only this
+    #: one is sent; the recipient learns nothing of the client's other consents and their recipients.
+    consent_id: int | None = None
+
+    def where(self, *, client: Any, site: Any, changed: Sequence[Any] = ()) -> ColumnElement[bool]:
+        """The scope as a condition on a source's own client, site and change-time columns."""
+        conditions: list[ColumnElement[bool]] = []
+        if self.client_id is not None:
+            conditions.append(client == self.client_id)
+        if self.site_id is not None:
+            conditions.append(site == self.site_id)
+        if self.since is not None and changed:
+            conditions.append(or_(*(column >= self.since for column in changed)))
+        if not conditions:
+            return true()
+        return and_(*conditions)
 
 
 @dataclass(frozen=True)
@@ -38,8 +73,13 @@ class Source:
     produces: tuple[str, ...]
     #: The statement selecting this source's rows in the scope, in a stable order.
     select: Callable[[Scope], Select[Any]]
-    #: One row (as the statement returns it) to its resources, each a FHIR JSON dict already labelled.
+    #: One row to its resources, each a FHIR JSON dict already labelled. The row is what the
+    #: statement returns (the entity when it selects one entity, else a ``Row``), or what
+    #: ``enrich`` made of it.
     to_fhir: Callable[[Any], Iterable[dict[str, Any]]]
+    #: Optional: one batch of rows to the rows ``to_fhir`` receives, loading in one statement what
+    #: the select could not join (a medication order's dose history).
+    enrich: Callable[[Sequence[Any]], Sequence[Any]] | None = None
 
 
 #: Filled by the mapping modules (``clinic.fhir.mapping.*``), in the Bundle's order.
@@ -49,3 +89,32 @@ SOURCES: list[Source] = []
 def register(source: Source) -> Source:
     SOURCES.append(source)
     return source
+
+
+def batches(source: Source, scope: Scope, *, batch_size: int = BATCH_SIZE) -> Iterator[Sequence[Any]]:
+    """The source's rows in the scope, ``batch_size`` at a time, each batch already enriched."""
+    stmt = source.select(scope)
+    result = db.session.execute(stmt.execution_options(yield_per=batch_size))
+    rows: Any = result.scalars() if len(stmt.selected_columns) == 1 else result
+    for partition in rows.partitions(batch_size):
+        batch: Sequence[Any] = list(partition)
+        if source.enrich is not None:
+            batch = source.enrich(batch)
+        yield batch
+
+
+def resources(source: Source, scope: Scope, *, batch_size: int = BATCH_SIZE) -> Iterator[dict[str, Any]]:
+    """Every resource the source makes of its rows in the scope, each checked (``validate.check``)."""
+    for batch in batches(source, scope, batch_size=batch_size):
+        for row in batch:
+            for resource in source.to_fhir(row):
+                yield check(resource)
+
+
+def walk(scope: Scope, *, batch_size: int = BATCH_SIZE) -> Iterator[tuple[Source, dict[str, Any]]]:
+    """Every source's resources in the scope, in ``SOURCES`` order, each with the source it came from."""
+    import clinic.fhir.mapping  # noqa: F401 - registers the sources
+
+    for source in SOURCES:
+        for resource in resources(source, scope, batch_size=batch_size):
+            yield source, resource

@@ -1,5 +1,6 @@
 """The console's audit trail: filters by user, client, action, outcome and day, names shown, the
-chain's state, administrators only, no client's name, and the reading of the trail audited."""
+chain's state, administrators only, no client's name, and the reading of the trail audited. The
+filter form is posted and an MRN typed in it is resolved to the client's id: no MRN in any address."""
 
 from __future__ import annotations
 
@@ -64,6 +65,19 @@ def test_administrators_only(setting):
     assert "times in UTC" in _main(response)
 
 
+def _filter(session: Session, **fields: Any) -> Any:
+    """Post the filter form as a browser does (the CSRF token in the form, as its hidden field)."""
+    return session.post("/audit", data={"csrf_token": session.csrf_token, **fields}, headers={"X-CSRF-Token": ""})
+
+
+def _urls(response: Any) -> list[str]:
+    """Every address the response names: its Location, and each href, action and src of its page."""
+    found = [response.headers.get("Location") or ""]
+    html = response.get_data(as_text=True)
+    found += [value.replace("&amp;", "&") for value in re.findall(r'(?:href|action|src)="([^"]*)"', html)]
+    return found
+
+
 def test_filter_by_user_client_action_and_outcome_with_names_and_no_client_name(setting):
     session, client = setting["admin"], setting["client"]
     user_id = setting["clinician_user"].id
@@ -71,15 +85,106 @@ def test_filter_by_user_client_action_and_outcome_with_names_and_no_client_name(
     rows = _rows(response)
     assert rows and all("Dana Reyes" in row and "client.read" in row for row in rows)
     assert f'<option value="{user_id}" selected>Dana Reyes (clinician)</option>' in _main(response)
-    # By client id and by MRN: the client's id is shown, never their name.
-    by_id = _rows(session.get("/audit", query_string={"client": client["id"]}))
-    by_mrn = _rows(session.get("/audit", query_string={"client": client["mrn"]}))
-    assert by_id and by_id == by_mrn
-    assert all(str(client["id"]) in row for row in by_id)
-    for response in (session.get("/audit"), session.get("/audit", query_string={"client": client["id"]})):
+    # By client id and by MRN (the form, posted): the client's id is shown, never their name.
+    by_id = _filter(session, client=str(client["id"]))
+    by_mrn = _filter(session, client=client["mrn"])
+    assert by_id.status_code == by_mrn.status_code == 303
+    assert by_id.headers["Location"] == by_mrn.headers["Location"] == f"/audit?client_id={client['id']}"
+    rows = _rows(session.get(by_mrn.headers["Location"]))
+    assert rows and rows == _rows(session.get("/audit", query_string={"client_id": client["id"]}))
+    assert all(str(client["id"]) in row for row in rows)
+    for response in (session.get("/audit"), session.get(by_mrn.headers["Location"])):
         assert "Zebulon" not in _main(response) and "Maria" not in _main(response)
     denied = _rows(session.get("/audit", query_string={"outcome": "denied", "user_id": user_id}))
     assert all("Denied" in row for row in denied)
+
+
+def test_an_mrn_is_posted_resolved_and_never_in_an_address(setting, monkeypatch):
+    from clinic.system import audit_pages
+
+    session, client = setting["admin"], setting["client"]
+    mrn = client["mrn"]
+    for _ in range(3):
+        setting["clinician"].get(f"/api/v1/clients/{client['id']}")
+    monkeypatch.setattr(audit_pages, "LIMIT", 2)
+    form = session.get("/audit")
+    assert re.search(r'<form class="filters" method="post"', _main(form))
+    assert 'name="csrf_token"' in _main(form)
+    posted = _filter(
+        session, client=f" {mrn[:4]}-{mrn[4:]} ", action="client.read", user_id=setting["clinician_user"].id
+    )
+    assert posted.status_code == 303
+    location = posted.headers["Location"]
+    assert f"client_id={client['id']}" in location and "action=client.read" in location
+    seen = [posted]
+    shown = session.get(location)
+    assert shown.status_code == 200 and len(_rows(shown)) == 2
+    assert all("client.read" in row and str(client["id"]) in row for row in _rows(shown))
+    # The filter shows the client it stands for (their id: an administrator sees no client's name).
+    assert f'name="client" type="text" value="{client["id"]}"' in _main(shown)
+    seen.append(shown)
+    next_url = re.search(r'href="([^"]+)" rel="next"', _main(shown)).group(1).replace("&amp;", "&")
+    assert f"client_id={client['id']}" in next_url
+    seen.append(session.get(next_url))
+    assert seen[-1].status_code == 200 and _rows(seen[-1])
+    for response in seen:
+        for url in _urls(response):
+            assert mrn not in url.replace("-", ""), url
+
+
+def test_an_unknown_or_mistyped_mrn_is_an_error_beside_the_field(setting):
+    from stdnum import damm
+
+    session, mrn = setting["admin"], setting["client"]["mrn"]
+    body = "7654321" if not mrn.startswith("7654321") else "7654322"
+    unknown = body + damm.calc_check_digit(body)
+    mistyped = body + str((int(damm.calc_check_digit(body)) + 1) % 10)
+    for typed, message in ((unknown, "No client has this MRN."), (mistyped, "check digit mismatch")):
+        response = _filter(session, client=typed, action="client.read")
+        assert response.status_code == 422 and "Location" not in response.headers
+        main = _main(response)
+        assert 'id="client-error"' in main and message in main
+        # The form comes back with what was typed, in the page only.
+        assert f'name="client" type="text" value="{typed}"' in main and 'value="client.read"' in main
+        assert not _rows(response)
+        assert all(typed not in url for url in _urls(response))
+    assert _filter(session, client="abc").status_code == 422
+
+
+def test_resolving_an_mrn_is_audited_as_a_read_of_the_client(app: Flask, setting):
+    session, client = setting["admin"], setting["client"]
+    with app.app_context():
+        since = int(db.session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0))) or 0)
+    posted = _filter(session, client=client["mrn"])
+    session.get(posted.headers["Location"])
+    _filter(session, client=str(client["id"]))  # an id is not a read of the client
+    with app.app_context():
+        events = list(db.session.scalars(select(AuditEvent).where(AuditEvent.id > since).order_by(AuditEvent.id)))
+    assert [(e.action, e.client_id, e.user_id, e.details) for e in events] == [
+        ("client.read", client["id"], setting["admin_user"].id, {"via": "audit-filter"}),
+        ("audit.read", None, setting["admin_user"].id, {"client_id": client["id"]}),
+    ]
+    assert all(client["mrn"] not in str(e.details) for e in events)
+
+
+def test_the_filter_form_needs_its_token_and_an_administrator(setting):
+    client = setting["client"]
+    admin = setting["admin"]
+    no_token = admin.post("/audit", data={"client": client["mrn"]}, headers={"X-CSRF-Token": ""})
+    assert no_token.status_code == 403 and "Location" not in no_token.headers
+    clinician = setting["clinician"]
+    refused = clinician.post("/audit", data={"csrf_token": clinician.csrf_token, "client": client["mrn"]})
+    assert refused.status_code == 403 and "Location" not in refused.headers
+
+
+def test_a_client_in_the_address_is_not_read(setting):
+    session, mrn = setting["admin"], setting["client"]["mrn"]
+    response = session.get("/audit", query_string={"client": mrn})
+    assert response.status_code == 422 and not _rows(response)
+    main = _main(response)
+    assert 'id="client-error"' in main and mrn not in main
+    bad = session.get("/audit", query_string={"client_id": "abc"})
+    assert bad.status_code == 422 and 'id="client-error"' in _main(bad)
 
 
 def test_filter_by_day_and_bad_filters_beside_their_fields(setting):
@@ -88,11 +193,16 @@ def test_filter_by_day_and_bad_filters_beside_their_fields(setting):
     assert today
     tomorrow = (TODAY + timedelta(days=1)).isoformat()
     assert "No audit entries match" in _main(session.get("/audit", query_string={"from": tomorrow}))
-    bad = session.get("/audit", query_string={"from": tomorrow, "to": TODAY.isoformat(), "client": "abc"})
+    bad = _filter(session, **{"from": tomorrow, "to": TODAY.isoformat(), "client": "abc"})
     assert bad.status_code == 422
     main = _main(bad)
     assert "There is a problem" in main and 'id="to-error"' in main and 'id="client-error"' in main
-    assert session.get("/audit", query_string={"client": "99999999"}).status_code == 422
+    assert session.get("/audit", query_string={"from": tomorrow, "to": TODAY.isoformat()}).status_code == 422
+    assert _filter(session, client="99999999").status_code == 422
+    # A filter that reads well is sent on as the list's address, days and all.
+    good = _filter(session, **{"from": TODAY.isoformat(), "to": TODAY.isoformat(), "outcome": "success"})
+    assert good.status_code == 303
+    assert _rows(session.get(good.headers["Location"]))
 
 
 def test_the_last_day_of_the_calendar_is_a_filter_not_a_crash(setting):

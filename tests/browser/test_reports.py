@@ -1,5 +1,6 @@
 """An administrator's reports and audit trail in a real browser, with the keyboard: three reports
-run over their ranges, a CSV downloaded, the audit trail filtered by user and action."""
+run over their ranges, a CSV downloaded, the audit trail filtered by user and action, then by a
+client's MRN, which no address the browser sends or keeps ever holds."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
+from clinic.auth.models import User
+from clinic.clients.models import Client
+from clinic.extensions import db
 from tests.browser.conftest import ADMIN, LiveServer
 
 
@@ -141,3 +147,30 @@ def test_an_admin_runs_three_reports_downloads_a_csv_and_filters_the_audit_trail
         assert who in text and "report.read" in text
     session.check_accessibility()
     session.screenshot("audit")
+
+    # A client by MRN: a clinician reads the client's chart, the administrator types the MRN. The
+    # form is posted and answered by the list's address with the client's id: the MRN is in no URL.
+    clinician_email = live_server.account("clinician1.riverside")
+    with live_server.app.app_context():
+        sites = db.session.scalars(select(User).where(User.email == clinician_email)).one().sites
+        client_id, mrn = db.session.execute(
+            select(Client.id, Client.mrn).where(Client.site_id.in_([site.id for site in sites])).limit(1)
+        ).one()
+    clinician = open_session(clinician_email).page
+    clinician.goto(f"{live_server.url}/clients/{client_id}")
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    page.get_by_role("link", name="Clear the filters").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/audit")
+    page.get_by_label("Client (optional)").focus()
+    page.keyboard.type(mrn)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/audit?client_id={client_id}")
+    rows = page.locator("table.audit-table tbody tr")
+    assert rows.count() >= 1
+    for index in range(rows.count()):
+        assert str(client_id) in rows.nth(index).inner_text()
+    assert page.get_by_label("Client (optional)").input_value() == str(client_id)
+    assert sent and all(mrn not in url for url in sent), sent
+    assert mrn not in page.url

@@ -9,6 +9,7 @@ notice's extension) live under the deployment's FHIR base (``FHIR_BASE_URL``, by
 
 from __future__ import annotations
 
+import html
 from typing import Any, Final
 
 from flask import current_app
@@ -82,3 +83,14 @@ def reference(resource_type: str, resource_id: str, display: str | None = None) 
     if display:
         ref["display"] = display
     return ref
+
+
+def patient_reference(client_id: int) -> dict[str, str]:
+    """The reference to a client's Patient resource (``Patient/patient-<client id>``)."""
+    return reference("Patient", f"patient-{client_id}")
+
+
+def narrative(*lines: str) -> dict[str, str]:
+    """A generated narrative: each line a paragraph of text, escaped, in an XHTML div."""
+    body = "".join(f"<p>{html.escape(line, quote=False)}</p>" for line in lines if line)
+    return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}

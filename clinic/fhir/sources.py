@@ -82,8 +82,22 @@ class Source:
     enrich: Callable[[Sequence[Any]], Sequence[Any]] | None = None
 
 
-#: Filled by the mapping modules (``clinic.fhir.mapping.*``), in the Bundle's order.
+#: Filled by the mapping modules (``clinic.fhir.mapping.*``); :func:`walk` takes them in ``ORDER``.
 SOURCES: list[Source] = []
+
+#: The order of a client's Bundle: the record, care, then instruments and screens (by the first type
+#: each source produces; a type not listed goes last).
+ORDER: tuple[str, ...] = (
+    "Patient",
+    "EpisodeOfCare",
+    "Consent",
+    "CarePlan",
+    "Goal",
+    "MedicationRequest",
+    "Appointment",
+    "QuestionnaireResponse",
+    "Observation",
+)
 
 
 def register(source: Source) -> Source:
@@ -95,7 +109,7 @@ def batches(source: Source, scope: Scope, *, batch_size: int = BATCH_SIZE) -> It
     """The source's rows in the scope, ``batch_size`` at a time, each batch already enriched."""
     stmt = source.select(scope)
     result = db.session.execute(stmt.execution_options(yield_per=batch_size))
-    rows: Any = result.scalars() if len(stmt.selected_columns) == 1 else result
+    rows: Any = result.scalars() if len(stmt.column_descriptions) == 1 else result
     for partition in rows.partitions(batch_size):
         batch: Sequence[Any] = list(partition)
         if source.enrich is not None:
@@ -112,9 +126,20 @@ def resources(source: Source, scope: Scope, *, batch_size: int = BATCH_SIZE) -> 
 
 
 def walk(scope: Scope, *, batch_size: int = BATCH_SIZE) -> Iterator[tuple[Source, dict[str, Any]]]:
-    """Every source's resources in the scope, in ``SOURCES`` order, each with the source it came from."""
+    """Every source's resources in the scope, in ``ORDER``, each with the source it came from."""
     import clinic.fhir.mapping  # noqa: F401 - registers the sources
 
-    for source in SOURCES:
+    for source in ordered_sources():
         for resource in resources(source, scope, batch_size=batch_size):
             yield source, resource
+
+
+def ordered_sources() -> list[Source]:
+    """``SOURCES`` in ``ORDER`` (registration order among sources of the same rank)."""
+    import clinic.fhir.mapping  # noqa: F401 - registers the sources
+
+    def rank(source: Source) -> int:
+        first = source.produces[0] if source.produces else ""
+        return ORDER.index(first) if first in ORDER else len(ORDER)
+
+    return sorted(SOURCES, key=rank)

@@ -6,10 +6,11 @@ what the models leave alone:
 
 - the three Part 2 security labels (``clinic.fhir.labels.SECURITY_LABELS``) are in ``meta.security``;
 - every coding (a dict with ``system`` and ``code``) names a system clinic uses, with a code that
-  system has: LOINC codes well formed with their check digit (mod 10) and SNOMED CT ids with theirs
-  (Verhoeff); RxNorm, HL7 terminology and clinic's own code systems only with a code registered
-  here (:func:`register_codes`, :func:`register_clinic_codes`: each mapping module registers the
-  codes it emits, with their display), UCUM units and BCP 47 language tags well formed;
+  system has: LOINC codes well formed with their check digit (mod 10), LOINC answer and part codes
+  (``LA…``, ``LP…``) well formed, SNOMED CT ids with their check digit (Verhoeff); RxNorm, HL7
+  terminology and clinic's own code systems only with a code registered here
+  (:func:`register_codes`, :func:`register_clinic_codes`: each mapping module registers the codes
+  it emits, with their display); UCUM units and BCP 47 language tags well formed;
 - the codes of required bindings the models accept as any string (``Patient.gender``, statuses, ...);
 - narrative is XHTML in a ``div``; references are relative (``Type/id``) so they resolve inside a
   Bundle or a bulk export.
@@ -136,7 +137,9 @@ _REQUIRED: Final[dict[tuple[str, str], frozenset[str]]] = {
 
 _NARRATIVE_STATUS = frozenset({"generated", "extensions", "additional", "empty"})
 _XHTML = "{http://www.w3.org/1999/xhtml}div"
-_LOINC_CODE = re.compile(r"^(?:L[AP])?(\d{1,8})-(\d)$")
+_LOINC_CODE = re.compile(r"^(\d{1,7})-(\d)$")
+#: LOINC answer (LA) and part (LP) codes: their check digit does not follow the mod 10 of the number.
+_LOINC_ANSWER_OR_PART = re.compile(r"^L[AP]\d{1,8}-\d$")
 _SNOMED_ID = re.compile(r"^[1-9]\d{5,17}$")
 _BCP47_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
 _RELATIVE_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
@@ -209,6 +212,8 @@ def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
 
 
 def _loinc_problem(code: str) -> str | None:
+    if _LOINC_ANSWER_OR_PART.match(code):
+        return None
     match = _LOINC_CODE.match(code)
     if match is None:
         return f"{code!r} is not a LOINC code (digits, a hyphen, a check digit)"

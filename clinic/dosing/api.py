@@ -26,8 +26,8 @@ from clinic.dosing.schemas import (
     DoseSchema,
     EligibilitySchema,
     TakeHomeReviewSchema,
-    VoidDoseSchema,
 )
+from clinic.plans.schemas import EnteredInErrorSchema
 
 blp = Blueprint("dosing", __name__, url_prefix="/api/v1", description="OTP dosing and take-homes")
 
@@ -62,7 +62,7 @@ def list_doses(args: dict[str, Any], client_id: int) -> dict[str, Any]:
 
 @blp.route("/doses/<int:dose_id>/entered-in-error", methods=["POST"])
 @requires(Permission.CLINICAL_WRITE)
-@blp.arguments(VoidDoseSchema)
+@blp.arguments(EnteredInErrorSchema)
 @blp.response(200, DoseSchema)
 def void_dose(body: dict[str, Any], dose_id: int) -> dict[str, Any]:
     """Mark a dose entered in error: it stays in the record, voided with the reason, and counts nowhere."""

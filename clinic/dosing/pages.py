@@ -42,10 +42,11 @@ from clinic.console import (
 from clinic.core.time import local_today, utcnow
 from clinic.dosing import operations as ops
 from clinic.dosing.models import Dose, DoseKind
-from clinic.dosing.schemas import DoseCreateSchema, TakeHomeReviewSchema, VoidDoseSchema
+from clinic.dosing.schemas import DoseCreateSchema, TakeHomeReviewSchema
 from clinic.extensions import db
 from clinic.plans import medications
 from clinic.plans.models import Medication, MedicationDoseChange, MedicationName
+from clinic.plans.schemas import EnteredInErrorSchema
 
 blp = ConsoleBlueprint("dosing_pages", __name__)
 
@@ -540,7 +541,7 @@ def void(client_id: int, dose_id: int) -> Response:
     if dose.client_id != client.id:
         not_found()
     values = form_values()
-    data, errors = load_form(VoidDoseSchema(), values)
+    data, errors = load_form(EnteredInErrorSchema(), values)
     if not errors:
         _, errors = attempt(ops.void_dose, dose, actor=user, reason=data["reason"])
     if errors:

@@ -14,6 +14,7 @@ from clinic.core.schemas import EARLIEST_PAST_EVENT, LocalInstant, StrictSchema,
 from clinic.core.time import utcnow
 from clinic.dosing.models import DoseKind
 from clinic.dosing.operations import CRITERIA, FREE_TEXT_CRITERION
+from clinic.plans.schemas import EnteredInErrorMarkSchema
 
 _AMOUNT = validate.Range(min=0.001, max=10000, error="Must be between 0.001 and 10000 (mg, kept to 0.001).")
 #: How far ahead of the server's clock a dose's time may be (a client's clock running fast).
@@ -82,16 +83,6 @@ class DoseQuerySchema(PageArgsSchema):
     to = fields.Date(metadata={"description": "Last local day (included)."})
 
 
-class VoidDoseSchema(StrictSchema):
-    reason = text(max_length=2000)
-
-
-class DoseVoidedSchema(StrictSchema):
-    reason = fields.String(required=True)
-    by_user_id = fields.Integer(allow_none=True)
-    at = fields.DateTime(required=True)
-
-
 class DoseSchema(StrictSchema):
     id = fields.Integer(required=True)
     client_id = fields.Integer(required=True)
@@ -113,7 +104,7 @@ class DoseSchema(StrictSchema):
     note = fields.String(allow_none=True)
     dispenser_id = fields.Integer(required=True)
     dispenser_initials = fields.String(required=True)
-    entered_in_error = fields.Nested(DoseVoidedSchema, allow_none=True)
+    entered_in_error = fields.Nested(EnteredInErrorMarkSchema, allow_none=True)
     created_at = fields.DateTime(required=True)
 
 

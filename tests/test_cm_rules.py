@@ -320,6 +320,7 @@ def written_rules(made: Made, this_year: int) -> dict[int, dict[str, Any]]:
                     "drug_screen_id": e["screen"],
                     "capped": e["amount"] < e["earned"],
                     "earned_before_cap_cents": e["earned"],
+                    "kept": False,
                 }
                 for e in mine
             ],

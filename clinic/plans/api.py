@@ -18,6 +18,7 @@ from clinic.plans import operations as ops
 from clinic.plans.models import CMProgram, DrugScreen, Medication, Plan
 from clinic.plans.schemas import (
     CMProgramCreateSchema,
+    CMProgramEndSchema,
     CMProgramSchema,
     DiffQuerySchema,
     DiffSchema,
@@ -224,9 +225,11 @@ def review_plan(body: dict[str, Any], plan_id: int) -> dict[str, Any]:
 def due_reviews(args: dict[str, Any]) -> dict[str, Any]:
     """Plans at the caller's sites whose review is due on or before `before` (default today)."""
     before: date = args.get("before") or today()
-    return {"items": ops.due_reviews(
-        authenticated_user(), before=before, site_id=args.get("site_id"), clinician_id=args.get("clinician_id")
-    )}
+    return {
+        "items": ops.due_reviews(
+            authenticated_user(), before=before, site_id=args.get("site_id"), clinician_id=args.get("clinician_id")
+        )
+    }
 
 
 @blp.route("/plans/<int:plan_id>/medications", methods=["POST"])
@@ -285,7 +288,7 @@ def list_medications(client_id: int) -> dict[str, Any]:
 @blp.alt_response(
     200, schema=DrugScreenSchema, description="A screen with this collection time existed; it was re-recorded"
 )
-@blp.doc(**links(201, {"screen_id": "$response.body#/id"}, "plans.update_screen"))
+@blp.doc(**links(201, {"screen_id": "$response.body#/id"}, "plans.update_screen", "plans.mark_screen_entered_in_error"))
 def record_screen(body: dict[str, Any], client_id: int) -> Any:
     """Record a drug screen (or a missed one); it feeds the CM ledger."""
     screen, created = screens.record_screen(load_client(client_id), actor=authenticated_user(), **body)
@@ -310,14 +313,44 @@ def update_screen(body: dict[str, Any], screen_id: int) -> dict[str, Any]:
     return screens.serialise([screens.update_screen(screen, body, actor=authenticated_user())])[0]
 
 
+@blp.route("/drug-screens/<int:screen_id>/entered-in-error", methods=["POST"])
+@requires(Permission.CLINICAL_WRITE)
+@blp.arguments(EnteredInErrorSchema)
+@blp.response(200, DrugScreenSchema)
+@blp.alt_response(409, description="The screen is already marked entered in error")
+def mark_screen_entered_in_error(body: dict[str, Any], screen_id: int) -> dict[str, Any]:
+    """Mark a drug screen entered in error: it stays, marked, and counts nowhere from now on.
+
+    Not in the CM streaks, the reports, the timeline or the medication rules; an incentive it already
+    earned in a CM program stays in that ledger (`kept`), as it was handed to the client. Record the
+    right result as a new screen. A repeat is a 409 `already-entered-in-error`.
+    """
+    screen = get_scoped_or_404(DrugScreen, screen_id, authenticated_user())
+    marked = screens.mark_entered_in_error(screen, reason=body["reason"], actor=authenticated_user())
+    return screens.serialise([marked])[0]
+
+
 @blp.route("/plans/<int:plan_id>/cm-programs", methods=["POST"])
 @requires(Permission.CLINICAL_WRITE)
 @blp.arguments(CMProgramCreateSchema)
 @blp.response(201, CMProgramSchema)
-@blp.doc(**links(201, {"program_id": "$response.body#/id"}, "plans.record_prize", "plans.cm_ledger"))
+@blp.doc(
+    **links(201, {"program_id": "$response.body#/id"}, "plans.record_prize", "plans.cm_ledger", "plans.end_cm_program")
+)
 def create_cm_program(body: dict[str, Any], plan_id: int) -> CMProgram:
     """Start a contingency-management program under the plan."""
     return cm.create_program(load_plan(plan_id), actor=authenticated_user(), **body)
+
+
+@blp.route("/cm-programs/<int:program_id>/end", methods=["POST"])
+@requires(Permission.CLINICAL_WRITE)
+@blp.arguments(CMProgramEndSchema)
+@blp.response(200, CMProgramSchema)
+@blp.alt_response(409, description="The program has already ended")
+def end_cm_program(body: dict[str, Any], program_id: int) -> CMProgram:
+    """End a CM program on `ends_on` (default today): screens after that day earn nothing in it."""
+    program = get_scoped_or_404(CMProgram, program_id, authenticated_user())
+    return cm.end_program(program, actor=authenticated_user(), ends_on=body.get("ends_on"))
 
 
 @blp.route("/cm-programs/<int:program_id>/prizes", methods=["POST"])

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from clinic.audit.operations import record
 from clinic.auth.models import User
@@ -19,7 +19,7 @@ from clinic.core.errors import abort_problem
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.plans.cm_ledger import annual_cap, ledger_entries
-from clinic.plans.models import CMPrize, CMProgram, CMSchedule, Plan, PlanStatus
+from clinic.plans.models import CMKeptIncentive, CMPrize, CMProgram, CMSchedule, DrugScreen, Plan, PlanStatus
 
 DEFAULT_PARAMS = {
     CMSchedule.ESCALATING_VOUCHER: {"start_cents": 250, "increment_cents": 125, "bonus_cents": 1000, "bonus_every": 3},
@@ -73,6 +73,47 @@ def create_program(
     return program
 
 
+def end_program(program: CMProgram, *, actor: User, ends_on: date | None = None) -> CMProgram:
+    """End a program on ``ends_on`` (default today, UTC as the ledger's days): later screens earn nothing in it.
+
+    A program already ended is a 409; an end before its start, or before a sample it already counted
+    (what was earned is never taken back), a 422 naming ``ends_on``.
+    """
+    today = utcnow().date()
+    if program.ends_on is not None and program.ends_on < today:
+        abort_problem(409, f"This program already ended on {program.ends_on.isoformat()}.", problem="program-ended")
+    end = ends_on or today
+    if end < program.starts_on:
+        abort_problem(
+            422,
+            "The end cannot come before the start.",
+            errors={"ends_on": [f"Must not be before the program's start, {program.starts_on.isoformat()}."]},
+        )
+    entries = ledger_entries(client_ids=[program.client_id])
+    last_sample = db.session.scalar(
+        select(func.max(entries.c.at)).where(entries.c.program_id == program.id, entries.c.kind != "prize")
+    )
+    if last_sample is not None and end < last_sample.date():
+        day = last_sample.date().isoformat()
+        abort_problem(
+            422,
+            "Screens after that day already count in this program.",
+            errors={"ends_on": [f"A screen of {day} counts in this program: end it on {day} or later."]},
+        )
+    before = program.ends_on
+    program.ends_on = end
+    program.updated_at = utcnow()
+    db.session.flush()
+    record(
+        "cm_program.update",
+        resource="cm_program",
+        resource_id=program.id,
+        client_id=program.client_id,
+        details={"ends_on": end.isoformat(), "was": None if before is None else before.isoformat()},
+    )
+    return program
+
+
 def record_prize(program: CMProgram, *, actor: User, prize_cents: int) -> CMPrize:
     if program.schedule is not CMSchedule.PRIZE_DRAW:
         abort_problem(409, "Prizes are drawn only in prize-draw programs.", problem="not-prize-draw")
@@ -107,7 +148,7 @@ def ledger(program: CMProgram, *, with_next: bool = False) -> dict[str, Any]:
     if with_next:
         streak = 0
         for row in mine:
-            if row.kind != "prize":
+            if row.kind != "prize" and not row.kept:
                 streak = streak + 1 if row.negative == 1 else 0
         extra["next_earning"] = next_earning(program, streak=streak, cap_remaining_cents=cap_remaining)
     record(
@@ -126,6 +167,7 @@ def ledger(program: CMProgram, *, with_next: bool = False) -> dict[str, Any]:
                 "amount_cents": r.amount,
                 "draws": r.draws,
                 "drug_screen_id": None if r.kind == "prize" else r.entry_id,
+                "kept": bool(r.kept),
                 "capped": r.amount < r.earned,
                 "earned_before_cap_cents": r.earned,
             }
@@ -175,6 +217,44 @@ def next_earning(program: CMProgram, *, streak: int, cap_remaining_cents: int) -
         "bonus": False,
         "draws": draws,
     }
+
+
+def keep_incentives(screen: DrugScreen) -> list[CMKeptIncentive]:
+    """Freeze what ``screen`` earned in each CM program (a voucher paid, draws given), before it is
+    marked entered in error: handed to the client, it stays in the ledger and against the cap."""
+    entries = ledger_entries(client_ids=[screen.client_id])
+    earned = db.session.execute(
+        select(entries.c.program_id, entries.c.amount, entries.c.draws).where(
+            entries.c.entry_id == screen.id,
+            entries.c.kind != "prize",
+            entries.c.kept == 0,
+            or_(entries.c.amount > 0, entries.c.draws > 0),
+        )
+    ).all()
+    kept = [
+        CMKeptIncentive(
+            program_id=row.program_id,
+            drug_screen_id=screen.id,
+            at=screen.collected_at,
+            amount_cents=row.amount,
+            draws=row.draws,
+        )
+        for row in earned
+    ]
+    db.session.add_all(kept)
+    for incentive in kept:
+        record(
+            "cm_program.update",
+            resource="cm_program",
+            resource_id=incentive.program_id,
+            client_id=screen.client_id,
+            details={
+                "kept_from_drug_screen": screen.id,
+                "amount_cents": incentive.amount_cents,
+                "draws": incentive.draws,
+            },
+        )
+    return kept
 
 
 def programs_of_client(client_id: int) -> Sequence[CMProgram]:

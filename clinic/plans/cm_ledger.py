@@ -3,6 +3,10 @@
 Streaks, vouchers, draws, prizes and the annual cap are computed here and nowhere else. The ledger
 endpoint (:func:`clinic.plans.cm.ledger`) reads one client's rows of :func:`ledger_entries`; the
 ``cm-incentives`` report sums everyone's. Calendar dates and years are UTC, as in every report.
+
+A screen entered in error is no sample: it earns nothing and leaves every streak. What it had
+earned before (a voucher paid, draws given) was handed to the client and is kept: a fixed entry
+(:class:`CMKeptIncentive`, written when the screen was marked) at the screen's time, against the cap.
 """
 
 from __future__ import annotations
@@ -28,7 +32,15 @@ from sqlalchemy import (
 
 from clinic.core.sql import json_has_text, json_length, utc_date, utc_year
 from clinic.extensions import db
-from clinic.plans.models import CMPrize, CMProgram, CMSchedule, DrugScreen, DrugScreenResult, ScreenResult
+from clinic.plans.models import (
+    CMKeptIncentive,
+    CMPrize,
+    CMProgram,
+    CMSchedule,
+    DrugScreen,
+    DrugScreenResult,
+    ScreenResult,
+)
 
 
 def active_in(year: Any) -> ColumnElement[bool]:
@@ -85,7 +97,11 @@ def _samples(client_ids: Any) -> Any:
             negative.label("negative"),
         )
         .join(DrugScreen, DrugScreen.client_id == CMProgram.client_id)
-        .where(screen_day >= CMProgram.starts_on, or_(CMProgram.ends_on.is_(None), screen_day <= CMProgram.ends_on))
+        .where(
+            DrugScreen.counts(),
+            screen_day >= CMProgram.starts_on,
+            or_(CMProgram.ends_on.is_(None), screen_day <= CMProgram.ends_on),
+        )
     )
     if client_ids is not None:
         samples = samples.where(CMProgram.client_id.in_(client_ids))
@@ -148,6 +164,7 @@ def _earnings_from_screens(client_ids: Any) -> Any:
         case((is_voucher, voucher), else_=0).label("earned"),
         case((is_voucher, None), (k == 0, 0), (k < s.c.max_draws, k), else_=s.c.max_draws).label("draws"),
         s.c.negative,
+        literal(0).label("kept"),
     )
 
 
@@ -165,7 +182,30 @@ def _prizes(client_ids: Any) -> Any:
         CMPrize.prize_cents,
         literal(None),
         literal(0),
+        literal(0),
     ).join(CMProgram, CMProgram.id == CMPrize.program_id)
+    if client_ids is not None:
+        stmt = stmt.where(CMProgram.client_id.in_(client_ids))
+    return stmt
+
+
+def _kept(client_ids: Any) -> Any:
+    """One entry per incentive kept from a screen entered in error: its value then, no sample."""
+    is_voucher = CMProgram.schedule == CMSchedule.ESCALATING_VOUCHER
+    stmt = select(
+        CMProgram.id,
+        CMProgram.client_id,
+        CMProgram.site_id,
+        CMProgram.schedule,
+        CMKeptIncentive.at,
+        literal(0),
+        CMKeptIncentive.drug_screen_id,
+        cast(case((is_voucher, literal("voucher")), else_=literal("draws")), String),
+        CMKeptIncentive.amount_cents,
+        CMKeptIncentive.draws,
+        literal(0),
+        literal(1),
+    ).join(CMProgram, CMProgram.id == CMKeptIncentive.program_id)
     if client_ids is not None:
         stmt = stmt.where(CMProgram.client_id.in_(client_ids))
     return stmt
@@ -176,15 +216,16 @@ def ledger_entries(*, client_ids: Any = None) -> Subquery:
 
     Columns: ``program_id, client_id, site_id, schedule, at, kind_order, entry_id`` (the screen's or
     the prize's id), ``kind`` (voucher, draws, prize), ``earned`` (cents before the cap), ``draws``,
-    ``negative`` (1 for a negative sample), ``year`` (UTC), ``cap`` (the client's cap that year) and
-    ``amount`` (cents paid). ``client_ids`` (a list or a subquery) limits it to those clients.
+    ``negative`` (1 for a negative sample), ``kept`` (1 for what a screen entered in error had
+    earned, kept: no sample), ``year`` (UTC), ``cap`` (the client's cap that year) and ``amount``
+    (cents paid). ``client_ids`` (a list or a subquery) limits it to those clients.
 
     The cap is per client and calendar year, across all their programs: the lowest
     ``annual_cap_cents`` of the programs active that year (:func:`active_in`), even one with no
     entries yet. Entries use it up in time order (screens before prizes at the same instant), and
     the entry that would pass it is cut to what remains.
     """
-    both = union_all(_earnings_from_screens(client_ids), _prizes(client_ids)).subquery()
+    both = union_all(_earnings_from_screens(client_ids), _prizes(client_ids), _kept(client_ids)).subquery()
     entries = select(both, utc_year(both.c.at).label("year")).cte("cm_entries").prefix_with("MATERIALIZED")
     client_years = select(entries.c.client_id, entries.c.year).distinct().subquery()
     caps = (

@@ -392,6 +392,7 @@ def naltrexone_washout(order: ProposedOrder) -> list[BrokenRule]:
         .join(DrugScreenResult, DrugScreenResult.screen_id == DrugScreen.id)
         .where(
             DrugScreen.client_id == order.client_id,
+            DrugScreen.counts(),
             DrugScreenResult.result == ScreenResult.POSITIVE,
             DrugScreenResult.substance.in_(OPIOID_SUBSTANCES),
             DrugScreen.collected_at >= start_of_day(order.start_on - timedelta(days=days - 1), zone),

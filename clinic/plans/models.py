@@ -332,3 +332,28 @@ class CMPrize(Base):
     prize_cents: Mapped[int] = mapped_column(Integer)
     drawn_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class CMKeptIncentive(Base):
+    """What a screen entered in error had earned in a CM program, kept: it was handed to the client.
+
+    Written when the screen is marked (the ledger's entry for it, frozen); the ledger then lists it
+    at the screen's time, against the annual cap, outside every streak.
+    """
+
+    __tablename__ = "cm_kept_incentives"
+    __table_args__ = (
+        UniqueConstraint("program_id", "drug_screen_id"),
+        Index("ix_cm_kept_incentives_drug_screen_id", "drug_screen_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("cm_programs.id", ondelete="CASCADE"))
+    drug_screen_id: Mapped[int] = mapped_column(ForeignKey("drug_screens.id", ondelete="CASCADE"))
+    #: The screen's collection time: where the entry stands in the ledger.
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: The voucher paid for the screen, after the cap (0 for draws).
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    #: prize_draw: the draws the screen earned.
+    draws: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -388,6 +388,11 @@ class DrugScreenSchema(StrictSchema):
     missed = fields.Boolean(required=True)
     results = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
     recorded_by_id = fields.Integer(allow_none=True)
+    entered_in_error = fields.Nested(
+        EnteredInErrorMarkSchema,
+        allow_none=True,
+        metadata={"description": "Set when the screen was marked entered in error: it no longer counts."},
+    )
 
 
 class DrugScreenListSchema(StrictSchema):
@@ -430,6 +435,15 @@ class CMProgramSchema(StrictSchema):
     ends_on = fields.Date(allow_none=True)
 
 
+class CMProgramEndSchema(StrictSchema):
+    ends_on = fields.Date(
+        metadata={
+            "description": "The program's last day (default today, UTC): screens after it earn nothing in it. "
+            "Not before its start, nor before a sample it already counted."
+        }
+    )
+
+
 class PrizeCreateSchema(StrictSchema):
     prize_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=100_000))
 
@@ -448,6 +462,13 @@ class LedgerEntrySchema(StrictSchema):
     draws = fields.Integer(allow_none=True)
     drug_screen_id = fields.Integer(allow_none=True)
     capped = fields.Boolean(required=True, metadata={"description": "Cut by the annual cap"})
+    kept = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "What a screen later entered in error had earned, kept: it was handed to the client. "
+            "It counts in the total and against the cap, and in no streak."
+        },
+    )
     earned_before_cap_cents = fields.Integer(required=True)
 
 

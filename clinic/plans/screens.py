@@ -1,4 +1,10 @@
-"""Drug screens: per-substance results, observed or not, and missed screens."""
+"""Drug screens: per-substance results, observed or not, and missed screens.
+
+A screen recorded wrongly is marked entered in error (:func:`mark_entered_in_error`): it stays on
+record, marked, and counts nowhere — not in the reports, the timeline or the medication rules
+(each reads :meth:`DrugScreen.counts`), nor in the CM streaks, except that an incentive it already
+earned stays in the ledger (:mod:`clinic.plans.cm_ledger`). The right result is a new screen.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from clinic.core.errors import abort_problem
 from clinic.core.signals import timeline_entries
 from clinic.core.time import utcnow
 from clinic.extensions import db
+from clinic.plans import cm
 from clinic.plans.models import DrugScreen, DrugScreenResult, ScreenResult
 
 _FUTURE_TOLERANCE_SECONDS = 300
@@ -64,7 +71,9 @@ def record_screen(
     """Record a screen; recording one with the same collection time again corrects it (no duplicate)."""
     _check(collected_at, missed, results)
     screen = db.session.scalars(
-        select(DrugScreen).where(DrugScreen.client_id == client.id, DrugScreen.collected_at == collected_at)
+        select(DrugScreen).where(
+            DrugScreen.client_id == client.id, DrugScreen.collected_at == collected_at, DrugScreen.counts()
+        )
     ).first()
     created = screen is None
     if screen is None:
@@ -82,6 +91,7 @@ def record_screen(
 
 def update_screen(screen: DrugScreen, changes: dict[str, Any], *, actor: User) -> DrugScreen:
     """Correct a screen; the CM ledger, computed from screens, follows without double counting."""
+    _refuse_entered_in_error(screen)
     missed = changes.get("missed", screen.missed)
     results = changes.get("results")
     current = results_of([screen.id])[screen.id]
@@ -95,6 +105,7 @@ def update_screen(screen: DrugScreen, changes: dict[str, Any], *, actor: User) -
                 DrugScreen.client_id == screen.client_id,
                 DrugScreen.collected_at == changes["collected_at"],
                 DrugScreen.id != screen.id,
+                DrugScreen.counts(),
             )
         ).first()
         if clash is not None:
@@ -112,6 +123,39 @@ def update_screen(screen: DrugScreen, changes: dict[str, Any], *, actor: User) -
     _set_results(screen, effective_results)
     db.session.flush()
     audit("update", screen, details={"fields": sorted(changes)})
+    return screen
+
+
+def _refuse_entered_in_error(screen: DrugScreen) -> None:
+    if screen.entered_in_error_at is not None:
+        abort_problem(
+            409,
+            "This screen is marked entered in error: it stays as recorded. Record the right result as a new screen.",
+            problem="already-entered-in-error",
+        )
+
+
+def mark_entered_in_error(screen: DrugScreen, *, reason: str, actor: User) -> DrugScreen:
+    """Mark a screen entered in error: it stays, marked (who, when, why), and from now on counts nowhere.
+
+    An incentive the screen already earned in a CM program was handed to the client at the visit:
+    it stays in the program's ledger, against the cap, marked (:mod:`clinic.plans.cm_ledger`).
+    """
+    _refuse_entered_in_error(screen)
+    kept = cm.keep_incentives(screen)
+    screen.entered_in_error_at = utcnow()
+    screen.entered_in_error_reason = reason.strip()
+    screen.entered_in_error_by_id = actor.id
+    db.session.flush()
+    audit(
+        "update",
+        screen,
+        details={
+            "entered_in_error": True,
+            "collected_at": screen.collected_at.isoformat(),
+            "cm_incentives_kept": [k.program_id for k in kept],
+        },
+    )
     return screen
 
 
@@ -133,6 +177,13 @@ def serialise(screens: Sequence[DrugScreen]) -> list[dict[str, Any]]:
             "missed": s.missed,
             "results": results[s.id],
             "recorded_by_id": s.recorded_by_id,
+            "entered_in_error": None
+            if s.entered_in_error_at is None
+            else {
+                "reason": s.entered_in_error_reason,
+                "by_user_id": s.entered_in_error_by_id,
+                "at": s.entered_in_error_at,
+            },
         }
         for s in screens
     ]
@@ -140,7 +191,7 @@ def serialise(screens: Sequence[DrugScreen]) -> list[dict[str, Any]]:
 
 @timeline_entries.connect
 def _screen_entries(client_id: int) -> Iterable[TimelineEntry]:
-    screens = db.session.scalars(select(DrugScreen).where(DrugScreen.client_id == client_id)).all()
+    screens = db.session.scalars(select(DrugScreen).where(DrugScreen.client_id == client_id, DrugScreen.counts())).all()
     results = results_of([s.id for s in screens])
     for screen in screens:
         if screen.missed:

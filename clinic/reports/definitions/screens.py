@@ -55,6 +55,7 @@ def drug_screens(ctx: Context) -> Result:
         .join(DrugScreen, DrugScreen.id == DrugScreenResult.screen_id)
         .where(
             DrugScreen.missed.is_(False),
+            DrugScreen.counts(),
             DrugScreenResult.result != ScreenResult.INVALID,
             ctx.during(DrugScreen.collected_at),
             ctx.scope.sites(DrugScreen.site_id),

@@ -28,12 +28,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import ColumnElement, Select, and_, or_, true
 
 from clinic.extensions import db
 from clinic.fhir.validate import check
+
+#: A statement of any columns (SQLAlchemy's ``Select`` is generic over each column's type).
+AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 
 #: Rows read per round trip; the enrich hooks load their extras once per batch of this size.
 BATCH_SIZE = 500
@@ -72,7 +75,7 @@ class Source:
     #: The FHIR resource types ``to_fhir`` produces, such as ``("QuestionnaireResponse", "Observation")``.
     produces: tuple[str, ...]
     #: The statement selecting this source's rows in the scope, in a stable order.
-    select: Callable[[Scope], Select[Any]]
+    select: Callable[[Scope], AnySelect]
     #: One row to its resources, each a FHIR JSON dict already labelled. The row is what the
     #: statement returns (the entity when it selects one entity, else a ``Row``), or what
     #: ``enrich`` made of it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 
 from clinic.auth.models import Site
 from clinic.clients.models import Client, Consent, ConsentKind, Episode, SexAtBirth
@@ -28,7 +28,7 @@ from clinic.fhir.labels import (
     narrative,
     patient_reference,
 )
-from clinic.fhir.sources import Scope, Source, register
+from clinic.fhir.sources import AnySelect, Scope, Source, register
 
 #: Administrative gender (FHIR's required binding) from sex at birth; not recorded: unknown.
 GENDER: Final[dict[SexAtBirth | None, str]] = {
@@ -99,7 +99,7 @@ def patient(client: Client) -> dict[str, Any]:
     return labelled(resource)
 
 
-def _select_clients(scope: Scope) -> Select[Any]:
+def _select_clients(scope: Scope) -> AnySelect:
     return (
         select(Client)
         .where(scope.where(client=Client.id, site=Client.site_id, changed=(Client.updated_at,)))
@@ -140,7 +140,7 @@ def episode_of_care(episode: Episode, site_name: str) -> dict[str, Any]:
     )
 
 
-def _select_episodes(scope: Scope) -> Select[Any]:
+def _select_episodes(scope: Scope) -> AnySelect:
     return (
         select(Episode, Site.name)
         .join(Site, Site.id == Episode.site_id)
@@ -211,7 +211,7 @@ def consent(row: Consent) -> dict[str, Any]:
     return labelled(resource)
 
 
-def _select_consents(scope: Scope) -> Select[Any]:
+def _select_consents(scope: Scope) -> AnySelect:
     stmt = select(Consent).where(
         Consent.kind == ConsentKind.DISCLOSURE,
         scope.where(client=Consent.client_id, site=Consent.site_id, changed=(Consent.updated_at,)),

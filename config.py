@@ -296,6 +296,14 @@ class Config:
     #: How long one export may hold its lock: a delivery of its task after this starts it over.
     FHIR_EXPORT_LOCK_SECONDS = _env_int("FHIR_EXPORT_LOCK_SECONDS", 6 * 3600)
 
+    # FHIR export of records (docs/fhir.md).
+    #: The FHIR base URL: Bundle entries' fullUrl and clinic's own canonical URLs (its code systems,
+    #: the notice's extension) start with it. Empty: PUBLIC_BASE_URL + "/api/v1/fhir".
+    FHIR_BASE_URL = os.environ.get("FHIR_BASE_URL", "")
+    #: The identifier system of the program's MRNs in exported Patients (a URI the program owns).
+    #: Empty: the FHIR base URL + "/sid/mrn".
+    FHIR_IDENTIFIER_SYSTEM = os.environ.get("FHIR_IDENTIFIER_SYSTEM", "")
+
     @classmethod
     def validate(cls, settings: dict[str, object]) -> None:
         """Refuse to start with settings that are unsafe for this environment."""

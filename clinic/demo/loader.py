@@ -145,7 +145,7 @@ def _tables() -> list[Table]:
 def _first_ids(connection: Connection, tables: list[Table]) -> dict[str, int]:
     first: dict[str, int] = {}
     for table in tables:
-        if "id" in table.c:
+        if "id" in table.c and table.c.id.type.python_type is int:  # not tokens (fhir_exports.id)
             first[table.name] = int(connection.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()) + 1
     return first
 
@@ -223,7 +223,7 @@ def load_chunk(connection: Connection, chunk: Chunk, shapes: dict[str, _Shape], 
 
 def _reset_sequences(connection: Connection, tables: list[Table]) -> None:
     for table in tables:
-        if "id" not in table.c or table.c.id.autoincrement is False:
+        if "id" not in table.c or table.c.id.autoincrement is False or table.c.id.type.python_type is not int:
             continue
         connection.execute(
             text(

@@ -330,6 +330,8 @@ def test_the_plan_tree_as_careplan_and_goals(app: Flask, export: dict[str, Any])
                 if intervention["kind"] == "cbt":
                     assert ("sct", "228557008") in codes
                 assert activity["detail"]["description"] == intervention["description"]
+                if plan.status is PlanStatus.CLOSED:
+                    assert activity["detail"]["status"] in {"completed", "stopped", "cancelled"}
 
 
 def test_an_edited_active_plan_is_sent_as_signed(app: Flask, export: dict[str, Any]) -> None:

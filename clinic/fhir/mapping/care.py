@@ -224,7 +224,17 @@ def _goal_achievement(objectives: Sequence[dict[str, Any]]) -> str | None:
     return None
 
 
-def _activity(intervention: dict[str, Any], goal_ids: list[str], objective_status: str) -> dict[str, Any]:
+def _activity_status(plan_status: str, objective_status: str) -> str:
+    """The objective's progress; an intervention of a closed plan that had not ended was stopped."""
+    status = OBJECTIVE_ACTIVITY.get(objective_status, "unknown")
+    if plan_status == "completed" and status in {"not-started", "in-progress"}:
+        return "stopped"
+    return status
+
+
+def _activity(
+    intervention: dict[str, Any], goal_ids: list[str], objective_status: str, plan_status: str
+) -> dict[str, Any]:
     kind = InterventionKind(intervention["kind"])
     codings = [{"system": clinic_system("intervention-kind"), "code": kind.value, "display": INTERVENTION_KINDS[kind]}]
     if kind in INTERVENTION_SNOMED:
@@ -233,7 +243,7 @@ def _activity(intervention: dict[str, Any], goal_ids: list[str], objective_statu
     detail: dict[str, Any] = {
         "code": {"coding": codings, "text": INTERVENTION_KINDS[kind]},
         "goal": [reference("Goal", goal_id) for goal_id in goal_ids],
-        "status": OBJECTIVE_ACTIVITY.get(objective_status, "unknown"),
+        "status": _activity_status(plan_status, objective_status),
     }
     if intervention.get("description"):
         detail["description"] = intervention["description"]
@@ -271,7 +281,9 @@ def care_plan(plan: Plan, content_in_force: list[dict[str, Any]] | None) -> list
                     )
                 )
                 for intervention in objective.get("interventions") or []:
-                    activities.append(_activity(intervention, [_goal_id(plan, objective), goal_id], objective_status))
+                    activities.append(
+                        _activity(intervention, [_goal_id(plan, objective), goal_id], objective_status, status)
+                    )
             goals.append(
                 _goal(
                     plan,

@@ -40,8 +40,10 @@ def test_only_a_few_routes_are_public():
     )
     # The SMS webhook checks the provider's signature; a reminder's page checks its signed token; the
     # console's sign-in form and its static files (assets, the icon) are all a signed-out browser gets.
+    # The FHIR CapabilityStatement describes the server, as every FHIR server's does, and no client.
     assert public == [
-        "/api/docs", "/api/docs/assets/<path:filename>", "/api/v1/auth/login", "/api/v1/notify/sms/inbound",
+        "/api/docs", "/api/docs/assets/<path:filename>", "/api/v1/auth/login", "/api/v1/fhir/metadata",
+        "/api/v1/notify/sms/inbound",
         "/api/v1/openapi.json", "/assets/<path:filename>", "/favicon.ico", "/healthz", "/login", "/login",
         "/r/<token>", "/r/<token>", "/readyz",
     ]

@@ -61,6 +61,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.USERS_MANAGE,
             Permission.AUDIT_READ,
             Permission.REPORTS_READ,
+            Permission.BULK_EXPORT,
         }
     ),
     Role.CLINICIAN: frozenset(

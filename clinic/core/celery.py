@@ -54,6 +54,7 @@ def _celery_settings(app: Flask) -> dict[str, Any]:
             "clinic.system.tasks",
             "clinic.audit.tasks",
             "clinic.dosing.tasks",
+            "clinic.fhir.tasks",
             "clinic.notify.tasks",
             "clinic.plans.tasks",
             "clinic.reports.tasks",
@@ -140,6 +141,11 @@ def beat_schedule(app: Flask) -> dict[str, dict[str, Any]]:
             "task": "clinic.dosing.tasks.alert_missed_doses",
             "schedule": float(app.config["DOSING_MISSED_DOSE_CHECK_SECONDS"]),
             "options": {"expires": float(app.config["DOSING_MISSED_DOSE_CHECK_SECONDS"])},
+        },
+        "fhir.expire_exports": {
+            "task": "clinic.fhir.tasks.expire_exports",
+            "schedule": 300.0,
+            "options": {"expires": 300.0},
         },
         "core.purge_idempotency_keys": {
             "task": "clinic.core.tasks.purge_idempotency_keys",

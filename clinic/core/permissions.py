@@ -25,6 +25,8 @@ class Permission(enum.StrEnum):
     USERS_MANAGE = "users:manage"
     AUDIT_READ = "audit:read"
     REPORTS_READ = "reports:read"
+    #: Every client record in bulk, the program's own copy (FHIR ``$export``): administrators only.
+    BULK_EXPORT = "bulk:export"
     INTAKE_READ = "intake:read"
     INTAKE_WRITE = "intake:write"
     #: Client demographics and communication consents (no clinical data).

@@ -70,8 +70,9 @@ INTERVENTION_KINDS: Final[dict[InterventionKind, str]] = {
     InterventionKind.OTHER: "Other intervention",
 }
 
-#: RxNorm concepts of each medication (NLM RxNav): ingredients for the agonists, whose form clinic
-#: does not record (tablet, film, liquid); clinical drugs for naltrexone, whose form it does.
+#: RxNorm concepts of each medication: ingredients for the agonists, whose product clinic does not
+#: record (tablet, film, liquid); clinical drugs for naltrexone (as VSAC's "Opiate Antagonists"
+#: value set, 2.16.840.1.113883.3.464.1003.198.12.1132, lists them), one product each. docs/fhir.md.
 RXNORM_CODES: Final[dict[MedicationName, tuple[str, str]]] = {
     MedicationName.METHADONE: ("6813", "methadone"),
     MedicationName.BUPRENORPHINE: ("1819", "buprenorphine"),

@@ -79,7 +79,16 @@ def demo(app: Flask, client: FlaskClient, bearer: Callable[[User], dict[str, str
         ids = _ids_within(sorted(clinician.site_ids))
         link = make_token(db.session.get_one(Appointment, ids["appointment_id"]), ids["link_client_id"],
                           ReminderChannel.SMS)
-    return {"clinician": clinician, "ids": ids, "link_token": link}
+    # The FHIR export is disclosed under a consent of the client: one in force, for its query.
+    consent = client.post(f"/api/v1/clients/{ids['client_id']}/consents", headers=headers, json={
+        "kind": "disclosure", "recipient": "Dr. A. Primary, MD", "purpose": "coordination of care",
+        "information_description": "the record", "disclosing_party": "the program", "signature_name": "the client",
+        "signed_on": utcnow().date().isoformat(), "expires_on": (utcnow() + timedelta(days=30)).date().isoformat(),
+        "revocation_acknowledged": True,
+    })
+    assert consent.status_code == 201, consent.get_json()
+    query = {"fhir.client_fhir": {"consent_id": str(consent.get_json()["id"])}}
+    return {"clinician": clinician, "ids": ids, "link_token": link, "query": query}
 
 
 def _ids_within(sites: list[int]) -> dict[str, int]:
@@ -132,7 +141,8 @@ def test_every_client_data_get_route_is_never_cached(
     answered = {}
     for rule, endpoint in routes:
         url = _url(rule, endpoint, demo)
-        response = client.get(url, headers=headers, query_string=QUERY.get(endpoint, {}))
+        query = QUERY.get(endpoint) or demo["query"].get(endpoint, {})
+        response = client.get(url, headers=headers, query_string=query)
         response.get_data()  # a streamed export holds its request open until read
         response.close()
         answered[endpoint] = response.status_code

@@ -114,6 +114,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/reports.py
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/fhir_export.py
 	$(BIN)/python bench/console.py
 
 clean:

@@ -5,12 +5,14 @@ asked once before a death is confirmed."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from clinic.auth.models import Site
 from clinic.clients.models import Client, ClientStatus
+from clinic.core.time import to_local
 from clinic.extensions import db
 from clinic.plans.models import CMProgram, CMSchedule
 from tests.browser.conftest import LiveServer
@@ -166,3 +168,87 @@ def test_both_pages_fit_a_narrow_screen(open_session: Any, live_server: LiveServ
         session.go(path)
         wide = session.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert wide <= 0, f"{path} scrolls sideways by {wide}px at 640px"
+
+
+def test_a_clinician_starts_a_program_and_corrects_a_screen_with_the_keyboard(
+    open_session: Any, live_server: LiveServer
+) -> None:
+    client_id, _program = _client_with_a_voucher_program(live_server)
+    session = open_session(live_server.account(RIVERSIDE))
+    page = session.page
+    session.go(f"/clients/{client_id}/screens")
+
+    # Start a prize-draw program: the disclosure opened with Enter, boxes ticked with Space, the
+    # schedule chosen with the arrows, Enter in a field starts it.
+    summary = page.get_by_text("Start a contingency management program", exact=True)
+    summary.focus()
+    page.keyboard.press("Enter")
+    form = page.get_by_role("form", name="Start a contingency management program")
+    targets = form.get_by_role("group", name=re.compile("^Target substances"))
+    for substance in ("Cocaine", "Methamphetamine"):
+        targets.get_by_label(substance, exact=True).focus()
+        page.keyboard.press("Space")
+    form.get_by_label("Escalating voucher", exact=True).focus()
+    page.keyboard.press("ArrowDown")  # Escalating voucher → Prize draw
+    draws = form.get_by_label("Most draws per sample")
+    draws.focus()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("4")
+    session.check_accessibility()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/screens\?done=started#program-\d+$"))
+    assert "Contingency management program started." in page.get_by_role("status").inner_text()
+    started = int(page.url.rsplit("#program-", 1)[1])
+    heading = page.locator(f"#program-{started}-title").inner_text()
+    assert heading.startswith("Prize draw: negative for cocaine and methamphetamine")
+    with live_server.app.app_context():
+        program = db.session.get_one(CMProgram, started)
+        assert (program.schedule, program.params, program.annual_cap_cents) == (
+            CMSchedule.PRIZE_DRAW,
+            {"max_draws": 4},
+            75000,
+        )
+        db.session.remove()
+
+    # Correct the newest screen: its row's link, the reason typed, the button asked once.
+    newest = (
+        page.locator("table", has=page.locator("caption", has_text="Drug screens, newest first"))
+        .locator("tbody tr")
+        .first
+    )
+    screen_id = int((newest.get_attribute("id") or "").removeprefix("screen-"))
+    newest.get_by_role("link", name=re.compile("^Correct the screen of")).focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf".*/screens/{screen_id}/entered-in-error$"))
+    assert page.get_by_role("heading", level=1).inner_text() == "Correct a drug screen"
+    page.get_by_label("Why was it entered in error?").focus()
+    page.keyboard.type("Results of another client's cup.")
+    session.check_accessibility()
+    session.screenshot("screens-correct")
+    asked: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.keyboard.press("Tab")  # to "Mark entered in error"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf".*/screens\?done=corrected&screen={screen_id}#record-title$"))
+    assert asked and asked[0].startswith("Mark this screen entered in error?")
+    assert "Screen marked entered in error" in page.get_by_role("status").inner_text()
+    row = page.locator(f"#screen-{screen_id}")
+    assert "Entered in error" in row.inner_text() and "Results of another client's cup." in row.inner_text()
+    assert row.get_by_role("link", name=re.compile("^Correct")).count() == 0
+    listed = page.request.get(f"{live_server.url}/api/v1/clients/{client_id}/drug-screens").json()["items"]
+    marked = next(s for s in listed if s["id"] == screen_id)
+    assert marked["entered_in_error"]["reason"] == "Results of another client's cup."
+    # The record form starts from that screen's collection time, for the right result.
+    with live_server.app.app_context():
+        zone = db.session.get_one(Site, db.session.get_one(Client, client_id).site_id).timezone
+        db.session.remove()
+    collected = to_local(datetime.fromisoformat(marked["collected_at"]), zone)
+    assert page.get_by_label("Date collected").input_value() == collected.date().isoformat()
+    assert page.get_by_label("Time collected").input_value() == collected.strftime("%H:%M")
+    session.check_accessibility()
+    session.screenshot("screens-corrected")

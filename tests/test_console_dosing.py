@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 
 from clinic.audit.models import AuditEvent
 from clinic.auth.models import Site, User
-from clinic.core.time import local_today
+from clinic.console.dates import clock, long_date
+from clinic.core.time import from_local, local_today, to_local
 from clinic.dosing.models import Dose
 from clinic.extensions import db
 from tests.conftest import Session
@@ -99,7 +100,15 @@ def otp(
     ana = patient(first="Ana", last="Silva")
     ben = patient(first="Ben", last="Okoro", medication="buprenorphine", dose=16)
     session = login(clinician)
-    return {"site": site, "clinician": clinician, "session": session, "ana": ana, "ben": ben, "headers": headers}
+    return {
+        "site": site,
+        "clinician": clinician,
+        "session": session,
+        "ana": ana,
+        "ben": ben,
+        "headers": headers,
+        "patient": patient,
+    }
 
 
 def _record(session: Session, person: dict[str, Any], *, htmx: bool = False, **fields: Any) -> Any:
@@ -148,10 +157,36 @@ def test_the_window_lists_the_day_with_two_identifiers_and_is_audited(app: Flask
     assert "Born Apr 2, 1985" in text and f"MRN {otp['ana']['mrn']}" in text
     assert "Methadone" in text and "40 mg" in text and "Buprenorphine" in text and "16 mg" in text
     assert text.count("Due") >= 2
-    assert "I confirmed name and date of birth with the client" in text
-    assert "No review of the take-home criteria is recorded." in text  # why no take-home
+    # A light row per client: a button opens the row's form, which the list itself does not carry.
+    assert "Dose for Okoro, Ben" in text and "Dose for Silva, Ana" in text
+    assert "I confirmed name and date of birth with the client" not in text
     events = _events_since(app, since)
     assert ("dose.read", otp["ana"]["id"]) in events and ("dose.read", otp["ben"]["id"]) in events
+
+
+def test_a_row_opens_its_form_with_the_identity_check_and_the_eligibility(app: Flask, otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    listed = session.get(f"/dosing?site_id={otp['site'].id}").get_data(as_text=True)
+    link = re.search(
+        r'<a [^>]*href="([^"]*client_id={}[^"]*)"[^>]*hx-get="([^"]*)"[^>]*hx-select="#order-{}"'.format(
+            otp["ana"]["id"], otp["ana"]["medication_id"]
+        ),
+        listed,
+    )
+    assert link is not None, "each row's button opens it, with and without htmx"
+    since = _last_event(app)
+    opened = session.get(link.group(2).replace("&amp;", "&"), headers={"HX-Request": "true"})
+    assert opened.status_code == 200
+    html = opened.get_data(as_text=True)
+    text = _text(opened)
+    assert "Silva, Ana" in text and "Okoro, Ben" not in text  # the client's own rows only
+    assert "I confirmed name and date of birth with the client" in text
+    assert re.search(rf'id="order-{otp["ana"]["medication_id"]}-identity"[^>]*autofocus', html)
+    assert 'name="lot_number"' in html and ">Record<" in html
+    assert "No review of the take-home criteria is recorded." in text  # why no take-home
+    events = _events_since(app, since)
+    assert ("dose.read", otp["ana"]["id"]) in events and ("take_home_review.read", otp["ana"]["id"]) in events
+    assert all(client_id != otp["ben"]["id"] for _action, client_id in events)
 
 
 def test_the_filter_is_posted_and_finds_by_name_or_mrn(otp: dict[str, Any]) -> None:
@@ -235,8 +270,8 @@ def test_review_then_a_take_home_without_js(app: Flask, otp: dict[str, Any]) -> 
     assert reviewed.status_code == 303
     page = _text(session.get(reviewed.headers["Location"]))
     assert "Review recorded" in page and "up to 28 daily doses" in page and "Considered Lockbox seen." in page
-    window = _text(session.get(f"/dosing?site_id={otp['site'].id}"))
-    assert "Eligible: up to 28 daily doses (day 40 in treatment" in window
+    window = _text(session.get(f"/dosing?site_id={otp['site'].id}&client_id={ana['id']}"))
+    assert "Eligible: up to 28 daily doses (day 40 in treatment" in window and "Take-home supply" in window
     done = _record(session, ana, kind="take_home", take_home_days="6", amount_mg="40")
     assert done.status_code == 303 and f"done={ana['medication_id']}" in done.headers["Location"]
     after = _text(session.get(done.headers["Location"]))
@@ -321,3 +356,134 @@ def test_who_may_see_it(
     posted = _record(other, otp["ana"])
     assert posted.status_code == 404
     assert otp["session"].get(f"/dosing?site_id={otp['site'].id}&date=not-a-day").status_code == 422
+
+
+# --- a dose given on a past day, entered late --------------------------------------------------------
+
+
+def _yesterday() -> date:
+    return local_today(ZONE) - timedelta(days=1)
+
+
+def _late(session: Session, person: dict[str, Any], day: date, **fields: Any) -> Any:
+    return _record(session, person, date=day.isoformat(), **fields)
+
+
+def test_a_dose_given_yesterday_is_entered_late_with_its_time_and_reason(app: Flask, otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    ana = otp["ana"]
+    yesterday = _yesterday()
+    url = f"/dosing?site_id={otp['site'].id}&date={yesterday.isoformat()}"
+    listed = _text(session.get(url))
+    assert "a past day: a dose given but not recorded is entered late on its row" in listed
+    assert "No dose recorded" in listed and "Enter late for Silva, Ana" in listed and "Due" not in listed
+    opened = _text(session.get(f"{url}&client_id={ana['id']}"))
+    assert f"Late entry for {long_date(yesterday)}: a dose given that day but not recorded" in opened
+    assert "I checked the name and date of birth against the record of the dose given" in opened
+    assert "Time given" in opened and "Why it is entered late" in opened and "Record late entry" in opened
+    reason = "Given during the network outage; written on the paper log"
+    done = _late(session, ana, yesterday, given_time="08:30", late_reason=reason, lot_number="L-9")
+    assert done.status_code == 303
+    assert f"date={yesterday.isoformat()}" in done.headers["Location"]
+    after = _text(session.get(done.headers["Location"]))
+    given_at = from_local(datetime.combine(yesterday, time(8, 30)), ZONE)
+    today = local_today(ZONE)
+    assert (
+        f"Recorded: 40 mg observed at {clock(given_at, ZONE)}, lot L-9, by DQR Entered late on {long_date(today)}: {reason}"
+        in after
+    )
+    assert "Dosed" in after
+    [dose] = _doses(app, ana["id"])
+    assert dose.given_on == yesterday and to_local(dose.given_at, ZONE) == datetime.combine(yesterday, time(8, 30))
+    assert dose.note == reason and dose.dispenser_initials == "DQR" and dose.kind.value == "observed"
+    with app.app_context():
+        created = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "dose.create", AuditEvent.client_id == ana["id"])
+        ).one()
+        assert created.details is not None and created.details["late_entry"] is True
+    history = _text(session.get(f"/clients/{ana['id']}/doses"))
+    assert "Entered late on" in history and reason in history
+    log = _text(session.get(f"/dosing/log?site_id={otp['site'].id}&date={yesterday.isoformat()}"))
+    assert "Silva, Ana" in log and "L-9" in log  # the day's record, at the time it was given
+
+
+def test_a_late_entry_with_htmx_swaps_the_row_and_says_it_was_entered_late(app: Flask, otp: dict[str, Any]) -> None:
+    ben = otp["ben"]
+    response = _late(
+        otp["session"],
+        ben,
+        _yesterday(),
+        htmx=True,
+        amount_mg="16",
+        given_time="2:15 PM",
+        late_reason="Missed at close",
+    )
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert html.lstrip().startswith("<tr") and re.search(r'class="dosing__done"[^>]*autofocus', html)
+    assert "Entered late on" in _text(response) and "Missed at close" in _text(response)
+    [dose] = _doses(app, ben["id"])
+    assert to_local(dose.given_at, ZONE).time() == time(14, 15)
+
+
+def test_a_late_entry_needs_its_time_and_reason_and_refusals_name_the_field(app: Flask, otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    ana = otp["ana"]
+    order = ana["medication_id"]
+    yesterday = _yesterday()
+    missing = _late(session, ana, yesterday)
+    assert missing.status_code == 422
+    html = missing.get_data(as_text=True)
+    assert re.search(rf'id="order-{order}-time-error"[^>]*>.*?Enter the time the dose was given\.', html, re.S)
+    assert re.search(rf'id="order-{order}-reason-error"[^>]*>.*?Say why the dose is entered late', html, re.S)
+    not_a_time = _late(session, ana, yesterday, given_time="25:10", late_reason="Paper log")
+    assert not_a_time.status_code == 422 and "like 08:30 or 2:15 PM" in _text(not_a_time)
+    wrong_dose = _late(session, ana, yesterday, given_time="08:30", late_reason="Paper log", amount_mg="50")
+    assert wrong_dose.status_code == 422
+    assert re.search(rf'id="order-{order}-amount-error"[^>]*>.*?is 40 mg', wrong_dose.get_data(as_text=True), re.S)
+    assert _doses(app, ana["id"]) == []
+
+    # No take-home beyond the rules: a review recorded today does not cover a supply handed over yesterday.
+    reviewed = session.post(f"/clients/{ana['id']}/doses/review", data={"csrf_token": session.csrf_token, **ALL_MET})
+    assert reviewed.status_code == 303
+    supply = _late(session, ana, yesterday, kind="take_home", take_home_days="2", given_time="09:00", late_reason="Log")
+    assert supply.status_code == 422
+    assert re.search(
+        rf'id="order-{order}-days-error"[^>]*>.*?No review of the take-home criteria is recorded\.',
+        supply.get_data(as_text=True),
+        re.S,
+    )
+    assert _doses(app, ana["id"]) == []
+
+    # One full dose a day, late or not.
+    assert _late(session, ana, yesterday, given_time="08:00", late_reason="Paper log").status_code == 303
+    again = _late(session, ana, yesterday, given_time="10:00", late_reason="Paper log")
+    assert again.status_code == 409 and "already recorded" in _text(again)
+    assert len(_doses(app, ana["id"])) == 1
+
+
+def test_a_late_entry_outside_the_episode_of_care_or_in_the_future_is_refused(app: Flask, otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    cara = otp["patient"](first="Cara", last="Diaz", admitted_days_ago=10)  # ordered 30 days ago, admitted 10
+    before_admission = local_today(ZONE) - timedelta(days=20)
+    response = _late(session, cara, before_admission, given_time="08:30", late_reason="Paper log")
+    assert response.status_code == 422
+    assert "The client was not in treatment (no episode of care open) on" in _text(response)
+    tomorrow = local_today(ZONE) + timedelta(days=1)
+    ahead = _late(session, cara, tomorrow, given_time="08:30", late_reason="Paper log")
+    assert ahead.status_code == 422 and "entered late on a past day" in _text(ahead)
+    assert _doses(app, cara["id"]) == []
+    listed = _text(session.get(f"/dosing?site_id={otp['site'].id}&date={tomorrow.isoformat()}"))
+    assert "a day to come: the list is read only" in listed and "Dose for" not in listed
+
+
+def test_the_client_doses_page_opens_the_window_on_a_chosen_day(otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    ana = otp["ana"]
+    html = session.get(f"/clients/{ana['id']}/doses").get_data(as_text=True)
+    form = re.search(r'<form[^>]*method="get"[^>]*action="/dosing"[^>]*>(.*?)</form>', html, re.S)
+    assert form is not None
+    assert f'name="client_id" value="{ana["id"]}"' in form.group(1) and 'name="date" type="date"' in form.group(1)
+    yesterday = _yesterday().isoformat()
+    opened = _text(session.get(f"/dosing?site_id={otp['site'].id}&client_id={ana['id']}&date={yesterday}"))
+    assert "Silva, Ana" in opened and "Okoro, Ben" not in opened and "Record late entry" in opened

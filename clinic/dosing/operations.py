@@ -421,7 +421,12 @@ def record_dose(
         abort_problem(409, f"This order's dose of {day.isoformat()} is already recorded.", problem="already-dosed")
     if kind is DoseKind.OBSERVED and med.medication is MedicationName.NALTREXONE_XR:
         medications.record_injection(med, day)
-    audit("create", dose, details={"kind": kind.value, "medication": med.medication.value, "split": dose.is_split})
+    late = day < local_today(site.timezone)  # entered on a later day than it was given: the trail says so
+    audit(
+        "create",
+        dose,
+        details={"kind": kind.value, "medication": med.medication.value, "split": dose.is_split, "late_entry": late},
+    )
     return dose
 
 

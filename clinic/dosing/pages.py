@@ -9,13 +9,15 @@ client's name and date of birth first (two identifiers, docs/console.md).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from flask import Response, request, url_for
-from sqlalchemy import and_, func, or_, select, tuple_, union_all
+from sqlalchemy import and_, or_, select, tuple_, union_all
 
 from clinic.audit.operations import record
 from clinic.auth.models import Site, User
@@ -39,7 +41,7 @@ from clinic.console import (
     redirect_to,
     visible_id,
 )
-from clinic.core.time import local_today, utcnow
+from clinic.core.time import local_today, to_local, utcnow
 from clinic.dosing import operations as ops
 from clinic.dosing.models import Dose, DoseKind
 from clinic.dosing.schemas import DoseCreateSchema, TakeHomeReviewSchema
@@ -78,7 +80,12 @@ IDENTITY_FIELD = "identity_confirmed"
 
 @blp.context_processor
 def _labels() -> dict[str, Any]:
-    return {"MEDICATION_LABELS": MEDICATION_LABELS, "CRITERIA_LABELS": CRITERIA_LABELS, "mg": ops.mg}
+    return {
+        "MEDICATION_LABELS": MEDICATION_LABELS,
+        "CRITERIA_LABELS": CRITERIA_LABELS,
+        "mg": ops.mg,
+        "entered_late": entered_late,
+    }
 
 
 # --- the day's list ---------------------------------------------------------------------------------
@@ -100,9 +107,12 @@ class WindowRow:
     covering: Dose | None
     missed_days: int | None
     eligibility: dict[str, Any] | None
-    lot: str
-    #: What the dispenser may record now: "observed", "take_home".
+    #: What the dispenser may record on the row: "observed", "take_home" (today's list: now; a past
+    #: day's list: a late entry, with the time it was given).
     may_record: list[str] = field(default_factory=list)
+    #: The row being worked: it shows its recording form (and the lot in use is looked up for it).
+    worked: bool = False
+    lot: str = ""
     #: The entry just recorded on this row (the row says what happened).
     recorded: Dose | None = None
 
@@ -123,14 +133,15 @@ def _status(order: Medication, day: date, entries: list[Dose], ordered: Decimal 
 LOT_LOOKBACK_DAYS = 30
 
 
-def _latest_lots(site: Site, day: date) -> dict[str, str]:
-    """The lot last recorded at the site for each MAT medication in the month before ``day``: the one in use.
+def _latest_lots(site: Site, day: date, substances: Iterable[MedicationName]) -> dict[str, str]:
+    """The lot last recorded at the site for each of ``substances`` in the month before ``day``: the one in use.
 
     One statement: for each medication, the site's newest doses read backwards through the (site, day)
-    index until one of that substance is found.
+    index until one of that substance is found. Asked only for the rows being worked, so a list of
+    50 clients does not pay for it.
     """
     newest = []
-    for medication in MEDICATION_LABELS:
+    for medication in sorted(set(substances), key=lambda m: m.value):
         latest = (
             select(Dose.substance, Dose.lot_number)
             .where(
@@ -145,6 +156,8 @@ def _latest_lots(site: Site, day: date) -> dict[str, str]:
             .subquery()
         )
         newest.append(select(latest.c.substance, latest.c.lot_number))
+    if not newest:
+        return {}
     return {substance: lot for substance, lot in db.session.execute(union_all(*newest))}  # noqa: C416
 
 
@@ -180,7 +193,32 @@ def _window_query(site: Site, day: date, query: str) -> Any:
 
 
 def _sort_key() -> tuple[Any, ...]:
-    return (func.lower(Client.last_name), func.lower(Client.first_name), Client.id, Medication.id)
+    """A to Z by family name, then given name: the clients' search keys (case and accents folded), whose
+    index the list walks in order and stops after a page, instead of sorting every client of the site."""
+    return (Client.search_last, Client.search_first, Client.id, Medication.id)
+
+
+def _may_record(
+    order: Medication,
+    status: str,
+    take_home_today: Dose | None,
+    eligibility: dict[str, Any] | None,
+    *,
+    judged: bool,
+) -> list[str]:
+    """What may still be recorded on a row: an observed dose (or its next part), a take-home supply.
+
+    ``judged``: the client's take-home eligibility today was loaded (the row being worked), and a
+    take-home is offered only when they may take doses home now. Otherwise (a light row of the list,
+    or a late entry, which the API judges by the review in force that day) one may be tried.
+    """
+    may = []
+    if status in ("due", "partial"):
+        may.append("observed")
+    takes_home = not judged or (eligibility is not None and eligibility["eligible"])
+    if order.medication in ops.DOSED_DAILY and takes_home and take_home_today is None and status != "covered":
+        may.append("take_home")
+    return may
 
 
 def window_rows(
@@ -191,16 +229,23 @@ def window_rows(
     query: str = "",
     after: tuple[int, int] | None = None,
     only: int | None = None,
+    client_id: int | None = None,
+    worked: bool | None = False,
 ) -> tuple[list[WindowRow], tuple[int, int] | None]:
-    """The rows of the window (one order each), A to Z by family name; the cursor of the next page."""
+    """The rows of the window (one order each), A to Z by family name; the cursor of the next page.
+
+    ``only`` / ``client_id`` narrow the list to one order / one client's orders; ``worked`` opens the
+    rows' recording forms (None: when the list is one client's, found by ``query`` or asked for by id).
+    Each client shown is an audited read of their dosing record.
+    """
     stmt = _window_query(site, day, query)
     if only is not None:
         stmt = stmt.where(Medication.id == only)
+    if client_id is not None:
+        stmt = stmt.where(Client.id == client_id)
     if after is not None:
         anchor = db.session.execute(
-            select(func.lower(Client.last_name), func.lower(Client.first_name)).where(
-                Client.id == after[0], Client.site_id == site.id
-            )
+            select(Client.search_last, Client.search_first).where(Client.id == after[0], Client.site_id == site.id)
         ).first()
         if anchor is not None:
             stmt = stmt.where(tuple_(*_sort_key()) > tuple_(anchor[0], anchor[1], after[0], after[1]))
@@ -222,8 +267,13 @@ def window_rows(
         .order_by(Dose.given_at, Dose.id)
     ):
         entries[dose.medication_id].append(dose)
-    missed = {m.client_id: m.missed_days for m in ops.missed_doses(site, client_ids=client_ids)} if site.is_otp else {}
-    lots = _latest_lots(site, day)
+    today = local_today(site.timezone)
+    # The run of missed days is counted up to the site's yesterday: it is news on today's list only.
+    missed = (
+        {m.client_id: m.missed_days for m in ops.missed_doses(site, client_ids=client_ids)}
+        if site.is_otp and day == today
+        else {}
+    )
     changes: dict[int, list[MedicationDoseChange]] = {order_id: [] for order_id in order_ids}
     for change in db.session.scalars(
         select(MedicationDoseChange)
@@ -231,18 +281,20 @@ def window_rows(
         .order_by(MedicationDoseChange.effective_on, MedicationDoseChange.id)
     ):
         changes[change.medication_id].append(change)
-    today = local_today(site.timezone)
-    can_write = has_permission(user, Permission.CLINICAL_WRITE) and site.is_otp and day == today
+    can_write = has_permission(user, Permission.CLINICAL_WRITE) and site.is_otp and day <= today
+    if worked is None:
+        worked = (bool(query.strip()) or client_id is not None) and len(client_ids) == 1
+    # Take-home eligibility (two statements and an audited read per client) only for the rows being worked.
+    judged = worked and day == today
     eligibilities: dict[int, dict[str, Any]] = {}
-    if day == today:
+    if judged:
         eligibilities = ops.eligibilities(
             list({client.id: client for order, client in found if order.medication in ops.DOSED_DAILY}.values())
         )
+    details = {"via": "dosing_window", "date": day.isoformat()}
     rows = []
     for order, client in found:
-        record(
-            "dose.read", resource="dose", client_id=client.id, details={"via": "dosing_window", "date": day.isoformat()}
-        )
+        record("dose.read", resource="dose", client_id=client.id, details=details)
         in_force = medications.change_in_force(order, day, changes[order.id])
         ordered = None if in_force is None else in_force.dose
         mine = entries[order.id]
@@ -250,12 +302,11 @@ def window_rows(
         take_home_today = next((e for e in mine if e.kind is DoseKind.TAKE_HOME and e.given_on == day), None)
         covering = next((e for e in mine if e.given_on != day and e.covered_from <= day <= e.covered_until), None)
         eligibility = eligibilities.get(client.id) if order.medication in ops.DOSED_DAILY else None
-        may = []
-        if can_write and ordered is not None:
-            if status in ("due", "partial"):
-                may.append("observed")
-            if eligibility is not None and eligibility["eligible"] and take_home_today is None and status != "covered":
-                may.append("take_home")
+        may = (
+            _may_record(order, status, take_home_today, eligibility, judged=judged)
+            if can_write and ordered is not None
+            else []
+        )
         rows.append(
             WindowRow(
                 client=client,
@@ -268,12 +319,26 @@ def window_rows(
                 covering=covering,
                 missed_days=missed.get(client.id) if status == "due" else None,  # a dose today ends the run
                 eligibility=eligibility,
-                lot=lots.get(order.medication.value, ""),
                 may_record=may,
             )
         )
+    if worked:
+        _lots_for(rows, site, day)
     last_order, last_client = found[-1]
     return rows, ((last_client.id, last_order.id) if more else None)
+
+
+def _lots_for(rows: list[WindowRow], site: Site, day: date) -> None:
+    """Open the recording form of ``rows``: the lot in use that day at the site is offered in it."""
+    lots = _latest_lots(site, day, {row.order.medication for row in rows if row.may_record})
+    for row in rows:
+        row.worked = True
+        row.lot = lots.get(row.order.medication.value, "")
+
+
+def entered_late(dose: Dose, zone: str) -> bool:
+    """The entry was written on a later day than it was given (a late entry): the record shows it as such."""
+    return to_local(dose.created_at, zone).date() > dose.given_on
 
 
 def _user_site(user: User, raw: Any) -> Site | None:
@@ -305,6 +370,7 @@ def _window_page(
     day: date | None,
     *,
     query: str = "",
+    client_id: int | None = None,
     refused: dict[int, FormErrors] | None = None,
     values: dict[int, dict[str, Any]] | None = None,
     status: int = 200,
@@ -325,17 +391,17 @@ def _window_page(
     rows: list[WindowRow] = []
     next_cursor = None
     if site.is_otp:
-        rows, next_cursor = window_rows(site, day, user, query=query, after=_cursor(request.args.get("after")))
+        after = _cursor(request.args.get("after"))
+        rows, next_cursor = window_rows(site, day, user, query=query, client_id=client_id, after=after, worked=None)
         if done is not None:
             for row in rows:
                 if row.order.id == done:
                     row.recorded = _newest_entry(row.order.id)
     today = local_today(site.timezone)
+    base = url_for("dosing_pages.window", site_id=site.id, date=day.isoformat())
     next_url = None
     if next_cursor is not None:
-        next_url = url_for(
-            "dosing_pages.window", site_id=site.id, date=day.isoformat(), after=f"{next_cursor[0]}-{next_cursor[1]}"
-        )
+        next_url = f"{base}&after={next_cursor[0]}-{next_cursor[1]}"
     return page(
         "dosing/window.html",
         status=status,
@@ -345,6 +411,8 @@ def _window_page(
         today=today,
         rows=rows,
         query=query,
+        client_id=client_id,
+        base_url=base,
         next_url=next_url,
         refused=refused or {},
         values=values or {},
@@ -362,22 +430,106 @@ def _newest_entry(order_id: int) -> Dose | None:
 @blp.route("/dosing", methods=["GET", "POST"])
 @requires(Permission.CLINICAL_READ)
 def window() -> Response:
-    """The day's list of an OTP: who is due, what is ordered, what was given; record each dose on its row.
+    """The day's list of an OTP: who is due, what is ordered, what was given; each row opens its recording form.
 
     The filter (name or MRN) is posted, so a client's name never lands in a URL or the browser's history.
+    ``client_id`` opens that client's rows (the no-JavaScript way to a row's form, and the way in from
+    the client's doses page).
     """
     user = authenticated_user()
     site = _user_site(user, request.values.get("site_id"))
     day = _day(site, request.values.get("date")) if site is not None else None
     query = request.form.get("q", "") if request.method == "POST" else ""
     done = as_id(request.args.get("done", ""))
-    return _window_page(user, site, day, query=query[:100], done=done)
+    return _window_page(
+        user, site, day, query=query[:100], client_id=as_id(request.values.get("client_id", "")), done=done
+    )
+
+
+#: What a late entry is: written down on a later day than the dose was given.
+LATE_REASON_FIELD = "late_reason"
+GIVEN_TIME_FIELD = "given_time"
+_CLOCK = re.compile(r"\s*(\d{1,2})(?::(\d{2}))?\s*([AaPp][Mm])?\s*")
+
+
+def _wall_clock(raw: str) -> time | None:
+    """A time of day as typed: 08:30 (a browser's time field), 8:30, 8:30 PM, 8 am; None if it is not one."""
+    match = _CLOCK.fullmatch(raw)
+    if match is None:
+        return None
+    hour, minute, half = int(match.group(1)), int(match.group(2) or 0), (match.group(3) or "").lower()
+    if half:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if half == "pm" else 0)
+    if hour > 23 or minute > 59:
+        return None
+    return time(hour, minute)
+
+
+def _dose_body(values: dict[str, Any], order: Medication, day: date, today: date) -> tuple[dict[str, Any], FormErrors]:
+    """The window's form as the API's body: now today; on a past day, a late entry at the time it was given."""
+    errors = FormErrors()
+    if not values[IDENTITY_FIELD]:
+        errors[IDENTITY_FIELD] = ["Confirm the client's name and date of birth before recording."]
+    kind = values.get("kind", "observed")
+    body: dict[str, Any] = {"medication_id": order.id, "kind": kind, "lot_number": values.get("lot_number", "")}
+    if "amount_mg" in values:
+        body["amount_mg"] = values["amount_mg"]
+    given_at: str | None = utcnow().isoformat()
+    if day < today:
+        given_at = None
+        raw_time = values.get(GIVEN_TIME_FIELD, "")
+        clock = _wall_clock(raw_time)
+        if clock is None:
+            errors[GIVEN_TIME_FIELD] = [
+                "Enter the time the dose was given, like 08:30 or 2:15 PM."
+                if raw_time
+                else "Enter the time the dose was given."
+            ]
+        else:  # the site's wall-clock time, read in the client's site's zone by the API's schema
+            given_at = datetime.combine(day, clock).isoformat(timespec="minutes")
+        reason = values.get(LATE_REASON_FIELD, "").strip()
+        if not reason:
+            errors[LATE_REASON_FIELD] = ["Say why the dose is entered late: it is kept with the entry."]
+        body["note"] = reason
+    if kind == "take_home":
+        if given_at is not None:
+            body["dispensed_at"] = given_at
+        body["take_home_days"] = as_number(values.get("take_home_days", ""))
+        if body["take_home_days"] == "":
+            del body["take_home_days"]
+    else:
+        if given_at is not None:
+            body["administered_at"] = given_at
+        body["split"] = bool(values["split"])
+    return body, errors
+
+
+def _form_errors(schema_errors: FormErrors, body: dict[str, Any], late: bool) -> FormErrors:
+    """The schema's errors named after the window's fields (the time and the reason of a late entry)."""
+    found = FormErrors()
+    for name, messages in schema_errors.items():
+        if late and name in ("administered_at", "dispensed_at"):
+            found.setdefault(GIVEN_TIME_FIELD, []).extend(messages)
+        elif name == "note":
+            found.setdefault(LATE_REASON_FIELD, []).extend(messages)
+        elif name == "take_home_days" and "take_home_days" not in body:
+            found[name] = ["Enter how many daily doses the client takes home."]
+        elif late or name not in ("administered_at", "dispensed_at"):
+            found[name] = messages
+    found.problem = schema_errors.problem
+    return found
 
 
 @blp.route("/dosing/clients/<int:client_id>/orders/<int:medication_id>/doses", methods=["POST"])
 @requires(Permission.CLINICAL_WRITE)
 def record_dose(client_id: int, medication_id: int) -> Response:
-    """Record an observed dose or a take-home supply from the window (POST /api/v1/clients/{id}/doses)."""
+    """Record an observed dose or a take-home supply from the window (POST /api/v1/clients/{id}/doses).
+
+    On today's list it is given now; on a past day's list it is a late entry: the time it was given and
+    why it is entered late (kept as the entry's note) are required.
+    """
     user = authenticated_user()
     client = load_client(client_id)
     order = db.session.scalars(
@@ -386,39 +538,31 @@ def record_dose(client_id: int, medication_id: int) -> Response:
     if order is None:
         not_found()
     site = db.session.get_one(Site, client.site_id)
+    today = local_today(site.timezone)
+    day = _day(site, request.form.get("date"))
     values = form_values(lists=("split", IDENTITY_FIELD))
     errors = FormErrors()
-    if not values[IDENTITY_FIELD]:
-        errors[IDENTITY_FIELD] = ["Confirm the client's name and date of birth with them before recording."]
-    kind = values.get("kind", "observed")
-    body: dict[str, Any] = {
-        "medication_id": order.id,
-        "kind": kind,
-        "lot_number": values.get("lot_number", ""),
-    }
-    if "amount_mg" in values:
-        body["amount_mg"] = values["amount_mg"]
-    now = utcnow().isoformat()
-    if kind == "take_home":
-        body["dispensed_at"] = now
-        body["take_home_days"] = as_number(values.get("take_home_days", ""))
-        if body["take_home_days"] == "":
-            del body["take_home_days"]
+    if day is None or day > today:
+        day = today if day is None else day
+        errors["_schema"] = ["A dose is recorded on today's list, or entered late on a past day's."]
+        body: dict[str, Any] = {}
     else:
-        body["administered_at"] = now
-        body["split"] = bool(values["split"])
-    data, schema_errors = load_form(DoseCreateSchema(), body)
-    if schema_errors:
-        errors.update(schema_errors)
-        if "take_home_days" in errors and "take_home_days" not in body:
-            errors["take_home_days"] = ["Enter how many daily doses the client takes home."]
+        body, errors = _dose_body(values, order, day, today)
+    late = day < today
     dose = None
-    if not errors:
-        given_at = data.pop("administered_at", None) if data["kind"] is DoseKind.OBSERVED else data.pop("dispensed_at")
-        data.pop("dispensed_at", None)
-        dose, errors = attempt(ops.record_dose, client, actor=user, given_at=given_at, **data)
+    if "_schema" not in errors:
+        data, schema_errors = load_form(DoseCreateSchema(), body)
+        for name, messages in _form_errors(schema_errors, body, late).items():
+            errors.setdefault(name, messages)  # the window's own message first (a time not typed, say)
+        if not errors:
+            given_at = (
+                data.pop("administered_at", None) if data["kind"] is DoseKind.OBSERVED else data.pop("dispensed_at")
+            )
+            data.pop("dispensed_at", None)
+            dose, refused = attempt(ops.record_dose, client, actor=user, given_at=given_at, **data)
+            errors = _form_errors(refused, body, late) if refused else refused
     if is_htmx():
-        rows, _ = window_rows(site, local_today(site.timezone), user, only=order.id)
+        rows, _ = window_rows(site, day, user, only=order.id, client_id=client.id, worked=True)
         row = rows[0] if rows else None
         if row is not None and dose is not None:
             row.recorded = dose
@@ -427,16 +571,26 @@ def record_dose(client_id: int, medication_id: int) -> Response:
             row=row,
             errors=errors,
             values=values if errors else {},
-            today=local_today(site.timezone),
+            day=day,
+            today=today,
             site=site,
-            focus=True,
+            focus="done" if dose is not None else "error",
         )
     if dose is not None:
-        return redirect_to(url_for("dosing_pages.window", site_id=site.id, done=order.id) + f"#order-{order.id}")
+        return redirect_to(
+            url_for("dosing_pages.window", site_id=site.id, date=day.isoformat(), client_id=client.id, done=order.id)
+            + f"#order-{order.id}"
+        )
     problem = getattr(errors, "problem", None)
     status = 409 if getattr(problem, "code", None) == 409 else 422
     return _window_page(
-        user, site, local_today(site.timezone), refused={order.id: errors}, values={order.id: values}, status=status
+        user,
+        site,
+        day,
+        client_id=client.id,
+        refused={order.id: errors},
+        values={order.id: values},
+        status=status,
     )
 
 
@@ -493,6 +647,7 @@ def _doses_page(
         next_url=next_url,
         first_page=cursor is None,
         dosing=ops.dosing_status(client),
+        today=local_today(site.timezone),
         eligibility=ops.eligibility(client),
         values=values or {},
         errors=errors or FormErrors(),

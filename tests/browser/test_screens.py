@@ -195,6 +195,7 @@ def test_a_clinician_starts_a_program_and_corrects_a_screen_with_the_keyboard(
     page.keyboard.press("Control+a")
     page.keyboard.type("4")
     session.check_accessibility()
+    session.screenshot("screens-start-program")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/screens\?done=started#program-\d+$"))
     assert "Contingency management program started." in page.get_by_role("status").inner_text()

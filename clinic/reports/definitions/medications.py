@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import case, exists, func, literal, or_, select, union_all
+from sqlalchemy import case, func, literal, or_, select, union_all
 
 from clinic.auth.models import Site
-from clinic.clients.models import Client, Episode
+from clinic.clients.models import Episode
 from clinic.core.sql import add_days, days_between
 from clinic.dosing.models import Dose
 from clinic.extensions import db
@@ -23,8 +24,80 @@ BREAKING_GAP_DAYS = 8
 CONTINUITY_DAYS = 180
 
 
-def _coverage(ctx: Context) -> Any:
-    """Every interval of MAT coverage: from the dosing record at an OTP, else from the order.
+def _island_starts(rows: Any, partition: Any, order: tuple[Any, ...]) -> Any:
+    """Gaps-and-islands over ``rows`` (``start_on``..``end_on`` intervals): SELECT the first row of each island.
+
+    Rows are taken per ``partition`` in ``order``; one begins an island when the days before it left
+    uncovered by the rows so far (``prev_end``: the last day any of them covers) reach
+    ``BREAKING_GAP_DAYS``. An island ends on the last day covered before the next one begins.
+
+    One window pass (one sort) marks each row first or last of its island: a row is last when the
+    next one begins a new island, which is known from the next row's start and the coverage so far.
+    A second window over those rows alone gives each first row the coverage so far of its island's
+    last row: ``island_end``. The result has the columns of ``rows``, ``prev_end`` and ``island_end``.
+    """
+    window = {"partition_by": partition, "order_by": order, "rows": (None, -1)}
+    marked = select(
+        rows,
+        func.max(rows.c.end_on).over(**window).label("prev_end"),
+        func.lead(rows.c.start_on).over(**window).label("next_start"),
+    ).subquery()
+    prev_end, start_on, end_on = marked.c.prev_end, marked.c.start_on, marked.c.end_on
+    covered_to = case((or_(prev_end.is_(None), end_on > prev_end), end_on), else_=prev_end)
+    is_first = or_(prev_end.is_(None), days_between(prev_end, start_on) - 1 >= BREAKING_GAP_DAYS)
+    is_last = or_(marked.c.next_start.is_(None), days_between(covered_to, marked.c.next_start) - 1 >= BREAKING_GAP_DAYS)
+    keep = [c for c in marked.c if c.name != "next_start"]
+    edges = (
+        select(
+            *keep,
+            case((is_first, 1), else_=0).label("is_first"),
+            case((is_last, 1), else_=0).label("is_last"),
+            covered_to.label("covered_to"),
+        )
+        .where(or_(is_first, is_last))
+        .subquery()
+    )
+    names = [c.name for c in keep]
+    last_of_island = func.lead(edges.c.covered_to).over(
+        partition_by=edges.c[partition.name], order_by=tuple(edges.c[c.name] for c in order)
+    )
+    island_end = case((edges.c.is_last == 1, edges.c.covered_to), else_=last_of_island)
+    ends = select(*(edges.c[n] for n in names), edges.c.is_first, island_end.label("island_end")).subquery()
+    return select(*(ends.c[n] for n in names), ends.c.island_end).where(ends.c.is_first == 1)
+
+
+def _dose_runs(ctx: Context, since: date) -> Any:
+    """The dosing record's counted entries of each order as runs: the first entry's id and day, the run's last day.
+
+    A run is an island of :func:`_island_starts` over one order's entries in (``covered_from``, id)
+    order. Replacing each run by its first entry, ending on the run's last day, leaves the islands,
+    the new starts and how far coverage reaches exactly as the entries one by one would: every entry
+    but a run's first follows fewer than ``BREAKING_GAP_DAYS`` uncovered days, so it could neither
+    begin an island nor be a new start, and neither could any other interval that falls between two
+    entries of a run; and the run's first entry keeps its place in the ordering. An OTP dosed daily
+    has one run an order where it had one row a day, so the union with the orders stays small.
+    Only entries covering a day from ``since`` on are read.
+    """
+    covered_until = case((Dose.covered_until > literal(ctx.today), literal(ctx.today)), else_=Dose.covered_until)
+    entries = (
+        select(
+            Dose.id.label("row_id"),
+            Dose.medication_id,
+            Dose.covered_from.label("start_on"),
+            covered_until.label("end_on"),
+        )
+        .where(
+            Dose.voided_at.is_(None),
+            Dose.covered_from <= literal(ctx.today),
+            Dose.covered_until >= literal(since),
+        )
+        .subquery()
+    )
+    return _island_starts(entries, entries.c.medication_id, (entries.c.start_on, entries.c.row_id))
+
+
+def _coverage(ctx: Context, since: date) -> Any:
+    """Every interval of MAT coverage that reaches ``since``: from the dosing record at an OTP, else from the order.
 
     An order whose site is an OTP (``is_otp``) and that has doses in the dosing record is covered
     on the days those doses cover — an observed dose its day, a take-home supply the days it was
@@ -32,13 +105,29 @@ def _coverage(ctx: Context) -> Any:
     count nowhere: an open order on which nobody is dosed is no treatment (HEDIS POD counts
     dispensing days, not open orders). Any other order covers ``start_on``..``end_on`` (no end:
     ongoing, up to today), as before. ``source`` keeps the kinds of ids apart in the ordering.
+    The doses come as runs (:func:`_dose_runs`).
 
     The dosing record of a site begins with its first dose: the days of a dosed order before that
     day, when the program kept its record elsewhere, are covered by the order, so a program that
     starts using the record neither loses its clients' earlier treatment nor sees false new starts.
+
+    An interval that ended before ``since`` is left out: it can change neither whether a start from
+    ``since`` + ``NEW_START_CLEAN_DAYS`` on is new (the days after it are uncovered either way) nor
+    how far the coverage of such a start reaches.
     """
-    counted_dose = (Dose.medication_id == Medication.id) & Dose.voided_at.is_(None)
-    dosed_at_otp = Site.is_otp.is_(True) & exists().where(counted_dose)
+    runs = _dose_runs(ctx, since).cte("mat_dose_runs")
+    # Whether an order has a counted dose at all: an order with a run has; any other is looked up
+    # in the (order, day) index, one probe an order, never a pass over the whole record.
+    any_dose = (
+        select(Dose.id)
+        .where(Dose.medication_id == Medication.id, Dose.voided_at.is_(None))
+        .limit(1)
+        .correlate(Medication)
+        .scalar_subquery()
+    )
+    dosed = or_(Medication.id.in_(select(runs.c.medication_id)), any_dose.is_not(None))
+    dosed_at_otp = Site.is_otp.is_(True) & dosed
+    order_end = func.coalesce(Medication.end_on, literal(ctx.today))
     orders = (
         select(
             Medication.id.label("row_id"),
@@ -47,34 +136,35 @@ def _coverage(ctx: Context) -> Any:
             Medication.site_id,
             Medication.medication,
             Medication.start_on,
-            func.coalesce(Medication.end_on, literal(ctx.today)).label("end_on"),
+            order_end.label("end_on"),
         )
         .join(Site, Site.id == Medication.site_id)
-        .where(~dosed_at_otp)
+        .where(order_end >= literal(since), ~dosed_at_otp)
     )
     doses = (
         select(
-            Dose.id.label("row_id"),
+            runs.c.row_id,
             literal(1).label("source"),
             Medication.client_id,
             Medication.site_id,
             Medication.medication,
-            Dose.covered_from.label("start_on"),
-            case((Dose.covered_until > literal(ctx.today), literal(ctx.today)), else_=Dose.covered_until).label(
-                "end_on"
-            ),
+            runs.c.start_on,
+            runs.c.island_end.label("end_on"),
         )
-        .join(Medication, Medication.id == Dose.medication_id)
+        .join(Medication, Medication.id == runs.c.medication_id)
         .join(Site, Site.id == Medication.site_id)
-        .where(Site.is_otp.is_(True), Dose.voided_at.is_(None), Dose.covered_from <= literal(ctx.today))
+        .where(Site.is_otp.is_(True))
+    )
+    # The first dose of each OTP: one probe of the (site, day) index per site, not a pass over the record.
+    first_dose = (
+        select(func.min(Dose.given_on))
+        .where(Dose.site_id == Site.id, Dose.voided_at.is_(None))
+        .correlate(Site)
+        .scalar_subquery()
     )
     record_began = (
-        select(Dose.site_id.label("site_id"), func.min(Dose.given_on).label("first_on"))
-        .where(Dose.voided_at.is_(None))
-        .group_by(Dose.site_id)
-        .subquery()
+        select(Site.id.label("site_id"), first_dose.label("first_on")).where(Site.is_otp.is_(True)).subquery()
     )
-    order_end = func.coalesce(Medication.end_on, literal(ctx.today))
     day_before_record = add_days(record_began.c.first_on, -1)
     before_record = (
         select(
@@ -88,47 +178,28 @@ def _coverage(ctx: Context) -> Any:
         )
         .join(Site, Site.id == Medication.site_id)
         .join(record_began, record_began.c.site_id == Medication.site_id)
-        .where(dosed_at_otp, Medication.start_on < record_began.c.first_on)
+        .where(
+            Medication.start_on < record_began.c.first_on,
+            order_end >= literal(since),
+            day_before_record >= literal(since),
+            dosed_at_otp,
+        )
     )
     return union_all(orders, doses, before_record).subquery()
 
 
 def _islands(ctx: Context) -> Any:
-    """Coverage intervals with the coverage island each belongs to (gaps-and-islands in SQL)."""
-    cover = _coverage(ctx)
-    order = (cover.c.start_on, cover.c.source, cover.c.row_id)
-    base = select(
-        cover.c.row_id,
-        cover.c.source,
-        cover.c.client_id,
-        cover.c.site_id,
-        cover.c.medication,
-        cover.c.start_on,
-        cover.c.end_on,
-        func.max(cover.c.end_on)
-        .over(partition_by=cover.c.client_id, order_by=order, rows=(None, -1))
-        .label("prev_end"),
-    ).subquery()
-    uncovered_before = days_between(base.c.prev_end, base.c.start_on) - 1
-    flagged = select(
-        base,
-        case((base.c.prev_end.is_(None), 1), (uncovered_before >= BREAKING_GAP_DAYS, 1), else_=0).label("new_island"),
-        case((base.c.prev_end.is_(None), 1), (uncovered_before >= NEW_START_CLEAN_DAYS, 1), else_=0).label("new_start"),
-    ).subquery()
-    numbered = select(
-        flagged,
-        func.sum(flagged.c.new_island)
-        .over(
-            partition_by=flagged.c.client_id,
-            order_by=(flagged.c.start_on, flagged.c.source, flagged.c.row_id),
-            rows=(None, 0),
-        )
-        .label("island"),
-    ).subquery()
-    return select(
-        numbered,
-        func.max(numbered.c.end_on).over(partition_by=(numbered.c.client_id, numbered.c.island)).label("island_end"),
-    ).subquery()
+    """The first interval of each client's coverage island, with the island's last day and ``new_start``.
+
+    Intervals are taken per client in (start, source, id) order (:func:`_island_starts`). An island's
+    first interval is a new start when the days before it left uncovered reach ``NEW_START_CLEAN_DAYS``,
+    or nothing came before.
+    """
+    cover = _coverage(ctx, ctx.start - timedelta(days=NEW_START_CLEAN_DAYS))
+    firsts = _island_starts(cover, cover.c.client_id, (cover.c.start_on, cover.c.source, cover.c.row_id)).subquery()
+    uncovered_before = days_between(firsts.c.prev_end, firsts.c.start_on) - 1
+    new_start = or_(firsts.c.prev_end.is_(None), uncovered_before >= NEW_START_CLEAN_DAYS)
+    return select(firsts, case((new_start, 1), else_=0).label("new_start")).subquery()
 
 
 @report(
@@ -176,13 +247,12 @@ def mat_continuity(ctx: Context) -> Result:
             func.sum(case((eligible, 1), else_=0)).label("eligible"),
             func.sum(case((eligible & continuous, 1), else_=0)).label("continuous_180"),
         )
-        .join(Client, Client.id == islands.c.client_id)
         .where(
             islands.c.new_start == 1,
             islands.c.start_on >= ctx.start,
             islands.c.start_on <= ctx.end,
             ctx.scope.sites(islands.c.site_id),
-            ctx.scope.caseload(Client.primary_clinician_id),
+            ctx.scope.caseload_clients(islands.c.client_id),
         )
         .group_by(islands.c.medication)
         .order_by(islands.c.medication)

@@ -27,7 +27,7 @@ from clinic.demo.loader import seed
 from clinic.extensions import db
 from clinic.fhir import labels
 from clinic.fhir.mapping import instruments, screens
-from clinic.fhir.sources import Scope, resources
+from clinic.fhir.sources import Scope, resources, walk
 from clinic.plans.models import DrugScreen, DrugScreenResult, ScreenResult
 from tests.fhir_validator.medplum import Medplum, medplum_or_skip
 
@@ -243,3 +243,18 @@ def test_instrument_and_screen_sources_read_a_fixed_number_of_statements(app: Fl
             measured[client_id] = (len(statements), len(made))
     assert measured[busy][1] > measured[quiet][1], measured
     assert measured[busy][0] == measured[quiet][0] == 3, measured
+
+
+def test_every_resource_of_the_demo_passes_medplum(app: Flask, medplum: Medplum) -> None:
+    """What a bulk export of every site sends (the same walk over the sources), all of it, through medplum."""
+    with app.app_context():
+        seed(clients=12, seed=9, today=TODAY)
+        db.session.commit()
+        everything = [resource for _source, resource in walk(Scope())]
+    kinds = Counter(resource["resourceType"] for resource in everything)
+    # A disclosure consent is in the demo for about one client in eight: it may not be drawn here.
+    assert set(kinds) >= EXPORTED - {"Consent"}, kinds
+    assert kinds["Observation"] > 100, kinds
+    report = medplum.validate(everything)
+    assert len(report.checked) == len(everything)
+    assert report.errors == [], report.errors[:20]

@@ -1,11 +1,13 @@
 """The dosing window in a real browser, worked with the keyboard only, as at a counter: find a client
-on the day's list by MRN, confirm their name and date of birth, record the observed dose and then a
-take-home supply on the same row; record one part of a split dose on another; open a client's doses.
-Each row is swapped in place (htmx) and says what was recorded; axe finds no serious violation."""
+on the day's list by MRN (the row found opens), confirm their name and date of birth, record the observed
+dose and then a take-home supply on the same row; open another row from its button and record one part of
+a split dose; enter yesterday's forgotten dose late; open a client's doses. Each row is swapped in place
+(htmx) and says what was recorded; axe finds no serious violation."""
 
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from typing import Any
 
 from playwright.sync_api import expect
@@ -25,16 +27,24 @@ def _tab_to(page: Any, selector: str, *, most: int = 60) -> None:
 
 
 def _rows(page: Any) -> list[dict[str, Any]]:
-    """What each row of the list says: its id, MRN, status, whether take-homes are offered, the medication."""
+    """What each row of the list says: its id, MRN, status, its button (where it opens), the medication."""
     return list(
         page.evaluate("""() => Array.from(document.querySelectorAll('.dosing__table tbody tr')).map(tr => ({
         id: tr.id,
         mrn: (tr.querySelector('td .muted.nowrap') || {}).textContent || '',
         due: !!tr.querySelector('.tag--orange'),
-        takeHome: !!tr.querySelector('input[value="take_home"]'),
+        open: (tr.querySelector('a.button') || {href: ''}).href,
+        button: (tr.querySelector('a.button') || {textContent: ''}).textContent.trim(),
         methadone: tr.textContent.includes('Methadone'),
         doses: tr.querySelector('a.dosing__who').getAttribute('href'),
     }))""")
+    )
+
+
+def _offers_take_home(page: Any, row: dict[str, Any]) -> bool:
+    """The row, once opened, offers a take-home supply today (the client may take doses home)."""
+    return bool(
+        page.evaluate("url => fetch(url).then(r => r.text()).then(t => t.includes('value=\"take_home\"'))", row["open"])
     )
 
 
@@ -51,23 +61,25 @@ def test_a_nurse_doses_the_day_with_the_keyboard(open_session: Any, live_server:
     page = session.page
     session.go("/dosing")
     expect(page.get_by_role("heading", level=1)).to_have_text("Dosing window")
+    expect(page.locator(".dosing__table form")).to_have_count(0)  # light rows: a button each, no form
     session.check_accessibility()
     rows = _rows(page)
-    eligible = next(row for row in rows if row["due"] and row["takeHome"])
+    eligible = next(row for row in rows if row["due"] and _offers_take_home(page, row))
     split = next(row for row in rows if row["due"] and row["methadone"] and row["id"] != eligible["id"])
 
-    # Observed dose, then a take-home on the same row: find by MRN, confirm the identity, Enter.
+    # Find by MRN: the one row found opens, its identity check has the focus; Space, Tab to the lot, Enter.
     expect(page.locator("#dosing-q")).to_be_focused()
     _find(page, eligible["mrn"])
     row = page.locator(f"#{eligible['id']}")
     expect(page.locator(".dosing__table tbody tr")).to_have_count(1)
-    _tab_to(page, f"#{eligible['id']}-identity")
+    expect(page.locator(f"#{eligible['id']}-identity")).to_be_focused()
     page.keyboard.press("Space")
     _tab_to(page, f"#{eligible['id']}-lot")
     page.keyboard.press("Enter")
     expect(row).to_contain_text(re.compile(r"Recorded: [\d.]+ mg observed at"))
     expect(row.locator(".dosing__done")).to_be_focused()
     expect(row).to_contain_text("Dosed")
+    # Then the take-home supply of the same visit, on the same row.
     _tab_to(page, f"#{eligible['id']}-identity")
     page.keyboard.press("Space")
     _tab_to(page, f"#{eligible['id']}-days")
@@ -76,18 +88,23 @@ def test_a_nurse_doses_the_day_with_the_keyboard(open_session: Any, live_server:
     expect(row).to_contain_text(re.compile(r"Recorded: Take-home: 2 daily doses of [\d.]+ mg"))
     expect(row.locator("form")).to_have_count(0)  # nothing left to record today
 
-    # Identity not confirmed: the row says so beside the checkbox and nothing is recorded.
+    # From the list: the row's Dose button (reached with Tab) opens the row in place, the identity check focused.
     session.go("/dosing")
-    _find(page, split["mrn"])
     row = page.locator(f"#{split['id']}")
+    row.locator("a.button").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#{split['id']}-identity")).to_be_focused()
+    expect(page.locator(".dosing__table tbody tr").first).to_be_visible()
+    assert len(_rows(page)) == len(rows)  # the list stays; one row opened
+    # Identity not confirmed: the row says so beside the checkbox and nothing is recorded.
     _tab_to(page, f"#{split['id']}-lot")
     page.keyboard.press("Enter")
     expect(row).to_contain_text("Confirm the client's name and date of birth")
+    expect(page.locator(f"#{split['id']}-identity")).to_be_focused()
 
     # One part of a split dose: a smaller amount, the split box ticked.
     ordered = float(page.locator(f"#{split['id']}-amount").input_value())
     part = ordered / 2
-    _tab_to(page, f"#{split['id']}-identity")
     page.keyboard.press("Space")
     _tab_to(page, f"#{split['id']}-amount")
     page.keyboard.press("Control+a")
@@ -128,6 +145,39 @@ def test_a_nurse_doses_the_day_with_the_keyboard(open_session: Any, live_server:
     expect(page.locator("#history ~ .table-wrap tbody tr").first).to_contain_text(
         "Entered in error: Wrong number of days"
     )
+
+
+def test_a_dose_given_yesterday_is_entered_late_with_the_keyboard(open_session: Any, live_server: LiveServer) -> None:
+    """Yesterday's list: a row with no dose recorded opens as a late entry (the time it was given, why it is
+    entered late), recorded with the keyboard; the row then says it was entered late."""
+    session = open_session(live_server.account(CLINICIAN))
+    page = session.page
+    session.go("/dosing")
+    today = page.locator("#date").input_value()
+    yesterday = (date.fromisoformat(today) - timedelta(days=1)).isoformat()
+    session.go(f"/dosing?date={yesterday}")
+    expect(page.locator(".page-head__meta")).to_contain_text("a past day")
+    late = next(row for row in _rows(page) if row["button"].startswith("Enter late") and row["due"])
+    row = page.locator(f"#{late['id']}")
+    row.locator("a.button").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#{late['id']}-identity")).to_be_focused()
+    expect(row).to_contain_text("Late entry for")
+    page.keyboard.press("Space")
+    _tab_to(page, f"#{late['id']}-time")
+    page.keyboard.type("0830AM")
+    expect(page.locator(f"#{late['id']}-time")).to_have_value("08:30")
+    _tab_to(page, f"#{late['id']}-reason")
+    page.keyboard.type("Given during the outage, on the paper log")
+    session.check_accessibility()
+    session.screenshot("dosing-late-entry")
+    page.keyboard.press("Enter")
+    expect(row).to_contain_text(re.compile(r"Recorded: [\d.]+ mg observed at 8:30 AM"))
+    expect(row).to_contain_text("Entered late on")
+    expect(row).to_contain_text("Given during the outage, on the paper log")
+    expect(row.locator(".dosing__done")).to_be_focused()
+    session.go(f"/dosing/log?date={yesterday}")
+    expect(page.locator(".dosing__log tbody")).to_contain_text("08:30")
 
 
 def test_the_window_fits_a_tablet(open_session: Any, live_server: LiveServer) -> None:

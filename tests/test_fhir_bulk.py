@@ -30,6 +30,7 @@ from clinic.fhir.labels import ACT_CODE, CONFIDENTIALITY
 from clinic.fhir.models import ExportStatus, FhirExport
 from clinic.fhir.tasks import expire_exports, run_export
 from clinic.fhir.validate import InvalidResourceError
+from tests.test_celery_worker import worker_stack  # noqa: F401 - the fixture, used through fhir_worker
 
 KICK_OFF = "/api/v1/fhir/$export"
 ASYNC = {"Prefer": "respond-async"}
@@ -450,3 +451,52 @@ def test_a_running_export_stops_when_cancelled_and_records_nothing(
     with app.app_context():
         assert db.session.scalar(select(func.count()).where(AuditEvent.action == "fhir.bulk_export")) == 0
         assert db.session.scalars(select(FhirExport.files)).one() == []
+
+
+# --- As deployed ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fhir_worker(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """tests/test_celery_worker.py's worker on Redis, writing its exports where the app serves them from."""
+    folder = tmp_path / "fhir-exports"
+    monkeypatch.setenv("FHIR_EXPORT_DIR", str(folder))  # read by the worker process at its start
+    stack = request.getfixturevalue("worker_stack")
+    stack.app.config["FHIR_EXPORT_DIR"] = str(folder)
+    return stack
+
+
+@pytest.mark.slow
+def test_a_real_worker_on_redis_runs_the_export(fhir_worker: Any) -> None:
+    from clinic.auth import operations as auth_ops
+    from tests.test_celery_worker import _wait_until
+
+    app = fhir_worker.app
+    with app.test_request_context():
+        seed(clients=6, seed=2, today=utcnow().date())
+        admin_user = auth_ops.create_user(
+            role=Role.ADMIN,
+            email="bulk.admin@example.org",
+            name="Bulk Admin",
+            password="a-long-and-uncommon-passphrase",
+            site_ids=[],
+            audit=False,
+        )
+        db.session.flush()
+        _row, token = auth_ops.create_token(admin_user, name="bulk", expires_in_days=1)
+        db.session.commit()
+        db.session.remove()
+    headers = {"Authorization": f"Bearer {token}"}
+    client = app.test_client()
+    location = kick_off(client, headers, _type="Patient,EpisodeOfCare")
+
+    def manifest() -> Any:
+        status = client.get(location, headers=headers)
+        assert status.status_code in (200, 202), status.get_data(as_text=True)
+        return status.get_json() if status.status_code == 200 else None
+
+    done = _wait_until(manifest, seconds=60, interval=0.5)
+    assert done is not None, f"the export did not finish:\n{fhir_worker.log()}"
+    files = resources(client, headers, done)
+    assert len(files["Patient"]) == 6
+    assert "clinic.fhir.tasks.run_export" in fhir_worker.log()

@@ -277,6 +277,92 @@ def test_mat_continuity_at_an_otp_counts_the_days_dosed_not_the_open_order(app, 
     ]
 
 
+def test_mat_continuity_at_an_otp_merges_overlapping_supplies_and_keeps_the_edges(
+    app, program, make_site, make_user, bearer
+):
+    """The dosing record's edges: nested and overlapping supplies, a voided one, 7 and 59 days apart, from - 1."""
+    from clinic.dosing.models import Dose, DoseKind
+    from clinic.plans.models import Medication
+
+    p = program
+    otp = make_site(name="Bay OTP", is_otp=True)
+    nurse = make_user("clinician", sites=[otp], name="Nurse Bell")
+    headers = bearer(nurse)
+    first_dose = {"Overlap": -250, "Voided": -250, "Seven": -250, "DayBefore": -101, "Clean60": -161, "Clean59": -160}
+    orders = {}
+    for name, start in first_dose.items():
+        primary = nurse.id if name in ("Overlap", "Clean60") else None
+        client_id = p["person"](name, site_id=otp.id, by=headers, primary=primary)
+        plan_id = p["plan"](client_id, by=headers)
+        # Each order starts on its first dose, so no day falls before the site's record (-250).
+        orders[name] = p["medication"](plan_id, days(start), name="methadone", by=headers, prescriber=nurse)
+
+    def dose(name: str, day: int, *, take_home_days: int = 0, voided: bool = False) -> dict:
+        on = TODAY + timedelta(days=day)
+        first, last = (on, on) if not take_home_days else (on + timedelta(days=1), on + timedelta(days=take_home_days))
+        return {
+            "medication_id": orders[name],
+            "kind": DoseKind.TAKE_HOME if take_home_days else DoseKind.OBSERVED,
+            "amount_mg": 60,
+            "take_home_days": take_home_days,
+            "given_at": datetime.combine(on, time(9), tzinfo=UTC),
+            "given_on": on,
+            "covered_from": first,
+            "covered_until": last,
+            "is_split": False,
+            "lot_number": "L2",
+            "substance": "methadone",
+            "strength": "10 mg/mL",
+            "dosage_form": "oral solution",
+            "dispenser_id": nurse.id,
+            "dispenser_initials": "NB",
+            "voided_at": datetime.now(UTC) if voided else None,
+            "void_reason": "wrong client" if voided else None,
+        }
+
+    def daily(name: str, first: int, last: int) -> list[dict]:
+        return [dose(name, d) for d in range(first, last + 1)]
+
+    rows = []
+    # Overlap: a 28-day supply (-249..-222) with a 6-day one (-239..-234) and an observed dose (-245)
+    # inside it; the next dose at -214 leaves 7 uncovered days after the long supply (-221..-215), not
+    # after the nested entries: covered -250..0 without a break.
+    rows += [dose("Overlap", -250), dose("Overlap", -250, take_home_days=28), dose("Overlap", -245)]
+    rows += [dose("Overlap", -240, take_home_days=6), *daily("Overlap", -214, 0)]
+    # Voided: dosed -250..-201, an 11-day supply (-200..-190) voided as entered in error, dosed again
+    # from -192: 8 uncovered days (-200..-193) break it after 50 days, and are too few for a new start.
+    rows += [*daily("Voided", -250, -201), dose("Voided", -201, take_home_days=11, voided=True)]
+    rows += daily("Voided", -192, 0)
+    # Seven: dosed -250..-201 and -193..0: exactly 7 uncovered days (-200..-194) keep it continuous.
+    rows += [*daily("Seven", -250, -201), *daily("Seven", -193, 0)]
+    # DayBefore: first dosed at -101, the day before the second range's `from`, then daily from -100.
+    rows += [dose("DayBefore", -101), *daily("DayBefore", -100, 0)]
+    # Clean60: one dose at -161, then daily from -100: 60 uncovered days (-160..-101), a new start.
+    rows += [dose("Clean60", -161), *daily("Clean60", -100, 0)]
+    # Clean59: one dose at -160, then daily from -100: 59 uncovered days, the same start continued.
+    rows += [dose("Clean59", -160), *daily("Clean59", -100, 0)]
+    with app.app_context():
+        for row in rows:
+            medication = db.session.get_one(Medication, row["medication_id"])
+            row.update(client_id=medication.client_id, site_id=medication.site_id)
+        db.session.execute(Dose.__table__.insert(), rows)
+        db.session.commit()
+
+    body = p["report"]("mat-continuity", **{"from": days(-300), "to": days(0), "site_id": otp.id})
+    # New starts: Overlap, Voided, Seven at -250, DayBefore at -101, Clean60 at -161 and -100, Clean59 at
+    # -160. At least 180 days old: the three at -250; covered 180 days: Overlap and Seven.
+    assert body["rows"] == [
+        {"medication": "methadone", "new_starts": 7, "eligible": 3, "continuous_180": 2, "rate": 0.6667},
+    ]
+    # From -100: DayBefore was dosed the day before (no new start at -100), Clean59 59 days before;
+    # only Clean60 starts anew.
+    body = p["report"]("mat-continuity", **{"from": days(-100), "to": days(0), "site_id": otp.id})
+    assert body["summary"] == {"new_starts": 1, "eligible": 0, "continuous_180": 0, "rate": None}
+    # The nurse alone, whose caseload is Overlap and Clean60: their starts only.
+    body = p["report"]("mat-continuity", by=headers, **{"from": days(-300), "to": days(0)})
+    assert body["summary"] == {"new_starts": 3, "eligible": 1, "continuous_180": 1, "rate": 1.0}
+
+
 def test_iet_initiation_day_13_counts_and_day_14_does_not(program, client):
     p = program
     admitted = days(-60)
@@ -681,7 +767,11 @@ def test_a_runs_range_in_body_and_query_must_agree_and_be_valid(episodes, client
     assert list(clash.get_json()["errors"]) == ["to"]
     same = client.post(url, headers=headers, query_string={"to": days(-1)}, json={"to": days(-1), "from": days(-9)})
     assert same.status_code == 202
-    for bad, field in (({"from": "soon"}, "from"), ({"until": days(0)}, "until"), ({"from": days(0), "to": days(-1)}, "from")):
+    for bad, field in (
+        ({"from": "soon"}, "from"),
+        ({"until": days(0)}, "until"),
+        ({"from": days(0), "to": days(-1)}, "from"),
+    ):
         refused = client.post(url, headers=headers, json=bad)
         assert refused.status_code == 422, bad
         assert field in refused.get_json()["errors"], refused.get_json()
@@ -721,9 +811,18 @@ def test_old_report_runs_expire(app, episodes, client):
 
 
 def _book(client, p, person, kind, starts, status=None, app=None):
-    made = client.post("/api/v1/appointments", headers=p["headers"], json={
-        "site_id": p["site"].id, "kind": kind, "clinician_id": p["clinician"].id, "client_id": person,
-        "starts_at": starts, "duration_minutes": 30})
+    made = client.post(
+        "/api/v1/appointments",
+        headers=p["headers"],
+        json={
+            "site_id": p["site"].id,
+            "kind": kind,
+            "clinician_id": p["clinician"].id,
+            "client_id": person,
+            "starts_at": starts,
+            "duration_minutes": 30,
+        },
+    )
     assert made.status_code == 201, made.get_json()
     appointment_id = made.get_json()["id"]
     if status is not None:
@@ -745,10 +844,24 @@ def test_appointment_adherence_leaves_clinic_cancellations_out_of_the_no_show_ra
     body = p["report"]("appointment-adherence", **{"from": days(-30), "to": days(30), "site_id": p["site"].id})
     # Therapy: 5 past, kept 2, no-show 1, cancelled 1 + 1; no-show rate 1 / (5 - 1).
     assert body["rows"] == [
-        {"kind": "individual_therapy", "scheduled": 5, "kept": 2, "no_show": 1, "cancelled_by_client": 1,
-         "cancelled_by_clinic": 1, "no_show_rate": 0.25},
-        {"kind": "medication_visit", "scheduled": 1, "kept": 0, "no_show": 1, "cancelled_by_client": 0,
-         "cancelled_by_clinic": 0, "no_show_rate": 1.0},
+        {
+            "kind": "individual_therapy",
+            "scheduled": 5,
+            "kept": 2,
+            "no_show": 1,
+            "cancelled_by_client": 1,
+            "cancelled_by_clinic": 1,
+            "no_show_rate": 0.25,
+        },
+        {
+            "kind": "medication_visit",
+            "scheduled": 1,
+            "kept": 0,
+            "no_show": 1,
+            "cancelled_by_client": 0,
+            "cancelled_by_clinic": 0,
+            "no_show_rate": 1.0,
+        },
     ]
     assert body["summary"]["no_show_rate"] == 0.4  # 2 / (6 - 1)
 
@@ -756,8 +869,11 @@ def test_appointment_adherence_leaves_clinic_cancellations_out_of_the_no_show_ra
 def test_completed_appointments_count_for_iet_and_the_funnel(app, program, client):
     p = program
     call = _call(client, p, at(days(-40)), "Appointments")
-    person = client.post(f"/api/v1/intake-calls/{call}/convert?allow_duplicate=true", headers=p["headers"],
-                         json={"first_name": "Appt", "last_name": "Only", "date_of_birth": "1990-01-01"}).get_json()["id"]
+    person = client.post(
+        f"/api/v1/intake-calls/{call}/convert?allow_duplicate=true",
+        headers=p["headers"],
+        json={"first_name": "Appt", "last_name": "Only", "date_of_birth": "1990-01-01"},
+    ).get_json()["id"]
     _book(client, p, person, "intake_assessment", at(days(-38)), "completed", app)
     p["episode"](person, days(-30))
     for offset in (2, 10, 20):  # initiation on day 2, then two more within 34 days: engaged
@@ -774,21 +890,53 @@ def test_reminder_delivery_by_channel(app, program, client):
     p = program
     person = p["person"]("Reminded")
     appointment = _book(client, p, person, "individual_therapy", at(days(5)))
-    rows = [("sms", "sent", 2880), ("sms", "failed", 120), ("sms", "suppressed", 60), ("email", "sent", 2880),
-            ("email", "cancelled", 120), ("email", "pending", 60)]
+    rows = [
+        ("sms", "sent", 2880),
+        ("sms", "failed", 120),
+        ("sms", "suppressed", 60),
+        ("email", "sent", 2880),
+        ("email", "cancelled", 120),
+        ("email", "pending", 60),
+    ]
     with app.app_context():
         for channel, status, lead in rows:
             due = datetime.combine(TODAY - timedelta(days=1), time(9), tzinfo=UTC)
-            db.session.add(Reminder(appointment_id=appointment, client_id=person, site_id=p["site"].id,
-                                    channel=ReminderChannel(channel), lead_time_minutes=lead + 7, due_at=due,
-                                    available_at=due, for_starts_at=due, status=ReminderStatus(status)))
+            db.session.add(
+                Reminder(
+                    appointment_id=appointment,
+                    client_id=person,
+                    site_id=p["site"].id,
+                    channel=ReminderChannel(channel),
+                    lead_time_minutes=lead + 7,
+                    due_at=due,
+                    available_at=due,
+                    for_starts_at=due,
+                    status=ReminderStatus(status),
+                )
+            )
         db.session.commit()
     body = p["report"]("reminder-delivery", **{"from": days(-2), "to": days(0), "site_id": p["site"].id})
     by_channel = {r["channel"]: r for r in body["rows"]}
-    assert by_channel["sms"] == {"channel": "sms", "reminders": 3, "sent": 1, "failed": 1, "suppressed": 1,
-                                 "cancelled": 0, "pending": 0, "delivery_rate": 0.5}
-    assert by_channel["email"] == {"channel": "email", "reminders": 3, "sent": 1, "failed": 0, "suppressed": 0,
-                                   "cancelled": 1, "pending": 1, "delivery_rate": 1.0}
+    assert by_channel["sms"] == {
+        "channel": "sms",
+        "reminders": 3,
+        "sent": 1,
+        "failed": 1,
+        "suppressed": 1,
+        "cancelled": 0,
+        "pending": 0,
+        "delivery_rate": 0.5,
+    }
+    assert by_channel["email"] == {
+        "channel": "email",
+        "reminders": 3,
+        "sent": 1,
+        "failed": 0,
+        "suppressed": 0,
+        "cancelled": 1,
+        "pending": 1,
+        "delivery_rate": 1.0,
+    }
     assert body["summary"]["delivery_rate"] == 0.6667
 
 

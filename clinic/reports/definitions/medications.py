@@ -195,7 +195,8 @@ def _islands(ctx: Context) -> Any:
     first interval is a new start when the days before it left uncovered reach ``NEW_START_CLEAN_DAYS``,
     or nothing came before.
     """
-    cover = _coverage(ctx, ctx.start - timedelta(days=NEW_START_CLEAN_DAYS))
+    # Every interval reaches min(its start, today): none that could begin a counted start is left out.
+    cover = _coverage(ctx, min(ctx.start - timedelta(days=NEW_START_CLEAN_DAYS), ctx.today))
     firsts = _island_starts(cover, cover.c.client_id, (cover.c.start_on, cover.c.source, cover.c.row_id)).subquery()
     uncovered_before = days_between(firsts.c.prev_end, firsts.c.start_on) - 1
     new_start = or_(firsts.c.prev_end.is_(None), uncovered_before >= NEW_START_CLEAN_DAYS)

@@ -141,6 +141,8 @@ def mark_entered_in_error(screen: DrugScreen, *, reason: str, actor: User) -> Dr
     An incentive the screen already earned in a CM program was handed to the client at the visit:
     it stays in the program's ledger, against the cap, marked (:mod:`clinic.plans.cm_ledger`).
     """
+    # Two marks at once: the second waits here, then finds the screen marked (PostgreSQL locks the row).
+    db.session.refresh(screen, with_for_update=True)
     _refuse_entered_in_error(screen)
     kept = cm.keep_incentives(screen)
     screen.entered_in_error_at = utcnow()

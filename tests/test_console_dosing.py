@@ -95,7 +95,12 @@ def otp(
             },
         )
         assert order.status_code == 201, order.get_json()
-        return {"id": client_id, "medication_id": order.get_json()["id"], "mrn": person.get_json()["mrn"]}
+        return {
+            "id": client_id,
+            "medication_id": order.get_json()["id"],
+            "mrn": person.get_json()["mrn"],
+            "plan_id": plan["id"],
+        }
 
     ana = patient(first="Ana", last="Silva")
     ben = patient(first="Ben", last="Okoro", medication="buprenorphine", dose=16)
@@ -216,6 +221,39 @@ def test_the_next_page_of_a_search_keeps_the_search_and_posts_it(
     action = form.group(1).replace("&amp;", "&")
     second = _text(session.post(action, data={"csrf_token": session.csrf_token, "q": "n"}))
     assert "Silva, Ana" in second and "Okoro, Ben" not in second
+
+
+def test_the_pages_list_every_order_once_in_order_however_a_client_s_orders_fall(
+    client: Any, otp: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("clinic.dosing.pages.WINDOW_PAGE", 1)
+    ana = otp["ana"]
+    second = client.post(
+        f"/api/v1/plans/{ana['plan_id']}/medications",
+        headers=otp["headers"],
+        json={
+            "medication": "naltrexone_oral",
+            "dose": 50,
+            "unit": "mg",
+            "frequency": "daily",
+            "phase": "maintenance",
+            "prescriber_id": otp["clinician"].id,
+            "start_on": local_today(ZONE).isoformat(),
+            "override_reason": "Listed twice for the test of the window's pages",
+        },
+    )
+    assert second.status_code == 201, second.get_json()
+    cara = otp["patient"](first="Cara", last="Álvarez")  # sorted as "alvarez": before Okoro
+    url: str | None = f"/dosing?site_id={otp['site'].id}"
+    seen = []
+    while url:
+        html = otp["session"].get(url).get_data(as_text=True)
+        seen += re.findall(r'<tr id="order-(\d+)"', html)
+        found = re.search(r'href="([^"]*after=[^"]*)" rel="next"', html)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    ana_orders = sorted([ana["medication_id"], second.get_json()["id"]])
+    expected = [cara["medication_id"], otp["ben"]["medication_id"], *ana_orders]
+    assert [int(order) for order in seen] == expected
 
 
 def test_recording_needs_the_identity_confirmed_and_writes_nothing_without(app: Flask, otp: dict[str, Any]) -> None:

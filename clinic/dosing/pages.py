@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Response, request, url_for
 from sqlalchemy import and_, or_, select, tuple_, union_all
+from sqlalchemy.orm import aliased
 
 from clinic.audit.operations import record
 from clinic.auth.models import Site, User
@@ -161,19 +162,19 @@ def _latest_lots(site: Site, day: date, substances: Iterable[MedicationName]) ->
     return {substance: lot for substance, lot in db.session.execute(union_all(*newest))}  # noqa: C416
 
 
-def _window_query(site: Site, day: date, query: str) -> Any:
-    stmt = (
-        select(Medication, Client)
-        .join(Client, Client.id == Medication.client_id)
-        .where(
-            Medication.site_id == site.id,
-            Client.site_id == site.id,
-            Client.status != ClientStatus.DISCHARGED,
-            Medication.medication.in_(list(MEDICATION_LABELS)),
-            Medication.start_on <= day,
-            or_(Medication.end_on.is_(None), Medication.end_on >= day),
-        )
-    )
+def _in_force(site: Site, day: date, order: Any = Medication) -> list[Any]:
+    """The conditions of an order on the window's list: dispensed at the window, of the site, running that day."""
+    return [
+        order.site_id == site.id,
+        order.medication.in_(list(MEDICATION_LABELS)),
+        order.start_on <= day,
+        or_(order.end_on.is_(None), order.end_on >= day),
+    ]
+
+
+def _listed_clients(site: Site, query: str) -> list[Any]:
+    """The conditions of a client on the list: of the site, not discharged, matching the filter if any."""
+    conditions: list[Any] = [Client.site_id == site.id, Client.status != ClientStatus.DISCHARGED]
     words = query.strip()
     if words:
         mrn = normalise_mrn(words)
@@ -188,14 +189,52 @@ def _window_query(site: Site, day: date, query: str) -> Any:
                     for part in words.split()
                 )
             )
-        stmt = stmt.where(or_(name_match, Client.mrn == mrn) if mrn else name_match)
-    return stmt
+        conditions.append(or_(name_match, Client.mrn == mrn) if mrn else name_match)
+    return conditions
+
+
+def _window_query(site: Site, day: date, query: str) -> Any:
+    """Every (order, client) row of the day's list, unsorted (what the page reads a page of)."""
+    return (
+        select(Medication, Client)
+        .join(Client, Client.id == Medication.client_id)
+        .where(*_in_force(site, day), *_listed_clients(site, query))
+    )
 
 
 def _sort_key() -> tuple[Any, ...]:
-    """A to Z by family name, then given name: the clients' search keys (case and accents folded), whose
-    index the list walks in order and stops after a page, instead of sorting every client of the site."""
+    """A to Z by family name, then given name: the clients' search keys (case and accents folded)."""
     return (Client.search_last, Client.search_first, Client.id, Medication.id)
+
+
+def _page_query(
+    site: Site,
+    day: date,
+    query: str,
+    *,
+    client_id: int | None,
+    only: int | None,
+    anchor: tuple[str, str, int, int] | None,
+) -> Any:
+    """A page of the list: its clients first, read in order from the clients' name index and stopping after
+    a page (those with an order on the list), then their orders; a page far down the list costs what the
+    first does, where sorting every order of the site would cost a site's whole list."""
+    ordered = select(Medication.id).where(Medication.client_id == Client.id, *_in_force(site, day))
+    clients = select(Client).where(*_listed_clients(site, query), ordered.exists())
+    if client_id is not None:
+        clients = clients.where(Client.id == client_id)
+    if anchor is not None:  # one row comparison on the index's own columns: the index starts there
+        clients = clients.where(tuple_(Client.search_last, Client.search_first, Client.id) >= tuple_(*anchor[:3]))
+    # The page's orders belong to at most a page of clients after the anchor's, plus the anchor's own.
+    page = clients.order_by(Client.search_last, Client.search_first, Client.id).limit(WINDOW_PAGE + 2).subquery()
+    client = aliased(Client, page)
+    stmt = select(Medication, client).join(client, client.id == Medication.client_id).where(*_in_force(site, day))
+    keys = (client.search_last, client.search_first, client.id, Medication.id)
+    if only is not None:
+        stmt = stmt.where(Medication.id == only)
+    if anchor is not None:
+        stmt = stmt.where(tuple_(*keys) > tuple_(*anchor))
+    return stmt.order_by(*keys).limit(WINDOW_PAGE + 1)
 
 
 def _may_record(
@@ -238,18 +277,13 @@ def window_rows(
     rows' recording forms (None: when the list is one client's, found by ``query`` or asked for by id).
     Each client shown is an audited read of their dosing record.
     """
-    stmt = _window_query(site, day, query)
-    if only is not None:
-        stmt = stmt.where(Medication.id == only)
-    if client_id is not None:
-        stmt = stmt.where(Client.id == client_id)
+    anchor = None
     if after is not None:
-        anchor = db.session.execute(
+        keys = db.session.execute(
             select(Client.search_last, Client.search_first).where(Client.id == after[0], Client.site_id == site.id)
         ).first()
-        if anchor is not None:
-            stmt = stmt.where(tuple_(*_sort_key()) > tuple_(anchor[0], anchor[1], after[0], after[1]))
-    found = db.session.execute(stmt.order_by(*_sort_key()).limit(WINDOW_PAGE + 1)).all()
+        anchor = None if keys is None else (keys[0], keys[1], after[0], after[1])
+    found = db.session.execute(_page_query(site, day, query, client_id=client_id, only=only, anchor=anchor)).all()
     more = len(found) > WINDOW_PAGE
     found = found[:WINDOW_PAGE]
     if not found:

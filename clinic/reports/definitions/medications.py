@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, literal, or_, select, union_all
+from sqlalchemy import BigInteger, case, func, literal, or_, select, union_all
 
 from clinic.auth.models import Site
 from clinic.clients.models import Episode
@@ -66,6 +66,14 @@ def _island_starts(rows: Any, partition: Any, order: tuple[Any, ...]) -> Any:
     return select(*(ends.c[n] for n in names), ends.c.island_end).where(ends.c.is_first == 1)
 
 
+#: The dosing record's entries of an order whose first days lie in one block of this many days are
+#: merged before any sorting: any one of them follows at most ``BREAKING_GAP_DAYS`` - 1 uncovered days.
+_BLOCK_DAYS = BREAKING_GAP_DAYS + 1
+#: Blocks are counted from here; an entry's (day, id) is ``days since _EPOCH * _ID_SPAN + id``: one number.
+_EPOCH = date(1900, 1, 1)
+_ID_SPAN = 2**40
+
+
 def _dose_runs(ctx: Context, since: date) -> Any:
     """The dosing record's counted entries of each order as runs: the first entry's id and day, the run's last day.
 
@@ -76,24 +84,39 @@ def _dose_runs(ctx: Context, since: date) -> Any:
     begin an island nor be a new start, and neither could any other interval that falls between two
     entries of a run; and the run's first entry keeps its place in the ordering. An OTP dosed daily
     has one run an order where it had one row a day, so the union with the orders stays small.
+
+    The entries are first merged, by one hash aggregation, per order and block of ``_BLOCK_DAYS``
+    days of ``covered_from`` (the same argument: the first days of a block's entries are at most
+    ``BREAKING_GAP_DAYS`` days apart), keeping the block's first entry as one number that sorts as
+    (day, id) does. The islands are then found over the blocks, a quarter as many rows as entries.
     Only entries covering a day from ``since`` on are read.
     """
     covered_until = case((Dose.covered_until > literal(ctx.today), literal(ctx.today)), else_=Dose.covered_until)
-    entries = (
+    day = days_between(literal(_EPOCH), Dose.covered_from)
+    block_no = (day // _BLOCK_DAYS).label("block_no")
+    blocks = (
         select(
-            Dose.id.label("row_id"),
             Dose.medication_id,
-            Dose.covered_from.label("start_on"),
-            covered_until.label("end_on"),
+            block_no,
+            func.min(day * literal(_ID_SPAN, BigInteger) + Dose.id).label("first_key"),
+            func.min(Dose.covered_from).label("start_on"),
+            func.max(covered_until).label("end_on"),
         )
         .where(
             Dose.voided_at.is_(None),
             Dose.covered_from <= literal(ctx.today),
             Dose.covered_until >= literal(since),
         )
+        .group_by(Dose.medication_id, block_no)
         .subquery()
     )
-    return _island_starts(entries, entries.c.medication_id, (entries.c.start_on, entries.c.row_id))
+    runs = _island_starts(blocks, blocks.c.medication_id, (blocks.c.block_no,)).subquery()
+    return select(
+        (runs.c.first_key % _ID_SPAN).label("row_id"),
+        runs.c.medication_id,
+        runs.c.start_on,
+        runs.c.island_end,
+    )
 
 
 def _coverage(ctx: Context, since: date) -> Any:

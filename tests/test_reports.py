@@ -278,9 +278,10 @@ def test_mat_continuity_at_an_otp_counts_the_days_dosed_not_the_open_order(app, 
 
 
 def test_mat_continuity_at_an_otp_merges_overlapping_supplies_and_keeps_the_edges(
-    app, program, make_site, make_user, bearer
+    app, client, program, make_site, make_user, bearer
 ):
-    """The dosing record's edges: nested and overlapping supplies, a voided one, 7 and 59 days apart, from - 1."""
+    """The dosing record's edges: nested and overlapping supplies, a voided one, 7 and 59 days apart, from - 1,
+    two orders first dosed on one day."""
     from clinic.dosing.models import Dose, DoseKind
     from clinic.plans.models import Medication
 
@@ -296,6 +297,18 @@ def test_mat_continuity_at_an_otp_merges_overlapping_supplies_and_keeps_the_edge
         plan_id = p["plan"](client_id, by=headers)
         # Each order starts on its first dose, so no day falls before the site's record (-250).
         orders[name] = p["medication"](plan_id, days(start), name="methadone", by=headers, prescriber=nurse)
+    # Switch: two orders first dosed on the same day (-100); the start counts for the one whose entry
+    # was recorded first, buprenorphine, though methadone's order is older and has an earlier entry.
+    plan_id = p["plan"](p["person"]("Switch", site_id=otp.id, by=headers), by=headers)
+    orders["SwitchMethadone"] = p["medication"](plan_id, days(-100), name="methadone", by=headers, prescriber=nurse)
+    switch = {"medication": "buprenorphine", "dose": 8, "unit": "mg", "frequency": "daily", "phase": "induction"}
+    made = client.post(
+        f"/api/v1/plans/{plan_id}/medications",
+        headers=headers,
+        json={**switch, "prescriber_id": nurse.id, "start_on": days(-100), "override_reason": "cross-titration"},
+    )
+    assert made.status_code == 201, made.get_json()
+    orders["SwitchBup"] = made.get_json()["id"]
 
     def dose(name: str, day: int, *, take_home_days: int = 0, voided: bool = False) -> dict:
         on = TODAY + timedelta(days=day)
@@ -341,6 +354,9 @@ def test_mat_continuity_at_an_otp_merges_overlapping_supplies_and_keeps_the_edge
     rows += [dose("Clean60", -161), *daily("Clean60", -100, 0)]
     # Clean59: one dose at -160, then daily from -100: 59 uncovered days, the same start continued.
     rows += [dose("Clean59", -160), *daily("Clean59", -100, 0)]
+    # Switch, in the order recorded: methadone on -99, buprenorphine on -100, methadone on -100 and after.
+    rows += [dose("SwitchMethadone", -99), dose("SwitchBup", -100), dose("SwitchMethadone", -100)]
+    rows += daily("SwitchMethadone", -98, 0)
     with app.app_context():
         for row in rows:
             medication = db.session.get_one(Medication, row["medication_id"])
@@ -350,14 +366,16 @@ def test_mat_continuity_at_an_otp_merges_overlapping_supplies_and_keeps_the_edge
 
     body = p["report"]("mat-continuity", **{"from": days(-300), "to": days(0), "site_id": otp.id})
     # New starts: Overlap, Voided, Seven at -250, DayBefore at -101, Clean60 at -161 and -100, Clean59 at
-    # -160. At least 180 days old: the three at -250; covered 180 days: Overlap and Seven.
+    # -160, and Switch's buprenorphine at -100. At least 180 days old: the three at -250; covered 180
+    # days: Overlap and Seven.
     assert body["rows"] == [
+        {"medication": "buprenorphine", "new_starts": 1, "eligible": 0, "continuous_180": 0, "rate": None},
         {"medication": "methadone", "new_starts": 7, "eligible": 3, "continuous_180": 2, "rate": 0.6667},
     ]
     # From -100: DayBefore was dosed the day before (no new start at -100), Clean59 59 days before;
-    # only Clean60 starts anew.
+    # Clean60 and Switch start anew.
     body = p["report"]("mat-continuity", **{"from": days(-100), "to": days(0), "site_id": otp.id})
-    assert body["summary"] == {"new_starts": 1, "eligible": 0, "continuous_180": 0, "rate": None}
+    assert body["summary"] == {"new_starts": 2, "eligible": 0, "continuous_180": 0, "rate": None}
     # The nurse alone, whose caseload is Overlap and Clean60: their starts only.
     body = p["report"]("mat-continuity", by=headers, **{"from": days(-300), "to": days(0)})
     assert body["summary"] == {"new_starts": 3, "eligible": 1, "continuous_180": 1, "rate": 1.0}

@@ -183,16 +183,17 @@ def main() -> None:
     parser.add_argument("--types", help="comma-separated resource types (default: every type clinic exports)")
     parser.add_argument("--small-url", help="an already seeded 10,000-client database to use (kept)")
     parser.add_argument("--skip-large", action="store_true", help="export only the 10,000-client database")
+    parser.add_argument("--skip-small", action="store_true", help="export only the 100,000-client database")
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.run_one:
         print(json.dumps(run_one(options.run_one, options.types)))
         return
     print(machine())
-    made = None if options.small_url else seed_small()
+    made = None if options.small_url or options.skip_small else seed_small()
     small = options.small_url or (made[1] if made else "")
     try:
-        runs = [("10,000 clients", small)]
+        runs = [] if options.skip_small else [("10,000 clients", small)]
         if not options.skip_large:
             runs.append(("100,000 clients", BENCH_DATABASE_URL))
         for label, url in runs:

@@ -183,6 +183,19 @@ def test_a_kick_off_the_export_cannot_take_is_an_operation_outcome_naming_it(
         assert db.session.scalar(select(func.count()).select_from(FhirExport)) == 0
 
 
+def test_the_worker_is_asked_once_the_export_is_committed_and_not_for_a_refusal(
+    app: Flask, client: FlaskClient, admin: dict[str, str], exports_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[tuple[str, Any]] = []
+    celery_app = app.extensions["celery"]
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args=None, **_: queued.append((name, args)))
+    location = kick_off(client, admin, _type="Patient")
+    assert queued == [("clinic.fhir.tasks.run_export", [export_id(location)])]
+    queued.clear()
+    outcome_of(client.post(KICK_OFF, headers={**admin, **ASYNC}, query_string={"_since": "soon"}), 400, "_since")
+    assert queued == []
+
+
 def test_lenient_handling_ignores_what_is_not_supported(
     app: Flask, client: FlaskClient, admin: dict[str, str], exports_dir: Path
 ) -> None:

@@ -311,7 +311,11 @@ def window_rows(
     changes: dict[int, list[MedicationDoseChange]] = {order_id: [] for order_id in order_ids}
     for change in db.session.scalars(
         select(MedicationDoseChange)
-        .where(MedicationDoseChange.medication_id.in_(order_ids), MedicationDoseChange.entered_in_error_at.is_(None))
+        .where(
+            MedicationDoseChange.medication_id.in_(order_ids),
+            MedicationDoseChange.entered_in_error_at.is_(None),
+            MedicationDoseChange.effective_on <= day,  # a change dated later is not in force that day
+        )
         .order_by(MedicationDoseChange.effective_on, MedicationDoseChange.id)
     ):
         changes[change.medication_id].append(change)

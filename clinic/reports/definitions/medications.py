@@ -69,7 +69,8 @@ def _island_starts(rows: Any, partition: Any, order: tuple[Any, ...]) -> Any:
 #: The dosing record's entries of an order whose first days lie in one block of this many days are
 #: merged before any sorting: any one of them follows at most ``BREAKING_GAP_DAYS`` - 1 uncovered days.
 _BLOCK_DAYS = BREAKING_GAP_DAYS + 1
-#: Blocks are counted from here; an entry's (day, id) is ``days since _EPOCH * _ID_SPAN + id``: one number.
+#: Blocks are counted from here; an entry's (day, id) is ``days since _EPOCH * _ID_SPAN + id``: one number
+#: that sorts as the pair does, for ids below 2**40, and fits a 64-bit integer on both databases.
 _EPOCH = date(1900, 1, 1)
 _ID_SPAN = 2**40
 

@@ -26,7 +26,7 @@ from clinic.auth.permissions import Permission, authenticated_user, get_scoped_o
 from clinic.clients.banner import banner_context
 from clinic.clients.identifiers import normalise_mrn
 from clinic.clients.loaders import load_client
-from clinic.clients.models import Client, ClientStatus
+from clinic.clients.models import Client, ClientStatus, Episode
 from clinic.console import (
     ConsoleBlueprint,
     FormErrors,
@@ -172,9 +172,21 @@ def _in_force(site: Site, day: date, order: Any = Medication) -> list[Any]:
     ]
 
 
-def _listed_clients(site: Site, query: str) -> list[Any]:
-    """The conditions of a client on the list: of the site, not discharged, matching the filter if any."""
-    conditions: list[Any] = [Client.site_id == site.id, Client.status != ClientStatus.DISCHARGED]
+def _listed_clients(site: Site, day: date, query: str, *, narrowed: bool = False) -> list[Any]:
+    """The conditions of a client on the list: of the site, in care, matching the filter if any.
+
+    In care: not discharged. A list narrowed to a client (by id, or by the filter) of a past day also holds a
+    client discharged since whose episode covered that day: a dose given before a discharge may still be
+    entered late, as the API allows. The whole list leaves them out: finding them would read every episode
+    the site closed since, on every page of it.
+    """
+    in_care: Any = Client.status != ClientStatus.DISCHARGED
+    if narrowed and day < local_today(site.timezone):
+        covered = select(Episode.id).where(
+            Episode.client_id == Client.id, Episode.admitted_on <= day, Episode.discharged_on >= day
+        )
+        in_care = or_(in_care, covered.exists())
+    conditions: list[Any] = [Client.site_id == site.id, in_care]
     words = query.strip()
     if words:
         mrn = normalise_mrn(words)
@@ -198,7 +210,7 @@ def _window_query(site: Site, day: date, query: str) -> Any:
     return (
         select(Medication, Client)
         .join(Client, Client.id == Medication.client_id)
-        .where(*_in_force(site, day), *_listed_clients(site, query))
+        .where(*_in_force(site, day), *_listed_clients(site, day, query))
     )
 
 
@@ -217,10 +229,11 @@ def _page_query(
     anchor: tuple[str, str, int, int] | None,
 ) -> Any:
     """A page of the list: its clients first, read in order from the clients' name index and stopping after
-    a page (those with an order on the list), then their orders; a page far down the list costs what the
-    first does, where sorting every order of the site would cost a site's whole list."""
+    a page (those with an order on the list), then their orders; a page far down the list reads about a
+    page of clients too, where sorting every order of the site would read the site's whole list."""
     ordered = select(Medication.id).where(Medication.client_id == Client.id, *_in_force(site, day))
-    clients = select(Client).where(*_listed_clients(site, query), ordered.exists())
+    narrowed = client_id is not None or bool(query.strip())
+    clients = select(Client).where(*_listed_clients(site, day, query, narrowed=narrowed), ordered.exists())
     if client_id is not None:
         clients = clients.where(Client.id == client_id)
     if anchor is not None:  # one row comparison on the index's own columns: the index starts there

@@ -277,6 +277,19 @@ def test_an_observed_dose_swaps_the_row_and_says_what_happened(app: Flask, otp: 
     assert len(_doses(app, otp["ana"]["id"])) == 1
 
 
+def test_a_dosed_row_offers_the_take_home_and_says_why_not_when_opened(otp: dict[str, Any]) -> None:
+    session = otp["session"]
+    ana = otp["ana"]
+    assert _record(session, ana).status_code == 303
+    listed = _text(session.get(f"/dosing?site_id={otp['site'].id}"))
+    assert "Take-home for Silva, Ana" in listed  # dosed: a supply may still follow
+    opened = session.get(f"/dosing?site_id={otp['site'].id}&client_id={ana['id']}")
+    text = _text(opened)
+    assert "Dosed" in text and "Not eligible (day 40 in treatment, tier up to 28 days)" in text
+    assert "No review of the take-home criteria is recorded." in text
+    assert 'name="take_home_days"' not in opened.get_data(as_text=True)
+
+
 def test_the_api_refusals_show_beside_the_field(app: Flask, otp: dict[str, Any]) -> None:
     wrong = _record(otp["session"], otp["ana"], amount_mg="45")
     assert wrong.status_code == 422

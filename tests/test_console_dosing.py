@@ -571,3 +571,31 @@ def test_a_client_discharged_since_is_found_on_a_past_day_for_a_late_entry(
     assert done.status_code == 303
     [dose] = _doses(app, ana["id"])
     assert dose.given_on == in_care
+
+
+def test_a_dose_on_a_day_a_take_home_covers_is_refused_on_the_row(app: Flask, client: Any, otp: dict[str, Any]) -> None:
+    from clinic.dosing.models import TakeHomeReview
+    from clinic.dosing.operations import CRITERIA
+
+    ana = otp["ana"]
+    with app.app_context():  # a review made before yesterday's visit
+        db.session.add(
+            TakeHomeReview(
+                client_id=ana["id"],
+                site_id=otp["site"].id,
+                criteria=dict.fromkeys(CRITERIA, True),
+                note="Reviewed",
+                decided_by_id=otp["clinician"].id,
+                decided_at=from_local(datetime.combine(_yesterday() - timedelta(days=1), time(9)), ZONE),
+            )
+        )
+        db.session.commit()
+    supply = _late(
+        otp["session"], ana, _yesterday(), kind="take_home", take_home_days="2", given_time="09:00", late_reason="Log"
+    )
+    assert supply.status_code == 303  # covers today and tomorrow
+    for htmx in (True, False):  # a form left open on a screen that still offers today's dose
+        response = _record(otp["session"], ana, htmx=htmx)
+        assert response.status_code == (200 if htmx else 409)
+        assert f"{local_today(ZONE).isoformat()} is already dosed" in _text(response)
+    assert len(_doses(app, ana["id"])) == 1

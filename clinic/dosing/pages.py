@@ -497,7 +497,7 @@ def window() -> Response:
     )
 
 
-#: What a late entry is: written down on a later day than the dose was given.
+#: The late entry's own fields: why it is entered late (kept as the entry's note), and the time it was given.
 LATE_REASON_FIELD = "late_reason"
 GIVEN_TIME_FIELD = "given_time"
 _CLOCK = re.compile(r"\s*(\d{1,2})(?::(\d{2}))?\s*([AaPp][Mm])?\s*")
@@ -567,7 +567,7 @@ def _form_errors(schema_errors: FormErrors, body: dict[str, Any], late: bool) ->
             found.setdefault(LATE_REASON_FIELD, []).extend(messages)
         elif name == "take_home_days" and "take_home_days" not in body:
             found[name] = ["Enter how many daily doses the client takes home."]
-        elif late or name not in ("administered_at", "dispensed_at"):
+        else:  # today's administered_at / dispensed_at (now): shown at the top of the form, as the row's refusal
             found[name] = messages
     found.problem = schema_errors.problem
     return found

@@ -33,6 +33,8 @@ class Dose(TimestampMixin, Base):
         Index("ix_doses_client_id_given_on", "client_id", "given_on"),
         Index("ix_doses_site_id_given_on", "site_id", "given_on"),
         Index("ix_doses_medication_id_given_on", "medication_id", "given_on"),
+        # The lot in use at the counter: a site's newest dose of one substance, read backwards.
+        Index("ix_doses_site_id_substance_given_on", "site_id", "substance", "given_on"),
         # One full observed dose of an order per local day (a second one is a 409, even in a race).
         Index(
             "uq_doses_one_full_observed_dose_per_day",

@@ -415,6 +415,43 @@ def test_appointments_and_a_group_seat_name_only_this_client(app: Flask, export:
         assert datetime.fromisoformat(appointments[resource_id]["start"]) == starts_at
 
 
+def test_the_client_declines_only_the_appointments_they_cancelled(app: Flask, export: dict[str, Any]) -> None:
+    """A no-show or a cancellation by the clinic is not the client declining: a receiver must not read it so."""
+    with app.app_context():
+        client = db.session.get_one(Client, export["client_id"])
+        made = {}
+        for day, status in enumerate(
+            (AppointmentStatus.CANCELLED_BY_CLIENT, AppointmentStatus.CANCELLED_BY_CLINIC, AppointmentStatus.NO_SHOW)
+        ):
+            starts = datetime(2026, 12, 1 + day, 15, tzinfo=UTC)
+            appointment = Appointment(
+                site_id=client.site_id,
+                client_id=client.id,
+                kind=AppointmentKind.INDIVIDUAL_THERAPY,
+                clinician_id=export["clinician"].id,
+                starts_at=starts,
+                ends_at=starts + timedelta(minutes=50),
+                timezone="America/New_York",
+                status=status,
+                cancel_reason="unwell" if status is AppointmentStatus.CANCELLED_BY_CLIENT else None,
+            )
+            db.session.add(appointment)
+            db.session.flush()
+            made[status] = f"appointment-{appointment.id}"
+        db.session.commit()
+    appointments = {a["id"]: a for a in _by_type(_bundle(export))["Appointment"]}
+
+    def client_says(status: AppointmentStatus) -> tuple[str, str]:
+        resource = appointments[made[status]]
+        (seat,) = [p for p in resource["participant"] if p["actor"].get("reference", "").startswith("Patient/")]
+        return resource["status"], seat["status"]
+
+    assert client_says(AppointmentStatus.CANCELLED_BY_CLIENT) == ("cancelled", "declined")
+    assert appointments[made[AppointmentStatus.CANCELLED_BY_CLIENT]]["cancelationReason"] == {"text": "unwell"}
+    assert client_says(AppointmentStatus.CANCELLED_BY_CLINIC) == ("cancelled", "accepted")
+    assert client_says(AppointmentStatus.NO_SHOW) == ("noshow", "accepted")
+
+
 def test_the_consent_disclosed_under_is_sent_and_no_other(app: Flask, export: dict[str, Any]) -> None:
     other_consent = _consent(app, export["client_id"], recipient="County Drug Court")
     (consent,) = _by_type(_bundle(export))["Consent"]

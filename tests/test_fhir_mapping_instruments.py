@@ -148,6 +148,31 @@ def test_gad7_total_has_its_loinc_code_and_band(app, client, ward, medplum):
     assert_valid_everywhere(app, medplum, [response, total])
 
 
+#: The answers LOINC's GAD-7 form (69737-5) offers each item, by points: item 2 (68509-9) has its own list.
+GAD7_FORM_ANSWERS = {
+    "/69725-0": ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"),
+    "/68509-9": ("LA6568-5", "LA6569-3", "LA18938-3", "LA6571-9"),
+    "/69733-4": ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"),
+    "/69734-2": ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"),
+    "/69735-9": ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"),
+    "/69689-8": ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"),
+    "/69736-7": ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"),
+}
+
+
+@pytest.mark.parametrize("points", [0, 1, 2, 3])
+def test_gad7_answers_are_those_loincs_form_offers_each_item(app, client, ward, points):
+    assess(client, ward, "GAD-7", {f"q{n}": points for n in range(1, 8)})
+    response, _total = export(app, instruments.ASSESSMENTS, Scope(client_id=ward["client"]["id"]))
+    sent = {item["linkId"]: item["answer"][0]["valueCoding"] for item in response["item"]}
+    assert {link: coding["code"] for link, coding in sent.items()} == {
+        link: answers[points] for link, answers in GAD7_FORM_ANSWERS.items()
+    }
+    if points == 2:
+        assert sent["/68509-9"]["display"] == "More days than not"
+        assert sent["/69733-4"]["display"] == "More than half the days"
+
+
 def test_cows_has_no_loinc_code_and_uses_clinics_own(app, client, ward, medplum):
     assess(client, ward, "COWS", COWS)
     response, total = export(app, instruments.ASSESSMENTS, Scope(client_id=ward["client"]["id"]))

@@ -489,6 +489,7 @@ def _appointment(
     client_id: int,
     clinician: str,
     cancel_reason: str | None,
+    client_cancelled: bool,
 ) -> dict[str, Any]:
     kind = appointment.kind
     resource: dict[str, Any] = {
@@ -513,7 +514,11 @@ def _appointment(
         "minutesDuration": appointment.duration_minutes,
         "created": appointment.created_at.isoformat(),
         "participant": [
-            {"actor": patient_reference(client_id), "required": "required", "status": _participation(status)},
+            {
+                "actor": patient_reference(client_id),
+                "required": "required",
+                "status": "declined" if client_cancelled else "accepted",
+            },
             {
                 "type": [{"coding": [{"system": PARTICIPATION_TYPE, "code": "PPRF", "display": "primary performer"}]}],
                 "actor": {"display": clinician},
@@ -527,10 +532,6 @@ def _appointment(
     return labelled(resource)
 
 
-def _participation(status: str) -> str:
-    return "declined" if status in {"cancelled", "noshow"} else "accepted"
-
-
 def appointment(appointment: Appointment, clinician: str) -> dict[str, Any]:
     """An individual appointment; clinic's statuses as FHIR's (scheduled and confirmed are both booked)."""
     assert appointment.client_id is not None  # noqa: S101 - the select takes individual appointments only
@@ -541,6 +542,7 @@ def appointment(appointment: Appointment, clinician: str) -> dict[str, Any]:
         client_id=appointment.client_id,
         clinician=clinician,
         cancel_reason=appointment.cancel_reason,
+        client_cancelled=appointment.status is AppointmentStatus.CANCELLED_BY_CLIENT,
     )
 
 
@@ -558,6 +560,7 @@ def group_seat(seat: AppointmentAttendee, session: Appointment, clinician: str) 
         client_id=seat.client_id,
         clinician=clinician,
         cancel_reason=seat.cancel_reason or session.cancel_reason,
+        client_cancelled=status == "cancelled" and seat.status is AttendeeStatus.CANCELLED_BY_CLIENT,
     )
 
 

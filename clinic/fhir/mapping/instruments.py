@@ -32,6 +32,9 @@ FREQUENCY: Final[dict[int, tuple[str, str]]] = {
     2: ("LA6570-1", "More than half the days"),
     3: ("LA6571-9", "Nearly every day"),
 }
+#: The answers of GAD-7 item 2 (LOINC 68509-9, a term LOINC shares with the PHQ-4): in LOINC's GAD-7
+#: form its 2 points are LA18938-3 "More days than not", not LL358-3's "More than half the days".
+FREQUENCY_68509_9: Final[dict[int, tuple[str, str]]] = {**FREQUENCY, 2: ("LA18938-3", "More days than not")}
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,12 @@ class Codes:
     items: dict[str, str] = field(default_factory=dict)
     #: With a panel: the LOINC answer of each item's points.
     answers: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: With a panel: an item whose LOINC form offers other answers than ``answers`` (item key -> answers).
+    item_answers: dict[str, dict[int, tuple[str, str]]] = field(default_factory=dict)
+
+    def answer(self, key: str, points: int) -> tuple[str, str]:
+        """The LOINC answer (code, display) of ``points`` on item ``key``, as the item's form offers it."""
+        return self.item_answers.get(key, self.answers)[points]
 
 
 def _clinic_total(code: str, display: str) -> tuple[str, str, str]:
@@ -85,6 +94,7 @@ CODES: Final[dict[str, Codes]] = {
             "q7": "69736-7",
         },
         answers=FREQUENCY,
+        item_answers={"q2": FREQUENCY_68509_9},
     ),
     "AUDIT-C": Codes(total=(LOINC, "75626-2", "Total score [AUDIT-C]")),
     "DAST-10": Codes(total=(LOINC, "82667-7", "Total score [DAST-10]")),
@@ -228,7 +238,7 @@ def _response_item(definition: Instrument, item: Item, answers: dict[str, Any]) 
     answer: dict[str, Any]
     if codes is not None and item.key in codes.items:
         link_id = "/" + codes.items[item.key]
-        code, display = codes.answers[int(value)]
+        code, display = codes.answer(item.key, int(value))
         answer = {"valueCoding": {"system": LOINC, "code": code, "display": display}}
     elif item.type == "boolean":
         answer = {"valueBoolean": bool(value)}

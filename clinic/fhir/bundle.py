@@ -2,7 +2,8 @@
 
 The disclosure is recorded first (``clinic.clients.disclosures.record_disclosure``, which refuses
 with a 403 a consent that is missing, of another client, revoked, expired or not yet signed), so
-nothing of the record is read under a consent that does not cover it. The Bundle is a
+nothing of the record is read under a consent that does not cover it. The consent's row is held
+(``FOR SHARE``) until the export commits, so a revocation and an export never overlap. The Bundle is a
 ``collection``: every resource of the client from every source (``clinic.fhir.sources.walk``), each
 checked and labelled; the Bundle itself carries the labels and the 42 CFR 2.32 notice in
 ``meta`` (docs/fhir.md says why there).
@@ -27,8 +28,11 @@ from clinic.fhir.validate import check
 
 def client_bundle(client: Client, *, actor: User, consent_id: int) -> dict[str, Any]:
     """The client's record as a Bundle for the recipient of ``consent_id``; the disclosure and the export recorded."""
+    # The consent is read locked (FOR SHARE, PostgreSQL) and as committed: a revocation being
+    # written holds the export back until it commits, and is then seen; one asked for during the
+    # export waits for it, so the accounting never shows a disclosure after the consent's revocation.
+    consent = db.session.get(Consent, consent_id, with_for_update={"read": True}, populate_existing=True)
     now = utcnow()
-    consent = db.session.get(Consent, consent_id)
     # The consent's own recipient and purpose: the checks below refuse any other consent first.
     disclosure = record_disclosure(
         client,

@@ -16,12 +16,13 @@ from sqlalchemy import event, func, select
 
 from clinic.audit.models import AuditEvent
 from clinic.auth.models import User
-from clinic.clients.models import Client, Consent, ConsentKind, Disclosure
+from clinic.clients.models import Client, Consent, ConsentKind, Disclosure, SexAtBirth
 from clinic.core.time import utcnow
 from clinic.demo.loader import seed
 from clinic.extensions import db
 from clinic.fhir import validate
 from clinic.fhir.labels import NOTICE, SECURITY_LABELS, labelled
+from clinic.fhir.mapping import record
 from clinic.plans.models import Medication, MedicationDoseChange, Plan, PlanRevision, PlanStatus
 from clinic.scheduling.models import (
     Appointment,
@@ -224,6 +225,36 @@ def test_the_patient_as_a_receiving_system_reads_it(app: Flask, export: dict[str
             "code": client.preferred_language,
         }
     assert patient["meta"]["profile"] == ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]
+
+
+@pytest.mark.parametrize(
+    ("sex_at_birth", "gender", "birth_sex"),
+    [
+        (SexAtBirth.FEMALE, "female", "F"),
+        (SexAtBirth.MALE, "male", "M"),
+        (SexAtBirth.UNKNOWN, "unknown", "UNK"),
+        (None, "unknown", "UNK"),
+        # US Core's birth sex has no code for intersex, and intersex is not unknown: no extension.
+        (SexAtBirth.INTERSEX, "other", None),
+    ],
+)
+def test_sex_at_birth_as_gender_and_us_core_birth_sex(
+    app: Flask, sex_at_birth: SexAtBirth | None, gender: str, birth_sex: str | None
+) -> None:
+    person = Client(
+        id=7,
+        mrn="40411195",
+        first_name="Ana",
+        last_name="Diaz",
+        date_of_birth=date(1990, 5, 1),
+        sex_at_birth=sex_at_birth,
+        preferred_language="es",
+    )
+    with app.test_request_context():
+        patient = validate.check(record.patient(person))
+    assert patient["gender"] == gender
+    sent = [e["valueCode"] for e in patient.get("extension", []) if e["url"].endswith("/us-core-birthsex")]
+    assert sent == ([birth_sex] if birth_sex else [])
 
 
 def test_medication_orders_carry_rxnorm_codes_and_their_counted_dose_history(

@@ -38,8 +38,15 @@ GENDER: Final[dict[SexAtBirth | None, str]] = {
     SexAtBirth.UNKNOWN: "unknown",
     None: "unknown",
 }
-#: US Core birth sex (F, M, UNK): intersex has no code of its own there.
-BIRTH_SEX: Final[dict[SexAtBirth | None, str]] = {SexAtBirth.FEMALE: "F", SexAtBirth.MALE: "M"}
+#: US Core birth sex (F, M, UNK; a required binding). Intersex has no code there and is not unknown,
+#: so it is sent without the extension (``gender`` says ``other``); not recorded or unknown: UNK.
+BIRTH_SEX: Final[dict[SexAtBirth | None, str | None]] = {
+    SexAtBirth.FEMALE: "F",
+    SexAtBirth.MALE: "M",
+    SexAtBirth.INTERSEX: None,
+    SexAtBirth.UNKNOWN: "UNK",
+    None: "UNK",
+}
 BIRTH_SEX_EXTENSION: Final = US_CORE + "us-core-birthsex"
 
 #: TEDS reasons for discharge (clients.models.Episode.discharge_reason_code), for the narrative.
@@ -72,7 +79,6 @@ def patient(client: Client) -> dict[str, Any]:
         "resourceType": "Patient",
         "id": f"patient-{client.id}",
         "meta": {"profile": [US_CORE + "us-core-patient"]},
-        "extension": [{"url": BIRTH_SEX_EXTENSION, "valueCode": BIRTH_SEX.get(client.sex_at_birth, "UNK")}],
         "identifier": [
             {
                 "use": "usual",
@@ -96,6 +102,9 @@ def patient(client: Client) -> dict[str, Any]:
     }
     if telecom:
         resource["telecom"] = telecom
+    birth_sex = BIRTH_SEX[client.sex_at_birth]
+    if birth_sex is not None:
+        resource["extension"] = [{"url": BIRTH_SEX_EXTENSION, "valueCode": birth_sex}]
     return labelled(resource)
 
 

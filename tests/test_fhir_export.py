@@ -527,6 +527,7 @@ def test_a_successful_export_is_entered_in_the_accounting_and_audited(app: Flask
     assert disclosure.recipient == "Dr. A. Primary, MD"
     assert disclosure.purpose == "coordination of care"
     assert disclosure.disclosed_at >= before - timedelta(seconds=1)
+    assert disclosure.recorded_by_id == export["clinician"].id  # who disclosed
     for kind in {entry["resource"]["resourceType"] for entry in bundle["entry"]}:
         assert kind in disclosure.description
     accounting = (
@@ -534,7 +535,9 @@ def test_a_successful_export_is_entered_in_the_accounting_and_audited(app: Flask
         .get(f"/api/v1/clients/{export['client_id']}/disclosures", headers=export["headers"])
         .get_json()["items"]
     )
-    assert [item["consent_id"] for item in accounting] == [export["consent_id"]]
+    assert [
+        (item["consent_id"], item["recorded_by_id"], item["recipient"], item["purpose"]) for item in accounting
+    ] == [(export["consent_id"], export["clinician"].id, "Dr. A. Primary, MD", "coordination of care")]
     with app.app_context():
         events = db.session.scalars(
             select(AuditEvent).where(AuditEvent.client_id == export["client_id"], AuditEvent.action == "client.export")

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from clinic.audit.operations import audit, record
 from clinic.auth.models import User
@@ -70,15 +71,23 @@ def record_screen(
 ) -> tuple[DrugScreen, bool]:
     """Record a screen; recording one with the same collection time again corrects it (no duplicate)."""
     _check(collected_at, missed, results)
-    screen = db.session.scalars(
-        select(DrugScreen).where(
-            DrugScreen.client_id == client.id, DrugScreen.collected_at == collected_at, DrugScreen.counts()
-        )
-    ).first()
+    screen = _counted_screen_at(client, collected_at)
     created = screen is None
     if screen is None:
         screen = DrugScreen(client_id=client.id, site_id=client.site_id, collected_at=collected_at)
-        db.session.add(screen)
+        try:
+            with db.session.begin_nested():
+                db.session.add(screen)
+                db.session.flush()
+        except IntegrityError:
+            # The same screen sent at the same moment (a form submitted twice, a retry): the other
+            # request recorded it; this one records the result on it, as a second sending does.
+            if screen in db.session:
+                db.session.expunge(screen)
+            screen = _counted_screen_at(client, collected_at)
+            if screen is None:  # pragma: no cover - the unique index named a counted screen at this time
+                abort_problem(409, "Another screen of this client has that collection time.")
+            created = False
     screen.observed = observed
     screen.missed = missed
     screen.recorded_by_id = actor.id
@@ -89,8 +98,22 @@ def record_screen(
     return screen, created
 
 
+def _counted_screen_at(client: Client, collected_at: datetime) -> DrugScreen | None:
+    """The client's counted screen collected at that instant, locked (PostgreSQL): a mark entered in
+    error being written makes this wait, then the marked screen no longer matches, so a result sent
+    meanwhile is recorded as a new screen rather than on the marked one."""
+    return db.session.scalars(
+        select(DrugScreen)
+        .where(DrugScreen.client_id == client.id, DrugScreen.collected_at == collected_at, DrugScreen.counts())
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
 def update_screen(screen: DrugScreen, changes: dict[str, Any], *, actor: User) -> DrugScreen:
     """Correct a screen; the CM ledger, computed from screens, follows without double counting."""
+    # A mark entered in error being written: wait for it, then refuse (PostgreSQL locks the row).
+    db.session.refresh(screen, with_for_update=True)
     _refuse_entered_in_error(screen)
     missed = changes.get("missed", screen.missed)
     results = changes.get("results")

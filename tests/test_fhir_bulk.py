@@ -41,6 +41,7 @@ LABELS = {(CONFIDENTIALITY, "R"), (ACT_CODE, "42CFRPart2"), (ACT_CODE, "NORDSCLC
 def exports_dir(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "fhir-exports"
     monkeypatch.setitem(app.config, "FHIR_EXPORT_DIR", str(folder))
+    monkeypatch.setitem(app.config, "CELERY_DATA_DIR", str(tmp_path / "broker"))  # the exports' lock files
     return folder
 
 
@@ -409,10 +410,13 @@ def test_an_expired_export_is_gone_and_its_files_deleted(
         db.session.commit()
     outcome_of(client.get(manifest["location"], headers=admin), 404)
     outcome_of(client.get(manifest["output"][0]["url"], headers=admin), 404)
+    lock = Path(app.config["CELERY_DATA_DIR"]) / f"fhir.export.{export_id(manifest['location'])}.lock"
+    assert lock.exists()  # the embedded broker's lock of the export's task
     with app.app_context():
         assert expire_exports.apply().get() == 1
         assert db.session.scalar(select(func.count()).select_from(FhirExport)) == 0
     assert not folder.exists()
+    assert not lock.exists()
 
 
 def test_cancelling_a_pending_export_stops_it(

@@ -516,8 +516,8 @@ def client_of(resource: dict[str, Any], line: bytes) -> int | None:
 # --- Expiry --------------------------------------------------------------------------------------
 
 
-def expire_exports() -> int:
-    """Delete expired exports (rows and files, the files once the deletion is committed); returns how many."""
+def expire_exports() -> list[str]:
+    """Delete expired exports (rows and files, the files once the deletion is committed); returns their ids."""
     now = utcnow()
     expired = list(db.session.scalars(select(FhirExport.id).where(FhirExport.expires_at <= now)))
     if expired:
@@ -530,7 +530,7 @@ def expire_exports() -> int:
 
         unit_of_work.after_commit(delete_files)
     _forget_orphan_folders(now)
-    return len(expired)
+    return expired
 
 
 def _forget_orphan_folders(now: datetime) -> None:

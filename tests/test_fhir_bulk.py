@@ -26,7 +26,7 @@ from clinic.core.time import utcnow
 from clinic.demo.loader import seed
 from clinic.extensions import db
 from clinic.fhir import bulk
-from clinic.fhir.labels import ACT_CODE, CONFIDENTIALITY
+from clinic.fhir.labels import ACT_CODE, CONFIDENTIALITY, SECURITY_LABELS
 from clinic.fhir.models import ExportStatus, FhirExport
 from clinic.fhir.tasks import expire_exports, run_export
 from clinic.fhir.validate import InvalidResourceError
@@ -351,6 +351,10 @@ def test_a_resource_that_fails_validation_goes_to_the_error_file(
     (outcome,) = lines_of(client, admin, error)
     get_fhir_model_class("OperationOutcome").model_validate(outcome)
     assert "Patient/patient-1" in outcome["issue"][0]["diagnostics"]
+    # It speaks of a client's record: labelled for Part 2 like every resource of the export.
+    assert {(label["system"], label["code"]) for label in outcome["meta"]["security"]} == {
+        (label["system"], label["code"]) for label in SECURITY_LABELS
+    }
 
 
 # --- Who may see it --------------------------------------------------------------------------------------

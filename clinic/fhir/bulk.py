@@ -32,7 +32,7 @@ from clinic.core import unit_of_work
 from clinic.core.celery import send_after_commit
 from clinic.core.time import utcnow
 from clinic.extensions import db
-from clinic.fhir.labels import NOTICE, NOTICE_EXTENSION_PATH, fhir_base
+from clinic.fhir.labels import NOTICE, NOTICE_EXTENSION_PATH, fhir_base, labelled
 from clinic.fhir.models import ExportStatus, FhirExport
 from clinic.fhir.sources import Scope, Source, batches, ordered_sources
 from clinic.fhir.validate import InvalidResourceError, check
@@ -473,8 +473,9 @@ class _Writer:
         try:
             check(resource)
         except InvalidResourceError as invalid:
-            # Bulk Data's error file: an OperationOutcome per resource left out, the export goes on.
-            self.files[ERROR_TYPE].write(operation_outcome("invariant", str(invalid)))
+            # Bulk Data's error file: an OperationOutcome per resource left out, the export goes on. It
+            # names the client's resource and may quote its values, so it is labelled as the record is.
+            self.files[ERROR_TYPE].write(labelled(operation_outcome("invariant", str(invalid))))
             return
         line = file.write(resource)
         self.total += 1

@@ -10,11 +10,14 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from clinic.audit.models import AuditEvent
 from clinic.core.time import to_local, utcnow
 from clinic.dosing.models import Dose
 from clinic.extensions import db
-from clinic.plans.models import DrugScreen
+from clinic.plans.models import CMProgram, DrugScreen
 from tests.conftest import PASSWORD
+from tests.test_console_screens import _client as screens_client
+from tests.test_console_screens import _plan, _start_form, _text
 from tests.test_dosing import ZONE, today
 from tests.test_dosing_concurrency import otp  # noqa: F401 - the shared OTP of committed data
 
@@ -92,3 +95,31 @@ def test_a_drug_screen_form_sent_twice_at_once_is_recorded_once(otp: dict[str, A
             select(func.count()).select_from(DrugScreen).where(DrugScreen.client_id == otp["client_id"])
         )
     assert made == 1
+
+
+def test_a_cm_program_started_twice_from_the_page_is_started_once(
+    app: Any, make_site: Any, make_user: Any, login: Any
+) -> None:
+    """A double click on Start: a second program with the same terms would pay every negative sample twice."""
+    site = make_site(name=f"Riverside {utcnow().timestamp()}")
+    session = login(make_user("clinician", sites=[site]))
+    client_id = screens_client(session, site)
+    _plan(session, client_id)
+    form = _start_form(session, client_id=client_id, target_substances=["fentanyl"])
+    first = session.post(f"/clients/{client_id}/cm-programs", data=form)
+    second = session.post(f"/clients/{client_id}/cm-programs", data=form)
+    assert (first.status_code, second.status_code) == (303, 303), _text(second)
+    assert second.headers["Location"] == first.headers["Location"]  # the program the first made
+    with app.app_context():
+        made = db.session.scalars(select(CMProgram).where(CMProgram.client_id == client_id)).all()
+        created = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "cm_program.create", AuditEvent.client_id == client_id)
+        ).all()
+    assert len(made) == 1 and len(created) == 1
+    # Other terms are another program, started as asked.
+    other = _start_form(session, client_id=client_id, target_substances=["cocaine"])
+    assert session.post(f"/clients/{client_id}/cm-programs", data=other).status_code == 303
+    with app.app_context():
+        assert (
+            db.session.scalar(select(func.count()).select_from(CMProgram).where(CMProgram.client_id == client_id)) == 2
+        )

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, request, url_for
+from sqlalchemy import select
 
 from clinic.audit.operations import audit
 from clinic.auth.models import Site
@@ -454,7 +455,9 @@ def start_program(client_id: int) -> Response:
     if not errors and plan is not None:
         data, errors = load_form(CMProgramCreateSchema(), body)
         if not errors:
-            made, errors = attempt(cm.create_program, plan, actor=user, **data)
+            made = _just_started(plan, user.id, data)
+            if made is None:
+                made, errors = attempt(cm.create_program, plan, actor=user, **data)
     if made is None:
         return _screens_page(
             load_client(client_id, audit_read=True),
@@ -467,6 +470,43 @@ def start_program(client_id: int) -> Response:
     return redirect_to(
         url_for("screen_pages.client_screens", client_id=client.id, done="started") + f"#program-{made.id}"
     )
+
+
+#: How long the same terms posted again by the same user are the same program (a double click, a retry).
+_RESENT_WITHIN = timedelta(minutes=2)
+
+
+def _just_started(plan: Plan, user_id: int, data: Mapping[str, Any]) -> CMProgram | None:
+    """The program this user started under ``plan`` a moment ago on the same terms, if the form was sent twice.
+
+    A second program on the same terms would pay every negative sample twice. The plan's row is locked
+    first (PostgreSQL), so two sendings at the same moment are checked one after the other.
+    """
+    db.session.refresh(plan, with_for_update=True)
+    targets = sorted({s.strip().lower() for s in data["target_substances"]})
+    schedule = data["schedule"]
+    params = {**cm.DEFAULT_PARAMS[schedule], **(data.get("params") or {})}
+    recent = db.session.scalars(
+        select(CMProgram)
+        .where(
+            CMProgram.plan_id == plan.id,
+            CMProgram.created_by_id == user_id,
+            CMProgram.schedule == schedule,
+            CMProgram.created_at >= utcnow() - _RESENT_WITHIN,
+        )
+        .order_by(CMProgram.id.desc())
+    )
+    for program in recent:
+        same = (
+            program.target_substances == targets
+            and program.params == params
+            and program.starts_on == (data.get("starts_on") or utcnow().date())
+            and program.ends_on == data.get("ends_on")
+            and program.annual_cap_cents == data.get("annual_cap_cents", cm.DEFAULT_ANNUAL_CAP_CENTS)
+        )
+        if same:
+            return program
+    return None
 
 
 def _load_program(client: Client, program_id: int) -> CMProgram:

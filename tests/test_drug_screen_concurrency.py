@@ -17,7 +17,7 @@ from clinic.auth import operations as auth_ops
 from clinic.auth.models import Role
 from clinic.core.time import utcnow
 from clinic.extensions import db
-from clinic.plans.models import DrugScreen
+from clinic.plans.models import CMProgram, DrugScreen
 from clinic.plans.screens import results_of
 from tests.conftest import PASSWORD, committed_postgres_app
 
@@ -154,3 +154,45 @@ def test_a_screen_sent_three_times_at_once_is_recorded_once(care: dict[str, Any]
             )
         ).all()
     assert len(same) == 1
+
+
+def test_a_program_ended_while_another_end_is_being_written_is_refused(care: dict[str, Any]) -> None:
+    """Two ends at once: the second waits for the first, sees the program ended, and is the 409."""
+    app, headers = care["app"], care["headers"]
+    http = app.test_client()
+    plan = http.post(f"/api/v1/clients/{care['client_id']}/plans", headers=headers, json={"problems": []})
+    assert plan.status_code == 201, plan.get_json()
+    program = http.post(
+        f"/api/v1/plans/{plan.get_json()['id']}/cm-programs",
+        headers=headers,
+        json={
+            "target_substances": ["fentanyl"],
+            "schedule": "escalating_voucher",
+            "starts_on": (utcnow() - timedelta(days=30)).date().isoformat(),
+        },
+    )
+    assert program.status_code == 201, program.get_json()
+    program_id = program.get_json()["id"]
+    ended_on = (utcnow() - timedelta(days=2)).date()
+    answers: list[Any] = []
+    with app.app_context():
+        ending = db.engine.connect()
+        ending_tx = ending.begin()
+        ending.execute(update(CMProgram).where(CMProgram.id == program_id).values(ends_on=ended_on))
+
+        def end() -> None:
+            answers.append(app.test_client().post(f"/api/v1/cm-programs/{program_id}/end", headers=headers, json={}))
+
+        thread = threading.Thread(target=end)
+        thread.start()
+        thread.join(timeout=3)
+        waited = thread.is_alive()
+        ending_tx.commit()
+        ending.close()
+        thread.join(timeout=60)
+    assert waited
+    (answer,) = answers
+    assert answer.status_code == 409, answer.get_data(as_text=True)
+    assert answer.get_json()["type"].endswith("/program-ended")
+    with app.app_context():
+        assert db.session.get_one(CMProgram, program_id).ends_on == ended_on

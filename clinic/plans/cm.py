@@ -79,6 +79,8 @@ def end_program(program: CMProgram, *, actor: User, ends_on: date | None = None)
     A program already ended is a 409; an end before its start, or before a sample it already counted
     (what was earned is never taken back), a 422 naming ``ends_on``.
     """
+    # Two ends at once: the second waits here, then finds the program ended (PostgreSQL locks the row).
+    db.session.refresh(program, with_for_update=True)
     today = utcnow().date()
     if program.ends_on is not None and program.ends_on < today:
         abort_problem(409, f"This program already ended on {program.ends_on.isoformat()}.", problem="program-ended")

@@ -654,6 +654,21 @@ def test_report_validation(program, client):
     assert client.get("/api/v1/reports/census", headers=program["intake_headers"]).status_code == 403
 
 
+def test_days_off_the_calendar_are_refused_by_every_report(program, client):
+    """A typing mistake such as year 1 is a 422 naming the field, never a 500 from counting off the calendar."""
+    headers = program["admin_headers"]
+    names = [r["name"] for r in client.get("/api/v1/reports", headers=headers).get_json()]
+    for name in names:
+        for query, field in (
+            ({"from": "0001-01-01", "to": "0001-03-01"}, "from"),
+            ({"to": "0001-01-05"}, "to"),
+            ({"from": "9999-12-01", "to": "9999-12-31"}, "from"),
+        ):
+            refused = client.get(f"/api/v1/reports/{name}", headers=headers, query_string=query)
+            assert refused.status_code == 422, (name, query, refused.status_code)
+            assert field in refused.get_json()["errors"], (name, query)
+
+
 def test_every_report_is_listed_and_renders_in_three_formats(program, client):
     headers = program["admin_headers"]
     listed = client.get("/api/v1/reports", headers=headers).get_json()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from marshmallow import fields, validate
 
-from clinic.core.schemas import StrictSchema, id_field
+from clinic.core.schemas import EARLIEST_PAST_EVENT, StrictSchema, id_field
 
 
 class ReportInfoSchema(StrictSchema):
@@ -13,9 +15,17 @@ class ReportInfoSchema(StrictSchema):
     description = fields.String(required=True)
 
 
+#: A report's days: anything outside is a typing mistake (and would leave the calendar when counted from).
+_REPORT_DAY = validate.Range(
+    min=EARLIEST_PAST_EVENT, max=date(2999, 12, 31), error="Must be between 1900-01-01 and 2999-12-31."
+)
+
+
 class ReportArgsSchema(StrictSchema):
-    from_ = fields.Date(data_key="from", metadata={"description": "First day (default: 90 days before `to`)."})
-    to = fields.Date(metadata={"description": "Last day (default: today)."})
+    from_ = fields.Date(
+        data_key="from", validate=_REPORT_DAY, metadata={"description": "First day (default: 90 days before `to`)."}
+    )
+    to = fields.Date(validate=_REPORT_DAY, metadata={"description": "Last day (default: today)."})
     site_id = id_field(required=False, strict=False)
 
 

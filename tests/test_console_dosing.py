@@ -205,6 +205,10 @@ def test_the_filter_is_posted_and_finds_by_name_or_mrn(otp: dict[str, Any]) -> N
     assert "Okoro, Ben" in family_given and "Silva, Ana" not in family_given
     nobody = _text(session.post(url, data={"csrf_token": session.csrf_token, "q": "Zzyzx"}))
     assert "No one on the list matches" in nobody
+    # A typed % or _ is a character of the name, not a wildcard matching everyone.
+    for wildcard in ("%", "_", "Okoro, %", "%, B"):
+        literal = _text(session.post(url, data={"csrf_token": session.csrf_token, "q": wildcard}))
+        assert "No one on the list matches" in literal, wildcard
 
 
 def test_the_next_page_of_a_search_keeps_the_search_and_posts_it(

@@ -193,11 +193,18 @@ def _listed_clients(site: Site, day: date, query: str, *, narrowed: bool = False
         name_match: Any
         if "," in words:
             family, _, given = (part.strip() for part in words.partition(","))
-            name_match = and_(Client.last_name.ilike(f"{family}%"), Client.first_name.ilike(f"{given}%"))
+            # autoescape: a typed % or _ is a character of the name, not a wildcard.
+            name_match = and_(
+                Client.last_name.istartswith(family, autoescape=True),
+                Client.first_name.istartswith(given, autoescape=True),
+            )
         else:
             name_match = and_(
                 *(
-                    or_(Client.last_name.ilike(f"%{part}%"), Client.first_name.ilike(f"%{part}%"))
+                    or_(
+                        Client.last_name.icontains(part, autoescape=True),
+                        Client.first_name.icontains(part, autoescape=True),
+                    )
                     for part in words.split()
                 )
             )

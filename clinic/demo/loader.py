@@ -32,6 +32,7 @@ from clinic.demo.generator import (
     dumps,
     site_count,
 )
+from clinic.dosing.runs import rebuild_runs
 from clinic.extensions import db
 
 #: Printed by ``flask demo seed``; every demo account signs in with it.
@@ -286,6 +287,8 @@ def seed(
             )
     if connection.dialect.name == "postgresql":
         _reset_sequences(connection, tables)
+    # The doses went in without the ORM, so the session kept no runs in step: all are rebuilt once.
+    rebuild_runs(connection=connection)
     report.seconds = clock.perf_counter() - started
     return report
 

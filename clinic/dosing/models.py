@@ -109,3 +109,23 @@ class TakeHomeReview(Base):
     note: Mapped[str] = mapped_column(Text)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DoseRun(Base):
+    """One run of an order's dose coverage: a maximal stretch of days its counted entries cover.
+
+    The runs of an order are the union of ``covered_from``..``covered_until`` of its entries that
+    are not voided, merged where they overlap or touch (one ends the day before the next begins).
+    Derived from ``doses`` and kept in step with it (:mod:`clinic.dosing.runs`): never written by
+    hand. The MAT continuity report reads these instead of every entry.
+    """
+
+    __tablename__ = "dose_runs"
+    __table_args__ = (Index("ix_dose_runs_medication_id_covered_from", "medication_id", "covered_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    medication_id: Mapped[int] = mapped_column(ForeignKey("medications.id", ondelete="CASCADE"))
+    #: The run's first entry, in (``covered_from``, id) order: what orders two runs that begin the same day.
+    first_dose_id: Mapped[int] = mapped_column(Integer)
+    covered_from: Mapped[date] = mapped_column(Date)
+    covered_until: Mapped[date] = mapped_column(Date)

@@ -28,6 +28,7 @@ from clinic.core.signals import client_dosing
 from clinic.core.time import local_today, start_of_day, to_local, utcnow
 from clinic.core.unit_of_work import savepoint
 from clinic.dosing.models import Dose, DoseKind, TakeHomeReview
+from clinic.dosing.runs import rebuild_runs  # noqa: F401 - the runs kept in step with every dose written
 from clinic.extensions import db
 from clinic.notify.models import StaffNotificationKind
 from clinic.notify.staff import send_safety_alert

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, case, func, literal, or_, select, union_all
+from sqlalchemy import case, func, literal, or_, select, union_all
 
 from clinic.auth.models import Site
 from clinic.clients.models import Episode
 from clinic.core.sql import add_days, days_between
-from clinic.dosing.models import Dose
+from clinic.dosing.models import Dose, DoseRun
 from clinic.extensions import db
 from clinic.plans.models import Medication, MedicationDoseChange
 from clinic.reports.completed_intake import completed_appointment_days
@@ -66,58 +66,38 @@ def _island_starts(rows: Any, partition: Any, order: tuple[Any, ...]) -> Any:
     return select(*(ends.c[n] for n in names), ends.c.island_end).where(ends.c.is_first == 1)
 
 
-#: The dosing record's entries of an order whose first days lie in one block of this many days are
-#: merged before any sorting: any one of them follows at most ``BREAKING_GAP_DAYS`` - 1 uncovered days.
-_BLOCK_DAYS = BREAKING_GAP_DAYS + 1
-#: Blocks are counted from here; an entry's (day, id) is ``days since _EPOCH * _ID_SPAN + id``: one number
-#: that sorts as the pair does, for ids below 2**40, and fits a 64-bit integer on both databases.
-_EPOCH = date(1900, 1, 1)
-_ID_SPAN = 2**40
-
-
 def _dose_runs(ctx: Context, since: date) -> Any:
-    """The dosing record's counted entries of each order as runs: the first entry's id and day, the run's last day.
+    """The dosing record's counted coverage of each order as runs: the first entry's id and day, the run's last day.
 
-    A run is an island of :func:`_island_starts` over one order's entries in (``covered_from``, id)
-    order. Replacing each run by its first entry, ending on the run's last day, leaves the islands,
-    the new starts and how far coverage reaches exactly as the entries one by one would: every entry
-    but a run's first follows fewer than ``BREAKING_GAP_DAYS`` uncovered days, so it could neither
-    begin an island nor be a new start, and neither could any other interval that falls between two
-    entries of a run; and the run's first entry keeps its place in the ordering. An OTP dosed daily
-    has one run an order where it had one row a day, so the union with the orders stays small.
+    The record keeps each order's entries merged where they overlap or touch (``dose_runs``,
+    :class:`~clinic.dosing.models.DoseRun`): the stretches of days covered by its entries that are
+    not voided. Only days up to today count, so only the stretches that begin by today are read,
+    each ending today at the latest: every day of a stretch is covered by an entry that begins on
+    it or before, so these are exactly the days up to today that the entries begun by today cover.
+    Stretches ending before ``since`` are left out: the days from ``since`` on are covered as the
+    entries reaching ``since`` cover them, and a stretch that reaches ``since`` from before it can
+    only move the start of an island that begins before any counted start.
 
-    The entries are first merged, by one hash aggregation, per order and block of ``_BLOCK_DAYS``
-    days of ``covered_from`` (the same argument: the first days of a block's entries are at most
-    ``BREAKING_GAP_DAYS`` days apart), keeping the block's first entry as one number that sorts as
-    (day, id) does. The islands are then found over the blocks, a quarter as many rows as entries.
-    Only entries covering a day from ``since`` on are read.
+    A run is then an island of :func:`_island_starts` over one order's stretches (one window pass
+    in the order of the (order, first day) index, no sort), replaced by its first stretch ending on
+    the run's last day: every stretch but a run's first follows fewer than ``BREAKING_GAP_DAYS``
+    uncovered days, so it could neither begin an island nor be a new start, as none of its entries
+    could. A run's ``row_id`` is its first entry's id (the first in (``covered_from``, id) order),
+    so runs of two orders that begin the same day are ordered as their entries were. An OTP dosed
+    daily has one run an order where it had one row a day, so the union with the orders stays small.
     """
-    covered_until = case((Dose.covered_until > literal(ctx.today), literal(ctx.today)), else_=Dose.covered_until)
-    day = days_between(literal(_EPOCH), Dose.covered_from)
-    block_no = (day // _BLOCK_DAYS).label("block_no")
-    blocks = (
+    end_on = case((DoseRun.covered_until > literal(ctx.today), literal(ctx.today)), else_=DoseRun.covered_until)
+    runs = (
         select(
-            Dose.medication_id,
-            block_no,
-            func.min(day * literal(_ID_SPAN, BigInteger) + Dose.id).label("first_key"),
-            func.min(Dose.covered_from).label("start_on"),
-            func.max(covered_until).label("end_on"),
+            DoseRun.first_dose_id.label("row_id"),
+            DoseRun.medication_id,
+            DoseRun.covered_from.label("start_on"),
+            end_on.label("end_on"),
         )
-        .where(
-            Dose.voided_at.is_(None),
-            Dose.covered_from <= literal(ctx.today),
-            Dose.covered_until >= literal(since),
-        )
-        .group_by(Dose.medication_id, block_no)
+        .where(DoseRun.covered_from <= literal(ctx.today), DoseRun.covered_until >= literal(since))
         .subquery()
     )
-    runs = _island_starts(blocks, blocks.c.medication_id, (blocks.c.block_no,)).subquery()
-    return select(
-        (runs.c.first_key % _ID_SPAN).label("row_id"),
-        runs.c.medication_id,
-        runs.c.start_on,
-        runs.c.island_end,
-    )
+    return _island_starts(runs, runs.c.medication_id, (runs.c.start_on,))
 
 
 def _coverage(ctx: Context, since: date) -> Any:
@@ -139,17 +119,9 @@ def _coverage(ctx: Context, since: date) -> Any:
     ``since`` + ``NEW_START_CLEAN_DAYS`` on is new (the days after it are uncovered either way) nor
     how far the coverage of such a start reaches.
     """
-    runs = _dose_runs(ctx, since).cte("mat_dose_runs")
-    # Whether an order has a counted dose at all: an order with a run has; any other is looked up
-    # in the (order, day) index, one probe an order, never a pass over the whole record.
-    any_dose = (
-        select(Dose.id)
-        .where(Dose.medication_id == Medication.id, Dose.voided_at.is_(None))
-        .limit(1)
-        .correlate(Medication)
-        .scalar_subquery()
-    )
-    dosed = or_(Medication.id.in_(select(runs.c.medication_id)), any_dose.is_not(None))
+    runs = _dose_runs(ctx, since).subquery("mat_dose_runs")
+    # Whether an order has a counted dose at all: exactly when it has a run.
+    dosed = Medication.id.in_(select(DoseRun.medication_id))
     dosed_at_otp = Site.is_otp.is_(True) & dosed
     order_end = func.coalesce(Medication.end_on, literal(ctx.today))
     orders = (

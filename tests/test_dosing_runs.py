@@ -140,3 +140,38 @@ def test_doses_written_through_the_orm_or_a_bulk_insert_keep_their_runs(client, 
     assert runs(app, person["medication_id"]) == [(day + timedelta(days=n),) * 2 for n in (0, 2, 4)]
     assert runs(app, other["medication_id"]) == [(day + timedelta(days=1), day + timedelta(days=1))]
     assert_same_as_a_full_rebuild(app)
+
+
+def _union_of_entries() -> list[tuple[int, date, date]]:
+    """Each order's runs worked out one entry at a time from the record, not in SQL."""
+    from clinic.dosing.models import Dose
+
+    entries = db.session.execute(
+        select(Dose.medication_id, Dose.covered_from, Dose.covered_until)
+        .where(Dose.voided_at.is_(None))
+        .order_by(Dose.medication_id, Dose.covered_from)
+    )
+    merged: list[list] = []
+    for order, first, last in entries:
+        if merged and merged[-1][0] == order and first <= merged[-1][2] + timedelta(days=1):
+            merged[-1][2] = max(merged[-1][2], last)
+        else:
+            merged.append([order, first, last])
+    return [(order, first, last) for order, first, last in merged]
+
+
+def test_the_demo_loads_doses_in_bulk_and_their_runs_with_them(app):
+    from clinic.demo.loader import seed
+    from clinic.dosing.models import DoseRun
+
+    with app.app_context():
+        seed(clients=40, seed=5, today=date(2026, 6, 1))
+        db.session.commit()
+        expected = _union_of_entries()
+        assert len(expected) >= 5
+        stored = db.session.execute(
+            select(DoseRun.medication_id, DoseRun.covered_from, DoseRun.covered_until).order_by(
+                DoseRun.medication_id, DoseRun.covered_from
+            )
+        )
+        assert [tuple(row) for row in stored] == expected

@@ -50,17 +50,12 @@ from clinic.extensions import db
 from clinic.plans import medications
 from clinic.plans.models import Medication, MedicationDoseChange, MedicationName
 from clinic.plans.schemas import EnteredInErrorSchema
+from clinic.plans.summary import MEDICATION_NAMES
 
 blp = ConsoleBlueprint("dosing_pages", __name__)
 
-#: Medications dispensed at the window, as the page names them.
-MEDICATION_LABELS = {
-    MedicationName.METHADONE: "Methadone",
-    MedicationName.BUPRENORPHINE: "Buprenorphine",
-    MedicationName.BUPRENORPHINE_NALOXONE: "Buprenorphine/naloxone",
-    MedicationName.NALTREXONE_ORAL: "Naltrexone (oral)",
-    MedicationName.NALTREXONE_XR: "Naltrexone XR injection",
-}
+#: Medications dispensed at the window, named as the chart names them.
+MEDICATION_LABELS = MEDICATION_NAMES
 #: The take-home criteria of 42 CFR 8.12(i)(2), as the review form asks them.
 CRITERIA_LABELS = {
     "no_active_sud_or_risky_conditions": (

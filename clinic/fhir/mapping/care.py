@@ -44,6 +44,7 @@ from clinic.fhir.validate import register_clinic_codes, register_codes
 from clinic.plans.content import walk_tree
 from clinic.plans.models import Medication, MedicationDoseChange, MedicationName, Plan, PlanRevision, PlanStatus
 from clinic.plans.schemas import InterventionKind, ObjectiveStatus
+from clinic.plans.summary import MEDICATION_NAMES
 from clinic.scheduling.models import (
     Appointment,
     AppointmentAttendee,
@@ -79,13 +80,6 @@ RXNORM_CODES: Final[dict[MedicationName, tuple[str, str]]] = {
     MedicationName.BUPRENORPHINE_NALOXONE: ("352364", "buprenorphine / naloxone"),
     MedicationName.NALTREXONE_ORAL: ("1483744", "naltrexone hydrochloride 50 MG Oral Tablet"),
     MedicationName.NALTREXONE_XR: ("637213", "naltrexone 380 MG Injection"),
-}
-MEDICATION_TEXT: Final[dict[MedicationName, str]] = {
-    MedicationName.METHADONE: "Methadone",
-    MedicationName.BUPRENORPHINE: "Buprenorphine",
-    MedicationName.BUPRENORPHINE_NALOXONE: "Buprenorphine/naloxone",
-    MedicationName.NALTREXONE_ORAL: "Naltrexone (oral)",
-    MedicationName.NALTREXONE_XR: "Naltrexone extended-release injectable suspension",
 }
 #: The route of each medication (SNOMED CT route of administration).
 ROUTES: Final[dict[MedicationName, tuple[str, str]]] = {
@@ -423,7 +417,7 @@ def medication_request(med: Medication, prescriber: str, history: Sequence[Medic
         "intent": "order",
         "medicationCodeableConcept": {
             "coding": [{"system": RXNORM, "code": code, "display": display}],
-            "text": MEDICATION_TEXT[med.medication],
+            "text": MEDICATION_NAMES[med.medication],
         },
         "subject": patient_reference(med.client_id),
         "authoredOn": med.created_at.isoformat(),

@@ -152,9 +152,14 @@ def committed_postgres_app(connections: int) -> Iterator[Flask]:
         pytest.skip("needs PostgreSQL (TEST_DATABASE_URL or CLINIC_REQUIRE_SERVICES=1)")
     temp = TempPostgres(base)
     temp.create()
-    app = make_test_app(temp.url, SQLALCHEMY_ENGINE_OPTIONS={
-        "pool_size": connections + 2, "max_overflow": 5, "hide_parameters": True,
-    })
+    app = make_test_app(
+        temp.url,
+        SQLALCHEMY_ENGINE_OPTIONS={
+            "pool_size": connections + 2,
+            "max_overflow": 5,
+            "hide_parameters": True,
+        },
+    )
     try:
         with app.app_context():
             upgrade()
@@ -165,6 +170,27 @@ def committed_postgres_app(connections: int) -> Iterator[Flask]:
             db.session.remove()
             db.engine.dispose()
         temp.drop()
+
+
+def committed_clinician(
+    app: Flask,
+    *,
+    email: str,
+    site_name: str = "Parallel site",
+    timezone: str = "America/New_York",
+    is_otp: bool = False,
+) -> tuple[int, int, dict[str, str]]:
+    """A site and its clinician, committed, on a :func:`committed_postgres_app`: (site id, user id, bearer headers)."""
+    with app.test_request_context():
+        site = auth_ops.create_site(name=site_name, timezone=timezone, is_otp=is_otp)
+        db.session.flush()
+        user = auth_ops.create_user(
+            email=email, name="Dana Reyes", role=Role.CLINICIAN, site_ids=[site.id], password=PASSWORD, audit=False
+        )
+        _row, token = auth_ops.create_token(user, name="test", expires_in_days=1)
+        site_id, user_id = site.id, user.id
+        db.session.commit()
+    return site_id, user_id, {"Authorization": f"Bearer {token}"}
 
 
 def make_test_app(database_url: str, **overrides: Any) -> Flask:

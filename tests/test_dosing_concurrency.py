@@ -14,10 +14,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from clinic.audit.models import AuditEvent
-from clinic.auth import operations as auth_ops
-from clinic.auth.models import Role
 from clinic.extensions import db
-from tests.conftest import PASSWORD, committed_postgres_app
+from tests.conftest import committed_clinician, committed_postgres_app
 from tests.test_dosing import ALL_MET, ZONE, at, today
 
 
@@ -25,21 +23,9 @@ from tests.test_dosing import ALL_MET, ZONE, at, today
 def otp() -> Iterator[dict[str, Any]]:
     """An OTP, its clinician's bearer headers, and a client 200 days in treatment on methadone 40 mg."""
     with committed_postgres_app(connections=4) as app:
-        with app.test_request_context():
-            site = auth_ops.create_site(name="Parallel OTP", timezone=ZONE, is_otp=True)
-            db.session.flush()
-            user = auth_ops.create_user(
-                email="dispenser@example.org",
-                name="Dana Reyes",
-                role=Role.CLINICIAN,
-                site_ids=[site.id],
-                password=PASSWORD,
-                audit=False,
-            )
-            _row, token = auth_ops.create_token(user, name="test", expires_in_days=1)
-            site_id, user_id = site.id, user.id
-            db.session.commit()
-        headers = {"Authorization": f"Bearer {token}"}
+        site_id, user_id, headers = committed_clinician(
+            app, email="dispenser@example.org", site_name="Parallel OTP", timezone=ZONE, is_otp=True
+        )
         http = app.test_client()
         person = http.post(
             "/api/v1/clients",

@@ -13,33 +13,19 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
-from clinic.auth import operations as auth_ops
-from clinic.auth.models import Role
 from clinic.core.time import utcnow
 from clinic.extensions import db
 from clinic.plans.models import CMProgram, DrugScreen
 from clinic.plans.screens import results_of
-from tests.conftest import PASSWORD, committed_postgres_app
+from tests.conftest import committed_clinician, committed_postgres_app
 
 
 @pytest.fixture(scope="module")
 def care() -> Iterator[dict[str, Any]]:
     with committed_postgres_app(connections=4) as app:
-        with app.test_request_context():
-            site = auth_ops.create_site(name="Parallel site", timezone="America/New_York")
-            db.session.flush()
-            user = auth_ops.create_user(
-                email="screener@example.org",
-                name="Dana Reyes",
-                role=Role.CLINICIAN,
-                site_ids=[site.id],
-                password=PASSWORD,
-                audit=False,
-            )
-            _row, token = auth_ops.create_token(user, name="test", expires_in_days=1)
-            site_id = site.id
-            db.session.commit()
-        headers = {"Authorization": f"Bearer {token}"}
+        site_id, _user_id, headers = committed_clinician(
+            app, email="screener@example.org", site_name="Parallel site", timezone="America/New_York"
+        )
         person = app.test_client().post(
             "/api/v1/clients",
             headers=headers,

@@ -14,12 +14,11 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from clinic.audit.models import AuditEvent
-from clinic.auth import operations as auth_ops
-from clinic.auth.models import Role, Site, User
+from clinic.auth.models import Site, User
 from clinic.clients.models import Client, Consent, ConsentKind, Disclosure
 from clinic.core.time import utcnow
 from clinic.extensions import db
-from tests.conftest import PASSWORD, Session, committed_postgres_app
+from tests.conftest import Session, committed_clinician, committed_postgres_app
 
 
 def _consent_values(today: Any) -> dict[str, Any]:
@@ -111,21 +110,9 @@ def test_a_session_export_with_the_csrf_token_is_made(app: Flask, signed_in: dic
 @pytest.fixture(scope="module")
 def committed() -> Iterator[dict[str, Any]]:
     with committed_postgres_app(connections=4) as app:
-        with app.test_request_context():
-            site = auth_ops.create_site(name="Parallel site", timezone="America/New_York")
-            db.session.flush()
-            user = auth_ops.create_user(
-                email="discloser@example.org",
-                name="Dana Reyes",
-                role=Role.CLINICIAN,
-                site_ids=[site.id],
-                password=PASSWORD,
-                audit=False,
-            )
-            _row, token = auth_ops.create_token(user, name="test", expires_in_days=1)
-            site_id = site.id
-            db.session.commit()
-        headers = {"Authorization": f"Bearer {token}"}
+        site_id, _user_id, headers = committed_clinician(
+            app, email="discloser@example.org", site_name="Parallel site", timezone="America/New_York"
+        )
         yield {"app": app, "headers": headers, "site_id": site_id}
 
 

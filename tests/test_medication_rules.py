@@ -484,21 +484,10 @@ def test_orders_placed_at_the_same_moment_are_checked_one_after_the_other() -> N
     """Three methadone orders for one client at once: one is placed, the others break duplicate_agonist."""
     import threading
 
-    from clinic.auth import operations as auth_ops
-    from clinic.auth.models import Role
-    from tests.conftest import PASSWORD, committed_postgres_app
+    from tests.conftest import committed_clinician, committed_postgres_app
 
     with committed_postgres_app(connections=4) as app:
-        with app.test_request_context():
-            site = auth_ops.create_site(name="Parallel OTP", timezone="America/New_York", is_otp=True)
-            db.session.flush()
-            user = auth_ops.create_user(
-                email="p@example.org", name="P", role=Role.CLINICIAN, site_ids=[site.id], password=PASSWORD, audit=False
-            )
-            _row, token = auth_ops.create_token(user, name="t", expires_in_days=1)
-            site_id, user_id = site.id, user.id
-            db.session.commit()
-        headers = {"Authorization": f"Bearer {token}"}
+        site_id, user_id, headers = committed_clinician(app, email="p@example.org", site_name="Parallel OTP", timezone="America/New_York", is_otp=True)
         http = app.test_client()
         person = http.post(
             "/api/v1/clients",
